@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds every guest program for every zkVM ABI with Debian's
+# gcc-riscv64-unknown-elf, and checks each ELF for instructions no zkVM runs.
+#
+#   build.sh [OUT_DIR]    (default: ../elf, the committed ELFs)
+#
+# The output is deterministic: CI rebuilds into a temporary directory and
+# fails if any byte differs from the committed ELFs (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")"
+out=${1:-../elf}
+cc=${RISCV_CC:-riscv64-unknown-elf-gcc}
+objdump=${RISCV_OBJDUMP:-riscv64-unknown-elf-objdump}
+if ! command -v "$cc" >/dev/null; then
+    echo "error: $cc not found; install it with: apt-get install gcc-riscv64-unknown-elf" >&2
+    exit 1
+fi
+
+programs=(fibonacci sha256-chain sha256 spin memhog)
+common=(-std=c11 -O2 -Wall -Wextra -Werror
+    -ffreestanding -fno-builtin -fno-tree-loop-distribute-patterns
+    -fno-stack-protector -fno-pic -fno-asynchronous-unwind-tables -fno-unwind-tables
+    -mno-relax -nostdlib -static -s
+    -Wl,--no-relax -Wl,--build-id=none -Wl,-z,max-page-size=4096
+    -ffile-prefix-map="$PWD"=. -Iinclude)
+
+# Every instruction must be a 32-bit word (no compressed encodings) from the
+# base integer set plus M: no atomics, CSRs, fences or floating point.
+check() {
+    local elf=$1
+    local bad
+    bad=$("$objdump" -d -M no-aliases "$elf" | awk -F'\t' '
+        /^ +[0-9a-f]+:\t/ {
+            word = $2; gsub(/ /, "", word)
+            split($3, m, " "); op = m[1]
+            if (length(word) != 8 || op ~ /^(c\.|fence|csr|lr\.|sc\.|amo|f|ebreak|wfi|mret|sret|uret)/)
+                print
+        }')
+    if [ -n "$bad" ]; then
+        echo "error: $elf contains instructions no zkVM executes:" >&2
+        echo "$bad" >&2
+        exit 1
+    fi
+}
+
+abi_risc0=(-march=rv32im -mabi=ilp32)
+abi_sp1=(-march=rv64im -mabi=lp64 -mcmodel=medany)
+
+for prog in "${programs[@]}"; do
+    mkdir -p "$out/risc0" "$out/sp1"
+    "$cc" "${common[@]}" "${abi_risc0[@]}" -T runtime/risc0.ld \
+        runtime/start_risc0.S runtime/common.c runtime/sha256.c runtime/risc0_v1compat.c \
+        "programs/$prog.c" -lgcc -o "$out/risc0/$prog.elf"
+    check "$out/risc0/$prog.elf"
+    "$cc" "${common[@]}" "${abi_sp1[@]}" -T runtime/sp1.ld \
+        runtime/start_sp1.S runtime/common.c runtime/sha256.c runtime/sp1_v6.c \
+        "programs/$prog.c" -lgcc -o "$out/sp1/$prog.elf"
+    check "$out/sp1/$prog.elf"
+done
+echo "built ${#programs[@]} programs x 2 ABIs into $out"
