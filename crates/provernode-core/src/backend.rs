@@ -1,0 +1,201 @@
+//! The seam between the node and every proving system.
+
+use crate::{Abi, Digest, EnvelopeError, Program, ProgramId, ProofEnvelope};
+
+/// Resource bounds for one execution or proof.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Most guest instructions (cycles) before execution is stopped.
+    pub max_cycles: u64,
+    /// Most guest memory, in bytes, a backend may allocate for the guest's
+    /// address space. This bounds the guest, not the prover process; the node
+    /// enforces the process's memory from outside.
+    pub max_memory_bytes: u64,
+}
+
+impl Limits {
+    pub const DEFAULT_MAX_CYCLES: u64 = 1 << 32;
+    pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 1 << 30;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_cycles: Self::DEFAULT_MAX_CYCLES,
+            max_memory_bytes: Self::DEFAULT_MAX_MEMORY_BYTES,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProveOptions {
+    pub limits: Limits,
+    /// Backend-specific proof kind; `None` picks the backend's default.
+    pub proof_kind: Option<String>,
+}
+
+/// What running a guest produced, without a proof.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Execution {
+    pub public_output: Vec<u8>,
+    pub cycles: u64,
+    /// What the guest wrote to stdout/stderr (not committed).
+    pub stdout: Vec<u8>,
+}
+
+/// The result of a successful verification: what the proof attests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub backend: String,
+    pub proof_kind: String,
+    pub abi: Abi,
+    pub program_id: ProgramId,
+    pub input_digest: Digest,
+    pub public_output: Vec<u8>,
+    pub cycles: u64,
+}
+
+impl Verified {
+    pub fn of(envelope: &ProofEnvelope) -> Verified {
+        Verified {
+            backend: envelope.backend.clone(),
+            proof_kind: envelope.proof_kind.clone(),
+            abi: envelope.abi,
+            program_id: envelope.program_id,
+            input_digest: envelope.input_digest,
+            public_output: envelope.public_output.clone(),
+            cycles: envelope.cycles,
+        }
+    }
+}
+
+/// Why a backend cannot run on this machine or in this build.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("backend `{backend}` is unavailable: {reason}")]
+pub struct Unavailable {
+    pub backend: String,
+    pub reason: String,
+}
+
+/// A guest fault: the program did something the ABI does not allow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    IllegalInstruction { word: u32, why: &'static str },
+    /// A load or store outside the ABI's memory.
+    OutOfBounds { addr: u64, size: u32, write: bool },
+    Misaligned { addr: u64, size: u32, write: bool },
+    /// The pc left the program's executable segments.
+    PcOutOfBounds,
+    /// An ecall the ABI does not define, or defined arguments it rejects.
+    BadSyscall { detail: String },
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let access = |w: bool| if w { "store" } else { "load" };
+        match self {
+            Fault::IllegalInstruction { word, why } => write!(f, "illegal instruction {word:#010x} ({why})"),
+            Fault::OutOfBounds { addr, size, write } => {
+                write!(f, "{}-byte {} at {addr:#x} is outside guest memory", size, access(*write))
+            }
+            Fault::Misaligned { addr, size, write } => {
+                write!(f, "misaligned {}-byte {} at {addr:#x}", size, access(*write))
+            }
+            Fault::PcOutOfBounds => f.write_str("jumped outside the program's executable segments"),
+            Fault::BadSyscall { detail } => write!(f, "bad system call: {detail}"),
+        }
+    }
+}
+
+/// Why a proof does not verify.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("envelope was made by backend `{found}`, not `{expected}`")]
+    WrongBackend { expected: String, found: String },
+    #[error("envelope backend version {found:?} is not supported by this build (supports {supported}); verify it with the release that made it")]
+    UnsupportedBackendVersion { found: String, supported: String },
+    #[error("proof kind {found:?} is not one this backend makes (known: {known})")]
+    UnknownProofKind { found: String, known: String },
+    #[error("the proof is for program {proved}, but the envelope claims program {claimed}")]
+    ProgramIdMismatch { claimed: ProgramId, proved: ProgramId },
+    #[error("the proof is for input {proved}, but the envelope claims input {claimed}")]
+    InputDigestMismatch { claimed: Digest, proved: Digest },
+    #[error("the envelope's public output ({claimed}) is not what the proof commits ({proved})")]
+    OutputMismatch { claimed: String, proved: String },
+    #[error("the envelope claims {claimed} cycles, the proof shows {proved}")]
+    CyclesMismatch { claimed: u64, proved: u64 },
+    #[error("the envelope's ABI {claimed} does not match the proved program's ABI {proved}")]
+    AbiMismatch { claimed: Abi, proved: Abi },
+    #[error("the proof bytes are malformed: {reason}")]
+    MalformedProof { reason: String },
+    #[error("the proof does not verify: {reason}")]
+    Invalid { reason: String },
+}
+
+/// Everything a backend can fail with. Messages name the program and, for
+/// guest faults, the pc, and say what to do.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+    #[error("backend `{backend}` cannot run {abi} programs (`{program}` is a {abi} ELF); use a backend that supports the {abi} ABI")]
+    UnsupportedAbi { backend: String, abi: Abi, program: String },
+    #[error("program `{program}` is malformed: {reason}")]
+    MalformedProgram { program: String, reason: String },
+    #[error("program `{program}` faulted at pc {pc:#x}: {fault}")]
+    GuestFault { program: String, pc: u64, fault: Fault },
+    #[error("program `{program}` ran past the cycle limit of {limit} (pc {pc:#x}); raise the limit (--max-cycles) if the input really needs more, or check the program for an endless loop")]
+    CycleLimit { program: String, pc: u64, limit: u64 },
+    #[error("program `{program}` needed more than the guest memory limit of {limit_bytes} bytes (pc {pc:#x}); raise the limit (--max-memory) or use a smaller input")]
+    MemoryLimit { program: String, pc: u64, limit_bytes: u64 },
+    #[error("program `{program}` rejected its input (exit code 1); check the input's format for this program (see `provernode programs`)")]
+    InvalidInput { program: String },
+    #[error("program `{program}` exited with code {code}{}", stdout_hint(.stdout))]
+    GuestExit { program: String, code: u32, stdout: String },
+    #[error("verification failed: {0}")]
+    Verify(#[from] VerifyError),
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    #[error("backend `{backend}` failed: {message}")]
+    Prover { backend: String, message: String },
+}
+
+fn stdout_hint(stdout: &str) -> String {
+    let s = stdout.trim();
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!("; it printed: {s}")
+    }
+}
+
+/// A proving system. Implementations must be usable from several threads.
+///
+/// Architecture invariant: a backend never touches the queue, the network or
+/// the file system beyond its own artifacts; it maps (program, input) to a
+/// proof envelope and back.
+pub trait Backend: Send + Sync {
+    /// The registry name, written into every envelope (`trace`, `risc0`, `sp1`).
+    fn name(&self) -> &'static str;
+
+    /// The version written into envelopes this backend makes.
+    fn version(&self) -> String;
+
+    /// The guest ABIs this backend can run.
+    fn abis(&self) -> &'static [Abi];
+
+    /// Proof kinds, the default first.
+    fn proof_kinds(&self) -> &'static [&'static str];
+
+    /// Whether the backend can run here; the reason when it cannot.
+    fn available(&self) -> Result<(), Unavailable>;
+
+    /// Runs the guest and counts cycles; makes no proof.
+    fn execute(&self, program: &Program, input: &[u8], limits: &Limits) -> Result<Execution, BackendError>;
+
+    /// Runs the guest and proves the run.
+    fn prove(&self, program: &Program, input: &[u8], options: &ProveOptions) -> Result<ProofEnvelope, BackendError>;
+
+    /// Checks an envelope this backend made; needs nothing but the envelope.
+    fn verify(&self, envelope: &ProofEnvelope) -> Result<Verified, BackendError>;
+}

@@ -1,0 +1,27 @@
+//! Types shared by every provernode crate.
+//!
+//! This crate owns the vocabulary of the node: [`Digest`] and [`ProgramId`],
+//! the guest [`Abi`]s, [`Program`], the [`ProofEnvelope`] file format and the
+//! [`Backend`] trait every proving system implements.
+//!
+//! Architecture invariant: this crate does no I/O and spawns nothing; it is
+//! plain data, encoding and traits.
+
+mod backend;
+mod envelope;
+mod ids;
+mod program;
+
+pub use backend::{
+    Backend, BackendError, Execution, Fault, Limits, ProveOptions, Unavailable, Verified,
+    VerifyError,
+};
+pub use envelope::{EnvelopeError, ProofEnvelope, ENVELOPE_FORMAT_VERSION, ENVELOPE_MAGIC};
+pub use ids::{Digest, DigestParseError, ProgramId};
+pub use program::{Abi, Program, ProgramError};
+
+/// SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> Digest {
+    use sha2::{Digest as _, Sha256};
+    Digest(Sha256::digest(bytes).into())
+}
