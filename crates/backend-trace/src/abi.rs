@@ -1,0 +1,440 @@
+//! Emulation of each zkVM's guest system calls, and the driver that runs a
+//! program to completion.
+//!
+//! The public output the emulation collects must equal, byte for byte, what
+//! the real zkVM commits: RISC Zero's journal (bytes written to fd 3) and
+//! SP1's public values (bytes written to fd 13). Each halt is checked the way
+//! the real verifier checks it: RISC Zero's output digest, SP1's committed
+//! public-values digest.
+
+use std::collections::VecDeque;
+
+use provernode_core::{sha256, Abi, BackendError, Digest, Fault, Limits, Program};
+use sha2::{Digest as _, Sha256};
+
+use crate::elf;
+use crate::machine::{Machine, Trap};
+
+/// What one complete run produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub public_output: Vec<u8>,
+    pub cycles: u64,
+    pub stdout: Vec<u8>,
+    /// SHA-256 over the final registers, pc, cycle count and every touched
+    /// memory page: what the execution record commits to.
+    pub state_digest: Digest,
+    /// Bytes of guest memory the run touched (whole 4 KiB pages).
+    pub guest_memory_bytes: u64,
+}
+
+/// Guest stdout kept per run; the rest is dropped.
+const MAX_STDOUT: usize = 64 << 10;
+/// Most bytes one write system call may move.
+const MAX_WRITE: u64 = 16 << 20;
+/// Most bytes of public output one run may commit.
+const MAX_PUBLIC_OUTPUT: usize = 64 << 20;
+
+const REG_T0: usize = 5;
+const REG_A0: usize = 10;
+const REG_A1: usize = 11;
+const REG_A2: usize = 12;
+const REG_A3: usize = 13;
+const REG_A4: usize = 14;
+const REG_A5: usize = 15;
+
+fn bad(detail: impl Into<String>) -> Trap {
+    Trap::Fault(Fault::BadSyscall { detail: detail.into() })
+}
+
+/// One ABI's system calls.
+trait Host<const RV64: bool> {
+    /// Handles the ecall just executed; `Some(exit_code)` when the guest halted.
+    fn ecall(&mut self, m: &mut Machine<RV64>) -> Result<Option<u32>, Trap>;
+    /// The committed public output.
+    fn public_output(&self) -> &[u8];
+    fn stdout(&self) -> &[u8];
+}
+
+fn append_capped(buf: &mut Vec<u8>, data: &[u8], cap: usize) {
+    let room = cap.saturating_sub(buf.len());
+    buf.extend_from_slice(&data[..data.len().min(room)]);
+}
+
+/// RISC Zero v1compat: `ecall` selector in t0; software calls dispatch on the
+/// name string at a2.
+pub struct Risc0Host<'a> {
+    input: &'a [u8],
+    input_pos: usize,
+    journal: Vec<u8>,
+    stdout: Vec<u8>,
+}
+
+pub const RISC0_SYS_READ: &str = "risc0_zkvm_platform::syscall::nr::SYS_READ";
+pub const RISC0_SYS_WRITE: &str = "risc0_zkvm_platform::syscall::nr::SYS_WRITE";
+/// The v1compat kernel moves at most 1 KiB per software call.
+const RISC0_MAX_IO: u64 = 1024;
+
+/// RISC Zero's output digest for a journal with no assumptions:
+/// SHA256(SHA256("risc0.Output") || SHA256(journal) || 0^32 || u16le(2)).
+pub fn risc0_output_digest(journal: &[u8]) -> Digest {
+    let mut h = Sha256::new();
+    h.update(Sha256::digest(b"risc0.Output"));
+    h.update(Sha256::digest(journal));
+    h.update([0u8; 32]);
+    h.update(2u16.to_le_bytes());
+    Digest(h.finalize().into())
+}
+
+impl<'a> Risc0Host<'a> {
+    pub fn new(input: &'a [u8]) -> Self {
+        Risc0Host {
+            input,
+            input_pos: 0,
+            journal: Vec::new(),
+            stdout: Vec::new(),
+        }
+    }
+}
+
+fn guest_bytes<const RV64: bool>(m: &Machine<RV64>, addr: u64, len: u64) -> Result<Vec<u8>, Trap> {
+    if len > MAX_WRITE {
+        return Err(bad(format!("a write of {len} bytes exceeds the {MAX_WRITE}-byte limit per call")));
+    }
+    m.mem.read_bytes(addr, len).map_err(Trap::from)
+}
+
+impl Host<false> for Risc0Host<'_> {
+    fn ecall(&mut self, m: &mut Machine<false>) -> Result<Option<u32>, Trap> {
+        match m.reg(REG_T0) {
+            0 => {
+                let a0 = m.reg(REG_A0);
+                let halt_type = a0 & 0xff;
+                if halt_type != 0 {
+                    return Err(bad(format!(
+                        "HALT type {halt_type} (only TERMINATE, 0, is supported: the trace backend does not pause)"
+                    )));
+                }
+                let ptr = m.reg(REG_A1);
+                if ptr % 4 != 0 {
+                    return Err(bad(format!("HALT output digest pointer {ptr:#x} is not word-aligned")));
+                }
+                let given = m.mem.read_bytes(ptr, 32).map_err(Trap::from)?;
+                let expected = risc0_output_digest(&self.journal);
+                if given != expected.as_bytes() {
+                    return Err(bad(format!(
+                        "the output digest passed to HALT ({}) does not commit the journal (expected {expected}); \
+                         it must be SHA256(SHA256(\"risc0.Output\") || SHA256(journal) || 0^32 || u16le(2))",
+                        hex::encode(&given)
+                    )));
+                }
+                Ok(Some(((a0 >> 8) & 0xff) as u32))
+            }
+            2 => {
+                let name = m.mem.read_c_string(m.reg(REG_A2), 256).map_err(Trap::from)?;
+                let name = String::from_utf8_lossy(&name).into_owned();
+                match name.as_str() {
+                    RISC0_SYS_READ => self.read(m).map(|()| None),
+                    RISC0_SYS_WRITE => {
+                        let (fd, ptr, len) = (m.reg(REG_A3), m.reg(REG_A4), m.reg(REG_A5));
+                        let data = guest_bytes(m, ptr, len)?;
+                        match fd {
+                            1 | 2 => append_capped(&mut self.stdout, &data, MAX_STDOUT),
+                            3 => {
+                                if self.journal.len() + data.len() > MAX_PUBLIC_OUTPUT {
+                                    return Err(bad(format!("journal exceeds {MAX_PUBLIC_OUTPUT} bytes")));
+                                }
+                                self.journal.extend_from_slice(&data);
+                            }
+                            _ => {
+                                return Err(bad(format!(
+                                    "SYS_WRITE to fd {fd}; RISC Zero guests write stdout (1), stderr (2) or the journal (3)"
+                                )))
+                            }
+                        }
+                        m.set_reg(REG_A0, 0);
+                        m.set_reg(REG_A1, 0);
+                        Ok(None)
+                    }
+                    other => Err(bad(format!(
+                        "software system call {other:?} is not emulated by the trace backend (supported: SYS_READ, SYS_WRITE)"
+                    ))),
+                }
+            }
+            t0 => Err(bad(format!(
+                "ecall selector t0={t0} is not emulated by the trace backend (supported: HALT=0, SOFTWARE=2)"
+            ))),
+        }
+    }
+
+    fn public_output(&self) -> &[u8] {
+        &self.journal
+    }
+
+    fn stdout(&self) -> &[u8] {
+        &self.stdout
+    }
+}
+
+impl Risc0Host<'_> {
+    /// SYS_READ: fill `a1` words at `a0` from fd `a3`, up to `a4` bytes; bytes
+    /// past the word buffer (at most 3) come back in a1. Returns the count in a0.
+    fn read(&mut self, m: &mut Machine<false>) -> Result<(), Trap> {
+        let (buf, nwords, fd, nbytes) = (m.reg(REG_A0), m.reg(REG_A1), m.reg(REG_A3), m.reg(REG_A4));
+        if fd != 0 {
+            return Err(bad(format!("SYS_READ from fd {fd}; only stdin (fd 0) carries input")));
+        }
+        if buf % 4 != 0 {
+            return Err(bad(format!("SYS_READ buffer {buf:#x} is not word-aligned")));
+        }
+        let word_bytes = nwords * 4;
+        if word_bytes > nbytes || nbytes - word_bytes >= 4 {
+            return Err(bad(format!(
+                "SYS_READ of {nbytes} bytes into {nwords} words: the byte count must fill the words with at most 3 bytes over"
+            )));
+        }
+        let available = (self.input.len() - self.input_pos) as u64;
+        let n = nbytes.min(RISC0_MAX_IO).min(available);
+        let main = n.min(word_bytes);
+        let start = self.input_pos;
+        let main_end = start + main as usize;
+        m.host_write(buf, &self.input[start..main_end]).map_err(Trap::from)?;
+        let mut tail = [0u8; 4];
+        let tail_len = (n - main) as usize;
+        tail[..tail_len].copy_from_slice(&self.input[main_end..main_end + tail_len]);
+        self.input_pos += n as usize;
+        m.set_reg(REG_A0, n);
+        m.set_reg(REG_A1, u64::from(u32::from_le_bytes(tail)));
+        Ok(())
+    }
+}
+
+/// SP1 v6: call number in t0, arguments in a0..a2, result in t0.
+pub struct Sp1Host {
+    hints: VecDeque<Vec<u8>>,
+    public_values: Vec<u8>,
+    stdout: Vec<u8>,
+    committed: [Option<u32>; 8],
+}
+
+const SP1_HALT: u64 = 0x00;
+const SP1_WRITE: u64 = 0x02;
+const SP1_COMMIT: u64 = 0x10;
+const SP1_COMMIT_DEFERRED_PROOFS: u64 = 0x1A;
+const SP1_HINT_LEN: u64 = 0xF0;
+const SP1_HINT_READ: u64 = 0xF1;
+const SP1_FD_PUBLIC_VALUES: u64 = 13;
+
+impl Sp1Host {
+    /// The input is one hint item, as `SP1Stdin::write_slice` would push it.
+    pub fn new(input: &[u8]) -> Self {
+        Sp1Host {
+            hints: VecDeque::from([input.to_vec()]),
+            public_values: Vec::new(),
+            stdout: Vec::new(),
+            committed: [None; 8],
+        }
+    }
+}
+
+impl Host<true> for Sp1Host {
+    fn ecall(&mut self, m: &mut Machine<true>) -> Result<Option<u32>, Trap> {
+        let (a0, a1, a2) = (m.reg(REG_A0), m.reg(REG_A1), m.reg(REG_A2));
+        match m.reg(REG_T0) {
+            SP1_HALT => {
+                let digest = sha256(&self.public_values);
+                let expected: Vec<u32> = digest
+                    .as_bytes()
+                    .chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                for (i, (&want, got)) in expected.iter().zip(self.committed).enumerate() {
+                    match got {
+                        None => {
+                            return Err(bad(format!(
+                                "HALT before word {i} of the public-values digest was committed (COMMIT 0x10 for words 0..7)"
+                            )))
+                        }
+                        Some(got) if got != want => {
+                            return Err(bad(format!(
+                                "committed public-values digest word {i} is {got:#010x}, but SHA-256 of the public values gives {want:#010x}"
+                            )))
+                        }
+                        Some(_) => {}
+                    }
+                }
+                Ok(Some(a0 as u32))
+            }
+            SP1_WRITE => {
+                let data = guest_bytes(m, a1, a2)?;
+                match a0 {
+                    1 | 2 => append_capped(&mut self.stdout, &data, MAX_STDOUT),
+                    SP1_FD_PUBLIC_VALUES => {
+                        if self.public_values.len() + data.len() > MAX_PUBLIC_OUTPUT {
+                            return Err(bad(format!("public values exceed {MAX_PUBLIC_OUTPUT} bytes")));
+                        }
+                        self.public_values.extend_from_slice(&data);
+                    }
+                    3 => {
+                        return Err(bad(
+                            "WRITE to fd 3, which SP1 silently ignores: SP1 file descriptors are offset by 10, public values go to fd 13",
+                        ))
+                    }
+                    fd => {
+                        return Err(bad(format!(
+                            "WRITE to fd {fd}; SP1 guests write stdout (1), stderr (2) or public values (13)"
+                        )))
+                    }
+                }
+                Ok(None)
+            }
+            SP1_COMMIT => {
+                let slot = self
+                    .committed
+                    .get_mut(a0 as usize)
+                    .ok_or_else(|| bad(format!("COMMIT word index {a0} is not in 0..8")))?;
+                *slot = Some(a1 as u32);
+                Ok(None)
+            }
+            SP1_COMMIT_DEFERRED_PROOFS => {
+                if a0 >= 8 {
+                    return Err(bad(format!("COMMIT_DEFERRED_PROOFS word index {a0} is not in 0..8")));
+                }
+                if a1 as u32 != 0 {
+                    return Err(bad("deferred proofs are not supported: COMMIT_DEFERRED_PROOFS words must be 0"));
+                }
+                Ok(None)
+            }
+            SP1_HINT_LEN => {
+                let len = self.hints.front().map_or(u64::MAX, |h| h.len() as u64);
+                m.set_reg(REG_T0, len);
+                Ok(None)
+            }
+            SP1_HINT_READ => {
+                if a0 % 8 != 0 {
+                    return Err(bad(format!("HINT_READ buffer {a0:#x} is not 8-aligned")));
+                }
+                let item = self
+                    .hints
+                    .pop_front()
+                    .ok_or_else(|| bad("HINT_READ with no input left (check HINT_LEN first)"))?;
+                if item.len() as u64 != a1 {
+                    return Err(bad(format!(
+                        "HINT_READ of {a1} bytes, but the next input item has {} bytes",
+                        item.len()
+                    )));
+                }
+                // The host writes whole 8-byte words.
+                let mut padded = item;
+                padded.resize(padded.len().div_ceil(8) * 8, 0);
+                m.host_write(a0, &padded).map_err(Trap::from)?;
+                Ok(None)
+            }
+            t0 => Err(bad(format!(
+                "ecall t0={t0:#x} is not emulated by the trace backend (supported: HALT, WRITE, COMMIT, COMMIT_DEFERRED_PROOFS, HINT_LEN, HINT_READ)"
+            ))),
+        }
+    }
+
+    fn public_output(&self) -> &[u8] {
+        &self.public_values
+    }
+
+    fn stdout(&self) -> &[u8] {
+        &self.stdout
+    }
+}
+
+/// Runs `program` on `input` to completion under `limits`.
+pub fn run(program: &Program, input: &[u8], limits: &Limits) -> Result<Outcome, BackendError> {
+    let image = elf::load(program.elf(), program.abi()).map_err(|reason| BackendError::MalformedProgram {
+        program: program.name().to_owned(),
+        reason,
+    })?;
+    match program.abi() {
+        Abi::Risc0 => drive::<false, _>(program, &image, limits, Risc0Host::new(input)),
+        Abi::Sp1 => drive::<true, _>(program, &image, limits, Sp1Host::new(input)),
+    }
+}
+
+fn drive<const RV64: bool, H: Host<RV64>>(
+    program: &Program,
+    image: &elf::Image,
+    limits: &Limits,
+    mut host: H,
+) -> Result<Outcome, BackendError> {
+    let name = || program.name().to_owned();
+    let (lo, hi) = elf::address_space(program.abi());
+    let mut m = Machine::<RV64>::new(image, lo, hi, limits.max_memory_bytes)
+        .map_err(|reason| BackendError::MalformedProgram { program: name(), reason })?;
+    let exit_code = loop {
+        let trap = match m.run(limits.max_cycles) {
+            Trap::Ecall => match host.ecall(&mut m) {
+                Ok(None) => continue,
+                Ok(Some(code)) => break code,
+                // Report the ecall's own pc, not the one after it.
+                Err(t) => {
+                    m.pc = m.pc.wrapping_sub(4);
+                    t
+                }
+            },
+            other => other,
+        };
+        let pc = m.pc;
+        return Err(match trap {
+            Trap::Fault(fault) => BackendError::GuestFault {
+                program: name(),
+                pc,
+                fault,
+            },
+            Trap::MemoryLimit => BackendError::MemoryLimit {
+                program: name(),
+                pc,
+                limit_bytes: limits.max_memory_bytes,
+            },
+            Trap::CycleLimit => BackendError::CycleLimit {
+                program: name(),
+                pc,
+                limit: limits.max_cycles,
+            },
+            Trap::Ecall => BackendError::Prover {
+                backend: "trace".into(),
+                message: "internal: unhandled ecall".into(),
+            },
+        });
+    };
+    match exit_code {
+        0 => {}
+        1 => return Err(BackendError::InvalidInput { program: name() }),
+        code => {
+            return Err(BackendError::GuestExit {
+                program: name(),
+                code,
+                stdout: String::from_utf8_lossy(host.stdout()).into_owned(),
+            })
+        }
+    }
+    Ok(Outcome {
+        public_output: host.public_output().to_vec(),
+        cycles: m.cycles,
+        stdout: host.stdout().to_vec(),
+        state_digest: state_digest(&m, program.abi()),
+        guest_memory_bytes: m.mem.bytes_in_use(),
+    })
+}
+
+fn state_digest<const RV64: bool>(m: &Machine<RV64>, abi: Abi) -> Digest {
+    let mut h = Sha256::new();
+    h.update(b"provernode-trace-state-v1");
+    h.update([abi.code()]);
+    h.update(m.pc.to_le_bytes());
+    h.update(m.cycles.to_le_bytes());
+    for r in &m.regs[..32] {
+        h.update(r.to_le_bytes());
+    }
+    m.mem.for_each_page(|addr, page| {
+        h.update(addr.to_le_bytes());
+        h.update(page);
+    });
+    Digest(h.finalize().into())
+}

@@ -1,0 +1,446 @@
+//! The RISC-V hart: registers, pc, memory and the interpreter loop.
+//!
+//! One generic machine serves both ISAs: `RV64 = false` is RV32IM (values
+//! kept zero-extended in 64-bit registers), `RV64 = true` is RV64IM. The loop
+//! stops at every `ecall` and hands control to the ABI (`abi.rs`).
+
+use provernode_core::Fault;
+
+use crate::decode::{decode, Insn, Op};
+use crate::elf::{Image, PF_X};
+#[cfg(test)]
+use crate::elf::PF_R;
+use crate::memory::{MemError, Memory};
+
+/// Why the interpreter loop stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Trap {
+    /// An `ecall`; `pc` already points past it.
+    Ecall,
+    Fault(Fault),
+    MemoryLimit,
+    CycleLimit,
+}
+
+impl From<MemError> for Trap {
+    fn from(e: MemError) -> Self {
+        match e {
+            MemError::Fault(f) => Trap::Fault(f),
+            MemError::Limit => Trap::MemoryLimit,
+        }
+    }
+}
+
+/// The most bytes of executable code the decoded-instruction cache covers
+/// (SP1 allows at most 2^22 instructions, 16 MiB).
+const MAX_CODE_SPAN: u64 = 64 << 20;
+
+pub struct Machine<const RV64: bool> {
+    /// x0..x31, plus slot 32 where writes to x0 land (x0 itself stays 0).
+    pub regs: [u64; 33],
+    pub pc: u64,
+    pub mem: Memory,
+    pub cycles: u64,
+    code: Vec<Insn>,
+    code_base: u64,
+}
+
+impl<const RV64: bool> Machine<RV64> {
+    /// Loads `image` into a fresh memory of `[lo, hi)` bounded by `max_memory`.
+    pub fn new(image: &Image, lo: u64, hi: u64, max_memory: u64) -> Result<Self, String> {
+        let mut mem = Memory::new(lo, hi, max_memory);
+        for s in &image.segments {
+            mem.write_bytes(s.vaddr, &s.data).map_err(|e| match e {
+                MemError::Limit => format!(
+                    "the image needs more than the guest memory limit of {max_memory} bytes"
+                ),
+                MemError::Fault(f) => format!("segment at {:#x} cannot be loaded: {f}", s.vaddr),
+            })?;
+        }
+        let exec: Vec<_> = image.segments.iter().filter(|s| s.flags & PF_X != 0).collect();
+        let code_base = exec.iter().map(|s| s.vaddr).min().unwrap_or(0);
+        let code_end = exec.iter().map(|s| s.vaddr + s.mem_size).max().unwrap_or(0);
+        if code_end - code_base > MAX_CODE_SPAN {
+            return Err(format!(
+                "executable segments span {} bytes; at most {MAX_CODE_SPAN} are supported",
+                code_end - code_base
+            ));
+        }
+        let words = (code_end - code_base).div_ceil(4) as usize;
+        let mut code = vec![Insn::NOT_EXECUTABLE; words];
+        for s in &exec {
+            for addr in (s.vaddr..s.vaddr + s.mem_size).step_by(4) {
+                let word = mem.load(addr, 4).map_err(|_| format!("cannot read code at {addr:#x}"))? as u32;
+                code[((addr - code_base) / 4) as usize] = decode(word, RV64);
+            }
+        }
+        Ok(Machine {
+            regs: [0; 33],
+            pc: image.entry,
+            mem,
+            cycles: 0,
+            code,
+            code_base,
+        })
+    }
+
+    /// Normalises a value to the register width (RV32: zero-extended 32 bits).
+    #[inline(always)]
+    fn norm(v: u64) -> u64 {
+        if RV64 {
+            v
+        } else {
+            v as u32 as u64
+        }
+    }
+
+    /// A register's value as a signed integer of the register width.
+    #[inline(always)]
+    fn signed(v: u64) -> i64 {
+        if RV64 {
+            v as i64
+        } else {
+            v as u32 as i32 as i64
+        }
+    }
+
+    #[inline(always)]
+    fn sext32(v: u64) -> u64 {
+        v as u32 as i32 as i64 as u64
+    }
+
+    pub fn reg(&self, r: usize) -> u64 {
+        self.regs[r]
+    }
+
+    pub fn set_reg(&mut self, r: usize, v: u64) {
+        if r != 0 {
+            self.regs[r] = Self::norm(v);
+        }
+    }
+
+    #[inline(always)]
+    fn store(&mut self, addr: u64, size: u32, value: u64) -> Result<(), MemError> {
+        self.mem.store(addr, size, value)?;
+        // Keep the decoded code in step with self-modifying stores.
+        let offset = addr.wrapping_sub(self.code_base);
+        if offset < (self.code.len() as u64) * 4 {
+            self.redecode(addr & !3);
+            if size == 8 {
+                self.redecode((addr & !3) + 4);
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-decodes the word at `addr` after a host or guest write.
+    pub fn redecode(&mut self, addr: u64) {
+        let idx = (addr.wrapping_sub(self.code_base) / 4) as usize;
+        if idx < self.code.len() && self.code[idx].op != Op::NotExecutable {
+            if let Ok(word) = self.mem.load(addr, 4) {
+                self.code[idx] = decode(word as u32, RV64);
+            }
+        }
+    }
+
+    /// Host writes into guest memory (system call results) go through here
+    /// so that the code cache stays correct.
+    pub fn host_write(&mut self, addr: u64, data: &[u8]) -> Result<(), MemError> {
+        self.mem.write_bytes(addr, data)?;
+        let start = addr.wrapping_sub(self.code_base);
+        let code_bytes = (self.code.len() as u64) * 4;
+        if start < code_bytes || start.wrapping_add(data.len() as u64) <= code_bytes {
+            let mut a = addr & !3;
+            while a < addr + data.len() as u64 {
+                self.redecode(a);
+                a += 4;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs until an ecall, a fault, or `max_cycles` instructions in total.
+    pub fn run(&mut self, max_cycles: u64) -> Trap {
+        loop {
+            if self.cycles >= max_cycles {
+                return Trap::CycleLimit;
+            }
+            let pc = self.pc;
+            let idx = pc.wrapping_sub(self.code_base) >> 2;
+            if pc & 3 != 0 || idx >= self.code.len() as u64 {
+                return Trap::Fault(Fault::PcOutOfBounds);
+            }
+            let Insn { op, rd, rs1, rs2, imm } = self.code[idx as usize];
+            let (rd, rs1, rs2) = (rd as usize, rs1 as usize, rs2 as usize);
+            let a = self.regs[rs1];
+            let b = self.regs[rs2];
+            let imm64 = imm as i64 as u64;
+            let mut next = Self::norm(pc.wrapping_add(4));
+            macro_rules! set {
+                ($v:expr) => {
+                    self.regs[rd] = Self::norm($v)
+                };
+            }
+            macro_rules! branch {
+                ($cond:expr) => {
+                    if $cond {
+                        next = Self::norm(pc.wrapping_add(imm64));
+                    }
+                };
+            }
+            macro_rules! load {
+                ($size:expr, $conv:expr) => {{
+                    let addr = Self::norm(a.wrapping_add(imm64));
+                    match self.mem.load(addr, $size) {
+                        Ok(v) => {
+                            let conv: fn(u64) -> u64 = $conv;
+                            set!(conv(v))
+                        }
+                        Err(e) => return e.into(),
+                    }
+                }};
+            }
+            macro_rules! store {
+                ($size:expr) => {{
+                    let addr = Self::norm(a.wrapping_add(imm64));
+                    if let Err(e) = self.store(addr, $size, b) {
+                        return e.into();
+                    }
+                }};
+            }
+            match op {
+                Op::Lui => set!(imm64),
+                Op::Auipc => set!(pc.wrapping_add(imm64)),
+                Op::Jal => {
+                    set!(pc.wrapping_add(4));
+                    next = Self::norm(pc.wrapping_add(imm64));
+                }
+                Op::Jalr => {
+                    next = Self::norm(a.wrapping_add(imm64)) & !1;
+                    set!(pc.wrapping_add(4));
+                }
+                Op::Beq => branch!(a == b),
+                Op::Bne => branch!(a != b),
+                Op::Blt => branch!(Self::signed(a) < Self::signed(b)),
+                Op::Bge => branch!(Self::signed(a) >= Self::signed(b)),
+                Op::Bltu => branch!(a < b),
+                Op::Bgeu => branch!(a >= b),
+                Op::Lb => load!(1, |v| v as u8 as i8 as i64 as u64),
+                Op::Lh => load!(2, |v| v as u16 as i16 as i64 as u64),
+                Op::Lw => load!(4, |v| v as u32 as i32 as i64 as u64),
+                Op::Ld => load!(8, |v| v),
+                Op::Lbu | Op::Lhu | Op::Lwu => {
+                    let size = match op {
+                        Op::Lbu => 1,
+                        Op::Lhu => 2,
+                        _ => 4,
+                    };
+                    load!(size, |v| v)
+                }
+                Op::Sb => store!(1),
+                Op::Sh => store!(2),
+                Op::Sw => store!(4),
+                Op::Sd => store!(8),
+                Op::Addi => set!(a.wrapping_add(imm64)),
+                Op::Slti => set!(u64::from(Self::signed(a) < imm as i64)),
+                Op::Sltiu => set!(u64::from(a < Self::norm(imm64))),
+                Op::Xori => set!(a ^ imm64),
+                Op::Ori => set!(a | imm64),
+                Op::Andi => set!(a & imm64),
+                Op::Slli => set!(a << imm),
+                Op::Srli => set!(a >> imm),
+                Op::Srai => set!((Self::signed(a) >> imm) as u64),
+                Op::Add => set!(a.wrapping_add(b)),
+                Op::Sub => set!(a.wrapping_sub(b)),
+                Op::Sll => set!(a << (b & if RV64 { 63 } else { 31 })),
+                Op::Slt => set!(u64::from(Self::signed(a) < Self::signed(b))),
+                Op::Sltu => set!(u64::from(a < b)),
+                Op::Xor => set!(a ^ b),
+                Op::Srl => set!(a >> (b & if RV64 { 63 } else { 31 })),
+                Op::Sra => set!((Self::signed(a) >> (b & if RV64 { 63 } else { 31 })) as u64),
+                Op::Or => set!(a | b),
+                Op::And => set!(a & b),
+                Op::Mul => set!(a.wrapping_mul(b)),
+                Op::Mulh => set!(if RV64 {
+                    ((a as i64 as i128 * b as i64 as i128) >> 64) as u64
+                } else {
+                    ((Self::signed(a) * Self::signed(b)) >> 32) as u64
+                }),
+                Op::Mulhsu => set!(if RV64 {
+                    ((a as i64 as i128 * b as u128 as i128) >> 64) as u64
+                } else {
+                    ((Self::signed(a) * b as i64) >> 32) as u64
+                }),
+                Op::Mulhu => set!(if RV64 {
+                    ((a as u128 * b as u128) >> 64) as u64
+                } else {
+                    (a * b) >> 32
+                }),
+                Op::Div => set!(if b == 0 {
+                    u64::MAX
+                } else {
+                    Self::signed(a).wrapping_div(Self::signed(b)) as u64
+                }),
+                Op::Divu => set!(if b == 0 { u64::MAX } else { a / b }),
+                Op::Rem => set!(if b == 0 {
+                    a
+                } else {
+                    Self::signed(a).wrapping_rem(Self::signed(b)) as u64
+                }),
+                Op::Remu => set!(if b == 0 { a } else { a % b }),
+                Op::Addiw => set!(Self::sext32(a.wrapping_add(imm64))),
+                Op::Slliw => set!(Self::sext32(((a as u32) << imm) as u64)),
+                Op::Srliw => set!(Self::sext32(((a as u32) >> imm) as u64)),
+                Op::Sraiw => set!(((a as i32) >> imm) as i64 as u64),
+                Op::Addw => set!(Self::sext32(a.wrapping_add(b))),
+                Op::Subw => set!(Self::sext32(a.wrapping_sub(b))),
+                Op::Sllw => set!(Self::sext32(((a as u32) << (b & 31)) as u64)),
+                Op::Srlw => set!(Self::sext32(((a as u32) >> (b & 31)) as u64)),
+                Op::Sraw => set!(((a as i32) >> (b & 31)) as i64 as u64),
+                Op::Mulw => set!(Self::sext32((a as u32).wrapping_mul(b as u32) as u64)),
+                Op::Divw => set!(if b as u32 == 0 {
+                    u64::MAX
+                } else {
+                    (a as i32).wrapping_div(b as i32) as i64 as u64
+                }),
+                Op::Divuw => set!(if b as u32 == 0 {
+                    u64::MAX
+                } else {
+                    Self::sext32(((a as u32) / (b as u32)) as u64)
+                }),
+                Op::Remw => set!(if b as u32 == 0 {
+                    Self::sext32(a)
+                } else {
+                    (a as i32).wrapping_rem(b as i32) as i64 as u64
+                }),
+                Op::Remuw => set!(if b as u32 == 0 {
+                    Self::sext32(a)
+                } else {
+                    Self::sext32(((a as u32) % (b as u32)) as u64)
+                }),
+                Op::Ecall => {
+                    self.cycles += 1;
+                    self.pc = next;
+                    return Trap::Ecall;
+                }
+                Op::Illegal(why) => {
+                    return Trap::Fault(Fault::IllegalInstruction {
+                        word: imm as u32,
+                        why: why.why(),
+                    })
+                }
+                Op::NotExecutable => return Trap::Fault(Fault::PcOutOfBounds),
+            }
+            self.cycles += 1;
+            self.pc = next;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::elf::Segment;
+
+    /// Builds a machine whose code is `words` at 0x10000 and runs it until
+    /// the first ecall.
+    fn run<const RV64: bool>(words: &[u32]) -> Machine<RV64> {
+        let data: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let image = Image {
+            entry: 0x10000,
+            segments: vec![Segment {
+                vaddr: 0x10000,
+                mem_size: data.len() as u64,
+                flags: PF_X | PF_R,
+                data,
+            }],
+        };
+        let mut m = Machine::<RV64>::new(&image, 0x1000, 1 << 32, 1 << 20).unwrap();
+        assert_eq!(m.run(1000), Trap::Ecall);
+        m
+    }
+
+    const ECALL: u32 = 0x73;
+
+    #[test]
+    fn rv32_arithmetic_wraps_at_32_bits() {
+        // li a0, -1 ; addi a0, a0, 2 ; lui a1, 0x80000 ; addi a2, a1, -1 ; ecall
+        let m = run::<false>(&[0xfff00513, 0x00250513, 0x800005b7, 0xfff58613, ECALL]);
+        assert_eq!(m.reg(10), 1);
+        assert_eq!(m.reg(11), 0x8000_0000);
+        assert_eq!(m.reg(12), 0x7fff_ffff);
+    }
+
+    #[test]
+    fn rv64_lui_sign_extends_and_w_ops_truncate() {
+        // lui a1, 0x80000 ; addiw a2, a1, -1 ; ecall
+        let m = run::<true>(&[0x800005b7, 0xfff5861b, ECALL]);
+        assert_eq!(m.reg(11), 0xffff_ffff_8000_0000);
+        assert_eq!(m.reg(12), 0x7fff_ffff);
+    }
+
+    #[test]
+    fn division_edge_cases_follow_the_spec() {
+        // li a0, 7 ; li a1, 0 ; div a2, a0, a1 ; rem a3, a0, a1 ; divu a4, a0, a1 ; ecall
+        let m = run::<false>(&[0x00700513, 0x00000593, 0x02b54633, 0x02b566b3, 0x02b55733, ECALL]);
+        assert_eq!(m.reg(12), 0xffff_ffff);
+        assert_eq!(m.reg(13), 7);
+        assert_eq!(m.reg(14), 0xffff_ffff);
+        // lui a0, 0x80000 (INT_MIN) ; li a1, -1 ; div a2, a0, a1 ; rem a3, a0, a1 ; ecall
+        let m = run::<false>(&[0x80000537, 0xfff00593, 0x02b54633, 0x02b566b3, ECALL]);
+        assert_eq!(m.reg(12), 0x8000_0000);
+        assert_eq!(m.reg(13), 0);
+    }
+
+    #[test]
+    fn mulh_variants() {
+        // li a0, -2 ; li a1, 3 ; mulh a2,a0,a1 ; mulhu a3,a0,a1 ; mulhsu a4,a0,a1 ; mul a5,a0,a1 ; ecall
+        let m = run::<false>(&[0xffe00513, 0x00300593, 0x02b51633, 0x02b536b3, 0x02b52733, 0x02b507b3, ECALL]);
+        assert_eq!(m.reg(12), 0xffff_ffff); // -6 >> 32
+        assert_eq!(m.reg(13), 2); // (2^32-2)*3 >> 32
+        assert_eq!(m.reg(14), 0xffff_ffff);
+        assert_eq!(m.reg(15), (-6i32) as u32 as u64);
+    }
+
+    #[test]
+    fn x0_stays_zero() {
+        // addi x0, x0, 5 ; add a0, x0, x0 ; ecall
+        let m = run::<false>(&[0x00500013, 0x00000533, ECALL]);
+        assert_eq!(m.reg(0), 0);
+        assert_eq!(m.reg(10), 0);
+    }
+
+    #[test]
+    fn loads_sign_and_zero_extend() {
+        // lui a0, 0x20 (0x20000) ; li a1, -1 ; sw a1, 0(a0) ; lb a2, 0(a0) ; lbu a3, 0(a0) ; lhu a4, 0(a0) ; ecall
+        let m = run::<false>(&[0x00020537, 0xfff00593, 0x00b52023, 0x00050603, 0x00054683, 0x00055703, ECALL]);
+        assert_eq!(m.reg(12), 0xffff_ffff);
+        assert_eq!(m.reg(13), 0xff);
+        assert_eq!(m.reg(14), 0xffff);
+    }
+
+    #[test]
+    fn self_modifying_store_is_seen() {
+        // lui a0, 0x10 (0x10000) ; lui a1, 0x1 ; addi a1, a1, -0x1 ... simpler:
+        // auipc a0, 0 ; li a1, 0x73 (ecall) ; sw a1, 12(a0) ; illegal word ; ...
+        let m = run::<false>(&[0x00000517, 0x07300593, 0x00b52623, 0x0000_0000]);
+        assert_eq!(m.pc, 0x10010);
+    }
+
+    #[test]
+    fn cycle_limit_stops_an_endless_loop() {
+        let data = 0x0000006fu32.to_le_bytes().to_vec(); // j .
+        let image = Image {
+            entry: 0x10000,
+            segments: vec![Segment {
+                vaddr: 0x10000,
+                mem_size: 4,
+                flags: PF_X | PF_R,
+                data,
+            }],
+        };
+        let mut m = Machine::<false>::new(&image, 0x1000, 1 << 32, 1 << 20).unwrap();
+        assert_eq!(m.run(500), Trap::CycleLimit);
+        assert_eq!(m.cycles, 500);
+    }
+}
