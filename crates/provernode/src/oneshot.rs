@@ -1,0 +1,505 @@
+//! The one-shot commands: programs, backends, execute, prove, verify, demo.
+//! No queue and no server: each runs in this process and exits.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use comfy_table::{presets, Table};
+use provernode_backends::Registry;
+use provernode_core::{Abi, Backend, Limits, Program, ProofEnvelope, ProveOptions};
+use provernode_guests::{Guest, InputArgs};
+use serde_json::json;
+
+use crate::cli::{Cli, Command, RunArgs};
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Programs { all, json } => programs(all, json),
+        Command::Backends { json } => backends(json),
+        Command::Execute(args) => execute(&args),
+        Command::Prove {
+            run,
+            output,
+            proof_kind,
+        } => prove(&run, output, proof_kind),
+        Command::Verify { file, max_cycles, json } => verify(&file, max_cycles, json),
+        Command::Demo { backends } => demo(&backends),
+    }
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(presets::ASCII_MARKDOWN).set_header(header.to_vec());
+    t
+}
+
+fn programs(all: bool, json: bool) -> Result<()> {
+    let guests = provernode_guests::all().iter().filter(|g| all || !g.test_only);
+    if json {
+        let list: Vec<_> = guests
+            .map(|g| {
+                json!({
+                    "name": g.name,
+                    "summary": g.summary,
+                    "input": g.input_help,
+                    "test_only": g.test_only,
+                    "programs": Abi::ALL.iter().map(|&abi| {
+                        let p = g.program(abi);
+                        json!({"abi": abi.name(), "isa": abi.isa(), "program_id": p.id().to_string(), "elf_bytes": p.elf().len()})
+                    }).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    let mut t = table(&["program", "abi", "program id (SHA-256 of the ELF)", "ELF bytes", "input"]);
+    for g in guests {
+        for abi in Abi::ALL {
+            let p = g.program(abi);
+            t.add_row(vec![
+                g.name.to_owned(),
+                format!("{abi} ({})", abi.isa()),
+                p.id().to_string(),
+                p.elf().len().to_string(),
+                g.input_help.to_owned(),
+            ]);
+        }
+    }
+    println!("{t}");
+    Ok(())
+}
+
+fn backends(json: bool) -> Result<()> {
+    let registry = Registry::default();
+    if json {
+        let list: Vec<_> = registry
+            .all()
+            .iter()
+            .map(|b| {
+                json!({
+                    "name": b.name(),
+                    "abis": b.abis().iter().map(|a| a.name()).collect::<Vec<_>>(),
+                    "proof_kinds": b.proof_kinds(),
+                    "available": b.available().is_ok(),
+                    "unavailable_reason": b.available().err().map(|u| u.reason),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    let mut t = table(&["backend", "abis", "proof kinds", "status"]);
+    for b in registry.all() {
+        t.add_row(vec![
+            b.name().to_owned(),
+            b.abis().iter().map(|a| a.name()).collect::<Vec<_>>().join(", "),
+            b.proof_kinds().join(", "),
+            match b.available() {
+                Ok(()) => "available".to_owned(),
+                Err(u) => format!("unavailable: {}", u.reason),
+            },
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+/// A program, its input and the backend to run it on, resolved from flags.
+struct Job {
+    program: Program,
+    guest: Option<&'static Guest>,
+    input: Vec<u8>,
+    backend: Arc<dyn Backend>,
+    limits: Limits,
+}
+
+impl Job {
+    fn describe_input(&self) -> String {
+        match self.guest {
+            Some(g) => g.describe_input(&self.input),
+            None => format!("{} bytes", self.input.len()),
+        }
+    }
+
+    fn describe_output(&self, output: &[u8]) -> String {
+        describe_output(self.guest, output)
+    }
+}
+
+fn describe_output(guest: Option<&Guest>, output: &[u8]) -> String {
+    match guest {
+        Some(g) => g.describe_output(output),
+        None if output.is_empty() => "(empty)".to_owned(),
+        None => format!("0x{}", hex::encode(output)),
+    }
+}
+
+fn resolve(args: &RunArgs, registry: &Registry) -> Result<Job> {
+    let backend = registry.get(&args.backend)?;
+    backend.available()?;
+    let (program, guest) = match provernode_guests::find(&args.program) {
+        Some(guest) => {
+            let abi = match (args.abi, backend.abis()) {
+                (Some(abi), _) => abi,
+                (None, [only]) => *only,
+                (None, _) => Abi::Risc0,
+            };
+            if !backend.abis().contains(&abi) {
+                bail!(
+                    "backend `{}` runs {} programs, not {abi}; drop --abi or pick another backend",
+                    backend.name(),
+                    backend.abis().iter().map(|a| a.name()).collect::<Vec<_>>().join(" and ")
+                );
+            }
+            (guest.program(abi), Some(guest))
+        }
+        None => {
+            let path = Path::new(&args.program);
+            if !path.exists() {
+                let names: Vec<_> = provernode_guests::all().iter().map(|g| g.name).collect();
+                bail!(
+                    "`{}` is neither a built-in guest ({}) nor an existing file",
+                    args.program,
+                    names.join(", ")
+                );
+            }
+            let bytes = fs::read(path).with_context(|| format!("cannot read the program file {}", path.display()))?;
+            let program = Program::from_elf(path.display().to_string(), bytes)?;
+            if let Some(abi) = args.abi {
+                if abi != program.abi() {
+                    bail!(
+                        "{} is an ELF{} ({} ABI), but --abi {abi} was given; the ELF class decides the ABI of a file",
+                        path.display(),
+                        if program.abi().elf_class() == 1 { 32 } else { 64 },
+                        program.abi()
+                    );
+                }
+            }
+            (program, None)
+        }
+    };
+    let f = &args.input;
+    let input = if let Some(path) = &f.input_file {
+        fs::read(path).with_context(|| format!("cannot read the input file {}", path.display()))?
+    } else if let Some(h) = &f.input_hex {
+        hex::decode(h.trim()).with_context(|| format!("--input-hex {h:?} is not valid hex"))?
+    } else {
+        let typed = InputArgs {
+            n: f.n,
+            seed: f.seed,
+            rounds: f.rounds,
+            text: f.text.clone(),
+        };
+        match guest {
+            Some(g) => g.encode_input(&typed)?,
+            None if typed != InputArgs::default() => bail!(
+                "typed input flags (--n, --rounds, --seed, --text) work only with built-in guests; give raw input bytes with --input-file or --input-hex"
+            ),
+            None => Vec::new(),
+        }
+    };
+    Ok(Job {
+        program,
+        guest,
+        input,
+        backend,
+        limits: Limits {
+            max_cycles: args.max_cycles,
+            max_memory_bytes: args.max_memory,
+        },
+    })
+}
+
+fn execute(args: &RunArgs) -> Result<()> {
+    let registry = Registry::default();
+    let job = resolve(args, &registry)?;
+    let started = Instant::now();
+    let exec = job.backend.execute(&job.program, &job.input, &job.limits)?;
+    let elapsed = started.elapsed();
+    if !exec.stdout.is_empty() {
+        eprintln!("guest stdout: {}", String::from_utf8_lossy(&exec.stdout).trim_end());
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "program": job.program.name(),
+                "program_id": job.program.id().to_string(),
+                "abi": job.program.abi().name(),
+                "backend": job.backend.name(),
+                "input_hex": hex::encode(&job.input),
+                "cycles": exec.cycles,
+                "seconds": elapsed.as_secs_f64(),
+                "public_output_hex": hex::encode(&exec.public_output),
+                "output": job.describe_output(&exec.public_output),
+            }))?
+        );
+        return Ok(());
+    }
+    print_fields(&[
+        ("program", program_line(&job.program)),
+        ("backend", job.backend.name().to_owned()),
+        ("input", job.describe_input()),
+        ("cycles", thousands(exec.cycles)),
+        ("time", human_duration(elapsed)),
+        ("output", job.describe_output(&exec.public_output)),
+        ("output hex", hex::encode(&exec.public_output)),
+    ]);
+    Ok(())
+}
+
+fn prove(args: &RunArgs, output: Option<PathBuf>, proof_kind: Option<String>) -> Result<()> {
+    let registry = Registry::default();
+    let job = resolve(args, &registry)?;
+    let options = ProveOptions {
+        limits: job.limits,
+        proof_kind,
+    };
+    let started = Instant::now();
+    let envelope = job.backend.prove(&job.program, &job.input, &options)?;
+    let elapsed = started.elapsed();
+    let bytes = envelope.encode()?;
+    let path = output.unwrap_or_else(|| {
+        let stem = job.guest.map(|g| g.name.to_owned()).unwrap_or_else(|| {
+            Path::new(job.program.name())
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "program".to_owned())
+        });
+        PathBuf::from(format!("{stem}.{}.{}.proof", job.program.abi(), job.backend.name()))
+    });
+    fs::write(&path, &bytes).with_context(|| format!("cannot write the proof to {}", path.display()))?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "proof_file": path.display().to_string(),
+                "proof_bytes": bytes.len(),
+                "backend": envelope.backend,
+                "proof_kind": envelope.proof_kind,
+                "program_id": envelope.program_id.to_string(),
+                "abi": envelope.abi.name(),
+                "cycles": envelope.cycles,
+                "seconds": elapsed.as_secs_f64(),
+                "public_output_hex": hex::encode(&envelope.public_output),
+                "output": job.describe_output(&envelope.public_output),
+            }))?
+        );
+        return Ok(());
+    }
+    print_fields(&[
+        ("program", program_line(&job.program)),
+        ("backend", format!("{} ({})", envelope.backend, envelope.proof_kind)),
+        ("input", job.describe_input()),
+        ("cycles", thousands(envelope.cycles)),
+        ("prove time", human_duration(elapsed)),
+        ("output", job.describe_output(&envelope.public_output)),
+        ("proof", format!("{} ({})", path.display(), human_bytes(bytes.len()))),
+    ]);
+    Ok(())
+}
+
+fn verify(file: &Path, max_cycles: u64, json: bool) -> Result<()> {
+    let bytes = fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let envelope =
+        ProofEnvelope::decode(&bytes).with_context(|| format!("{} is not a readable proof envelope", file.display()))?;
+    let registry = Registry::new(Limits {
+        max_cycles,
+        ..Limits::default()
+    });
+    let started = Instant::now();
+    let verified = registry
+        .verify(&envelope)
+        .with_context(|| format!("{} does NOT verify", file.display()))?;
+    let elapsed = started.elapsed();
+    let guest = provernode_guests::find_by_id(verified.program_id);
+    let program = guest.map(|(g, _)| g.name).unwrap_or("(not a built-in guest)");
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "verified": true,
+                "backend": verified.backend,
+                "proof_kind": verified.proof_kind,
+                "program": program,
+                "program_id": verified.program_id.to_string(),
+                "abi": verified.abi.name(),
+                "input_digest": verified.input_digest.to_string(),
+                "cycles": verified.cycles,
+                "public_output_hex": hex::encode(&verified.public_output),
+                "output": describe_output(guest.map(|(g, _)| g), &verified.public_output),
+                "seconds": elapsed.as_secs_f64(),
+            }))?
+        );
+        return Ok(());
+    }
+    print_fields(&[
+        ("verified", "yes".to_owned()),
+        ("backend", format!("{} {} ({})", verified.backend, envelope.backend_version, verified.proof_kind)),
+        ("program", format!("{program} [{}, id {}]", verified.abi, verified.program_id)),
+        ("input digest", verified.input_digest.to_string()),
+        ("cycles", thousands(verified.cycles)),
+        ("output", describe_output(guest.map(|(g, _)| g), &verified.public_output)),
+        ("verify time", human_duration(elapsed)),
+    ]);
+    Ok(())
+}
+
+fn demo(only: &[String]) -> Result<()> {
+    let registry = Registry::default();
+    for name in only {
+        registry.get(name)?;
+    }
+    let selected: Vec<_> = registry
+        .all()
+        .iter()
+        .filter(|b| only.is_empty() || only.iter().any(|n| n == b.name()))
+        .cloned()
+        .collect();
+    let started = Instant::now();
+    let mut t = table(&[
+        "backend", "abi", "program", "input", "cycles", "prove", "verify", "proof size", "output",
+    ]);
+    let mut unavailable = Vec::new();
+    let mut failures = Vec::new();
+    let mut proofs = 0usize;
+    for backend in &selected {
+        if let Err(u) = backend.available() {
+            unavailable.push(u);
+            continue;
+        }
+        for &abi in backend.abis() {
+            for guest in provernode_guests::all().iter().filter(|g| !g.test_only) {
+                let program = guest.program(abi);
+                for args in guest.demo_inputs() {
+                    let label = format!("{} {} {} {args:?}", backend.name(), abi, guest.name);
+                    match demo_one(&registry, backend.as_ref(), guest, &program, &args) {
+                        Ok(row) => {
+                            proofs += 1;
+                            t.add_row(row);
+                        }
+                        Err(e) => failures.push(format!("{label}: {e:#}")),
+                    }
+                }
+            }
+        }
+    }
+    println!("{t}");
+    for u in &unavailable {
+        println!("skipped {}: {}", u.backend, u.reason);
+    }
+    println!(
+        "{proofs} proofs made and verified in {}",
+        human_duration(started.elapsed())
+    );
+    if !failures.is_empty() {
+        for f in &failures {
+            eprintln!("failed: {f}");
+        }
+        bail!("{} of {} demo runs failed", failures.len(), failures.len() + proofs);
+    }
+    Ok(())
+}
+
+fn demo_one(
+    registry: &Registry,
+    backend: &dyn Backend,
+    guest: &Guest,
+    program: &Program,
+    args: &InputArgs,
+) -> Result<Vec<String>> {
+    let input = guest.encode_input(args)?;
+    let exec = backend.execute(program, &input, &Limits::default())?;
+    let t0 = Instant::now();
+    let envelope = backend.prove(program, &input, &ProveOptions::default())?;
+    let prove_time = t0.elapsed();
+    let bytes = envelope.encode()?;
+    let t1 = Instant::now();
+    let verified = registry.verify(&ProofEnvelope::decode(&bytes)?)?;
+    let verify_time = t1.elapsed();
+    if Some(&verified.public_output) != guest.reference_output(&input).as_ref() {
+        bail!(
+            "output {} differs from the known answer",
+            guest.describe_output(&verified.public_output)
+        );
+    }
+    if exec.public_output != verified.public_output || exec.cycles != verified.cycles {
+        bail!("execute and prove disagree");
+    }
+    Ok(vec![
+        backend.name().to_owned(),
+        program.abi().to_string(),
+        guest.name.to_owned(),
+        guest.describe_input(&input),
+        thousands(verified.cycles),
+        human_duration(prove_time),
+        human_duration(verify_time),
+        human_bytes(bytes.len()),
+        guest.describe_output(&verified.public_output),
+    ])
+}
+
+fn program_line(p: &Program) -> String {
+    format!("{} [{}, id {}]", p.name(), p.abi(), p.id())
+}
+
+fn print_fields(fields: &[(&str, String)]) {
+    let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (k, v) in fields {
+        println!("{k:<width$}  {v}");
+    }
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn human_duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 1e-3 {
+        format!("{:.0} µs", s * 1e6)
+    } else if s < 1.0 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{s:.2} s")
+    }
+}
+
+fn human_bytes(n: usize) -> String {
+    if n < 1024 {
+        format!("{n} B")
+    } else if n < 1024 * 1024 {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    } else {
+        format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_numbers_for_people() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(2048), "2.0 KiB");
+        assert_eq!(human_duration(Duration::from_micros(250)), "250 µs");
+        assert_eq!(human_duration(Duration::from_millis(1500)), "1.50 s");
+    }
+}
