@@ -44,7 +44,9 @@ const REG_A4: usize = 14;
 const REG_A5: usize = 15;
 
 fn bad(detail: impl Into<String>) -> Trap {
-    Trap::Fault(Fault::BadSyscall { detail: detail.into() })
+    Trap::Fault(Fault::BadSyscall {
+        detail: detail.into(),
+    })
 }
 
 /// One ABI's system calls.
@@ -99,7 +101,9 @@ impl<'a> Risc0Host<'a> {
 
 fn guest_bytes<const RV64: bool>(m: &Machine<RV64>, addr: u64, len: u64) -> Result<Vec<u8>, Trap> {
     if len > MAX_WRITE {
-        return Err(bad(format!("a write of {len} bytes exceeds the {MAX_WRITE}-byte limit per call")));
+        return Err(bad(format!(
+            "a write of {len} bytes exceeds the {MAX_WRITE}-byte limit per call"
+        )));
     }
     m.mem.read_bytes(addr, len).map_err(Trap::from)
 }
@@ -117,7 +121,9 @@ impl Host<false> for Risc0Host<'_> {
                 }
                 let ptr = m.reg(REG_A1);
                 if ptr % 4 != 0 {
-                    return Err(bad(format!("HALT output digest pointer {ptr:#x} is not word-aligned")));
+                    return Err(bad(format!(
+                        "HALT output digest pointer {ptr:#x} is not word-aligned"
+                    )));
                 }
                 let given = m.mem.read_bytes(ptr, 32).map_err(Trap::from)?;
                 let expected = risc0_output_digest(&self.journal);
@@ -182,7 +188,9 @@ impl Risc0Host<'_> {
     fn read(&mut self, m: &mut Machine<false>) -> Result<(), Trap> {
         let (buf, nwords, fd, nbytes) = (m.reg(REG_A0), m.reg(REG_A1), m.reg(REG_A3), m.reg(REG_A4));
         if fd != 0 {
-            return Err(bad(format!("SYS_READ from fd {fd}; only stdin (fd 0) carries input")));
+            return Err(bad(format!(
+                "SYS_READ from fd {fd}; only stdin (fd 0) carries input"
+            )));
         }
         if buf % 4 != 0 {
             return Err(bad(format!("SYS_READ buffer {buf:#x} is not word-aligned")));
@@ -198,7 +206,8 @@ impl Risc0Host<'_> {
         let main = n.min(word_bytes);
         let start = self.input_pos;
         let main_end = start + main as usize;
-        m.host_write(buf, &self.input[start..main_end]).map_err(Trap::from)?;
+        m.host_write(buf, &self.input[start..main_end])
+            .map_err(Trap::from)?;
         let mut tail = [0u8; 4];
         let tail_len = (n - main) as usize;
         tail[..tail_len].copy_from_slice(&self.input[main_end..main_end + tail_len]);
@@ -365,8 +374,12 @@ fn drive<const RV64: bool, H: Host<RV64>>(
 ) -> Result<Outcome, BackendError> {
     let name = || program.name().to_owned();
     let (lo, hi) = elf::address_space(program.abi());
-    let mut m = Machine::<RV64>::new(image, lo, hi, limits.max_memory_bytes)
-        .map_err(|reason| BackendError::MalformedProgram { program: name(), reason })?;
+    let mut m = Machine::<RV64>::new(image, lo, hi, limits.max_memory_bytes).map_err(|reason| {
+        BackendError::MalformedProgram {
+            program: name(),
+            reason,
+        }
+    })?;
     let exit_code = loop {
         let trap = match m.run(limits.max_cycles) {
             Trap::Ecall => match host.ecall(&mut m) {

@@ -88,7 +88,9 @@ impl Illegal {
     pub fn why(self) -> &'static str {
         match self {
             Illegal::Unknown => "unknown encoding",
-            Illegal::Compressed => "compressed (C extension) encodings are not supported by zkVMs; build without the C extension",
+            Illegal::Compressed => {
+                "compressed (C extension) encodings are not supported by zkVMs; build without the C extension"
+            }
             Illegal::Rv64Only => "an RV64-only instruction in an RV32IM program",
             Illegal::Fence => "fence instructions are not part of the zkVM ABIs",
             Illegal::System => "CSR and privileged instructions are not part of the zkVM ABIs",
@@ -153,7 +155,13 @@ pub fn decode(word: u32, rv64: bool) -> Insn {
         | (((word >> 20) & 1) << 11) as i32
         | (((word >> 21) & 0x3ff) << 1) as i32;
     let rd = if rd == 0 { 32 } else { rd };
-    let mk = |op: Op, imm: i32| Insn { op, rd, rs1, rs2, imm };
+    let mk = |op: Op, imm: i32| Insn {
+        op,
+        rd,
+        rs1,
+        rs2,
+        imm,
+    };
     let rv64_only = |op: Op, imm: i32| {
         if rv64 {
             mk(op, imm)
@@ -310,17 +318,41 @@ mod tests {
 
     #[test]
     fn rejects_what_zkvms_do_not_run() {
-        assert!(matches!(decode(0x0000_4501, false).op, Op::Illegal(Illegal::Compressed)));
-        assert!(matches!(decode(0x0ff0_000f, false).op, Op::Illegal(Illegal::Fence)));
-        assert!(matches!(decode(0x3400_2573, false).op, Op::Illegal(Illegal::System)));
-        assert!(matches!(decode(0x0010_0073, false).op, Op::Illegal(Illegal::Ebreak)));
-        assert!(matches!(decode(0x1005_252f, false).op, Op::Illegal(Illegal::Atomic)));
-        assert!(matches!(decode(0x0000_0000, false).op, Op::Illegal(Illegal::Compressed)));
+        assert!(matches!(
+            decode(0x0000_4501, false).op,
+            Op::Illegal(Illegal::Compressed)
+        ));
+        assert!(matches!(
+            decode(0x0ff0_000f, false).op,
+            Op::Illegal(Illegal::Fence)
+        ));
+        assert!(matches!(
+            decode(0x3400_2573, false).op,
+            Op::Illegal(Illegal::System)
+        ));
+        assert!(matches!(
+            decode(0x0010_0073, false).op,
+            Op::Illegal(Illegal::Ebreak)
+        ));
+        assert!(matches!(
+            decode(0x1005_252f, false).op,
+            Op::Illegal(Illegal::Atomic)
+        ));
+        assert!(matches!(
+            decode(0x0000_0000, false).op,
+            Op::Illegal(Illegal::Compressed)
+        ));
         assert!(matches!(decode(0xffff_ffff, false).op, Op::Illegal(_)));
         // ld a0, 0(a0) and addw are RV64-only.
-        assert!(matches!(decode(0x0005_3503, false).op, Op::Illegal(Illegal::Rv64Only)));
+        assert!(matches!(
+            decode(0x0005_3503, false).op,
+            Op::Illegal(Illegal::Rv64Only)
+        ));
         assert_eq!(decode(0x0005_3503, true).op, Op::Ld);
-        assert!(matches!(decode(0x00b5_053b, false).op, Op::Illegal(Illegal::Rv64Only)));
+        assert!(matches!(
+            decode(0x00b5_053b, false).op,
+            Op::Illegal(Illegal::Rv64Only)
+        ));
         assert_eq!(decode(0x00b5_053b, true).op, Op::Addw);
     }
 }

@@ -100,11 +100,18 @@ pub fn load(elf: &[u8], abi: Abi) -> Result<Image, String> {
     let (entry, phoff, phentsize, phnum) = if is64 {
         (b.u64(24)?, b.u64(32)?, b.u16(54)?, b.u16(56)?)
     } else {
-        (u64::from(b.u32(24)?), u64::from(b.u32(28)?), b.u16(42)?, b.u16(44)?)
+        (
+            u64::from(b.u32(24)?),
+            u64::from(b.u32(28)?),
+            b.u16(42)?,
+            b.u16(44)?,
+        )
     };
     let expected_phentsize = if is64 { 56 } else { 32 };
     if phentsize != expected_phentsize {
-        return Err(format!("program header size {phentsize}, expected {expected_phentsize}"));
+        return Err(format!(
+            "program header size {phentsize}, expected {expected_phentsize}"
+        ));
     }
     if phnum == 0 {
         return Err("no program headers".into());
@@ -121,7 +128,13 @@ pub fn load(elf: &[u8], abi: Abi) -> Result<Image, String> {
             continue;
         }
         let (flags, offset, vaddr, filesz, memsz) = if is64 {
-            (b.u32(at + 4)?, b.u64(at + 8)?, b.u64(at + 16)?, b.u64(at + 32)?, b.u64(at + 40)?)
+            (
+                b.u32(at + 4)?,
+                b.u64(at + 8)?,
+                b.u64(at + 16)?,
+                b.u64(at + 32)?,
+                b.u64(at + 40)?,
+            )
         } else {
             (
                 b.u32(at + 24)?,
@@ -132,12 +145,16 @@ pub fn load(elf: &[u8], abi: Abi) -> Result<Image, String> {
             )
         };
         if filesz > memsz {
-            return Err(format!("segment {i}: file size {filesz:#x} exceeds memory size {memsz:#x}"));
+            return Err(format!(
+                "segment {i}: file size {filesz:#x} exceeds memory size {memsz:#x}"
+            ));
         }
         if vaddr % 4 != 0 {
             return Err(format!("segment {i}: address {vaddr:#x} is not 4-aligned"));
         }
-        let end = vaddr.checked_add(memsz).ok_or(format!("segment {i}: address overflows"))?;
+        let end = vaddr
+            .checked_add(memsz)
+            .ok_or(format!("segment {i}: address overflows"))?;
         if vaddr < lo || end > hi {
             return Err(format!(
                 "segment {i} [{vaddr:#x}, {end:#x}) lies outside the {abi} guest memory [{lo:#x}, {hi:#x})"
@@ -146,12 +163,18 @@ pub fn load(elf: &[u8], abi: Abi) -> Result<Image, String> {
         let data = offset
             .checked_add(filesz)
             .and_then(|e| elf.get(usize::try_from(offset).ok()?..usize::try_from(e).ok()?))
-            .ok_or(format!("segment {i}: file bytes [{offset:#x}, +{filesz:#x}) lie past the end of the file"))?;
+            .ok_or(format!(
+                "segment {i}: file bytes [{offset:#x}, +{filesz:#x}) lie past the end of the file"
+            ))?;
         if flags & PF_W != 0 && flags & PF_X != 0 && abi == Abi::Sp1 {
-            return Err(format!("segment {i} at {vaddr:#x} is both writable and executable, which SP1 refuses"));
+            return Err(format!(
+                "segment {i} at {vaddr:#x} is both writable and executable, which SP1 refuses"
+            ));
         }
         if abi == Abi::Sp1 && flags & PF_R == 0 {
-            return Err(format!("segment {i} at {vaddr:#x} is not readable, which SP1 refuses"));
+            return Err(format!(
+                "segment {i} at {vaddr:#x} is not readable, which SP1 refuses"
+            ));
         }
         if abi == Abi::Sp1 && vaddr < 0x7800_0000 {
             return Err(format!(
@@ -187,7 +210,9 @@ pub fn load(elf: &[u8], abi: Abi) -> Result<Image, String> {
         .iter()
         .any(|s| s.flags & PF_X != 0 && entry >= s.vaddr && entry < s.vaddr + s.mem_size);
     if !entry_ok {
-        return Err(format!("entry point {entry:#x} is not inside an executable segment"));
+        return Err(format!(
+            "entry point {entry:#x} is not inside an executable segment"
+        ));
     }
     Ok(Image { entry, segments })
 }

@@ -18,8 +18,8 @@ mod memory;
 mod record;
 
 use provernode_core::{
-    sha256, Abi, Backend, BackendError, Execution, Limits, Program, ProgramId, ProofEnvelope,
-    ProveOptions, Unavailable, Verified, VerifyError,
+    sha256, Abi, Backend, BackendError, Execution, Limits, Program, ProgramId, ProofEnvelope, ProveOptions,
+    Unavailable, Verified, VerifyError,
 };
 
 pub use abi::{risc0_output_digest, Outcome};
@@ -76,7 +76,12 @@ impl Backend for TraceBackend {
         })
     }
 
-    fn prove(&self, program: &Program, input: &[u8], options: &ProveOptions) -> Result<ProofEnvelope, BackendError> {
+    fn prove(
+        &self,
+        program: &Program,
+        input: &[u8],
+        options: &ProveOptions,
+    ) -> Result<ProofEnvelope, BackendError> {
         if let Some(kind) = options.proof_kind.as_deref() {
             if kind != PROOF_KIND {
                 return Err(VerifyError::UnknownProofKind {
@@ -127,7 +132,8 @@ impl Backend for TraceBackend {
             }
             .into());
         }
-        let record = Record::decode(&envelope.proof).map_err(|reason| VerifyError::MalformedProof { reason })?;
+        let record =
+            Record::decode(&envelope.proof).map_err(|reason| VerifyError::MalformedProof { reason })?;
         let proved_id = ProgramId::of_elf(&record.elf);
         if proved_id != envelope.program_id {
             return Err(VerifyError::ProgramIdMismatch {
@@ -144,8 +150,12 @@ impl Backend for TraceBackend {
             }
             .into());
         }
-        let program = Program::from_elf(format!("program {}", proved_id.0.short()), record.elf)
-            .map_err(|e| VerifyError::MalformedProof { reason: e.to_string() })?;
+        let program =
+            Program::from_elf(format!("program {}", proved_id.0.short()), record.elf).map_err(|e| {
+                VerifyError::MalformedProof {
+                    reason: e.to_string(),
+                }
+            })?;
         if program.abi() != envelope.abi {
             return Err(VerifyError::AbiMismatch {
                 claimed: envelope.abi,
@@ -170,7 +180,10 @@ impl Backend for TraceBackend {
         };
         let out = abi::run(&program, &record.input, &limits).map_err(|e| match e {
             BackendError::CycleLimit { .. } => VerifyError::Invalid {
-                reason: format!("re-execution needs more than the claimed {} cycles", envelope.cycles),
+                reason: format!(
+                    "re-execution needs more than the claimed {} cycles",
+                    envelope.cycles
+                ),
             },
             other => VerifyError::Invalid {
                 reason: format!("re-execution failed: {other}"),

@@ -7,9 +7,9 @@
 use provernode_core::Fault;
 
 use crate::decode::{decode, Insn, Op};
-use crate::elf::{Image, PF_X};
 #[cfg(test)]
 use crate::elf::PF_R;
+use crate::elf::{Image, PF_X};
 use crate::memory::{MemError, Memory};
 
 /// Why the interpreter loop stopped.
@@ -51,9 +51,9 @@ impl<const RV64: bool> Machine<RV64> {
         let mut mem = Memory::new(lo, hi, max_memory);
         for s in &image.segments {
             mem.write_bytes(s.vaddr, &s.data).map_err(|e| match e {
-                MemError::Limit => format!(
-                    "the image needs more than the guest memory limit of {max_memory} bytes"
-                ),
+                MemError::Limit => {
+                    format!("the image needs more than the guest memory limit of {max_memory} bytes")
+                }
                 MemError::Fault(f) => format!("segment at {:#x} cannot be loaded: {f}", s.vaddr),
             })?;
         }
@@ -70,7 +70,9 @@ impl<const RV64: bool> Machine<RV64> {
         let mut code = vec![Insn::NOT_EXECUTABLE; words];
         for s in &exec {
             for addr in (s.vaddr..s.vaddr + s.mem_size).step_by(4) {
-                let word = mem.load(addr, 4).map_err(|_| format!("cannot read code at {addr:#x}"))? as u32;
+                let word = mem
+                    .load(addr, 4)
+                    .map_err(|_| format!("cannot read code at {addr:#x}"))? as u32;
                 code[((addr - code_base) / 4) as usize] = decode(word, RV64);
             }
         }
@@ -170,7 +172,13 @@ impl<const RV64: bool> Machine<RV64> {
             if pc & 3 != 0 || idx >= self.code.len() as u64 {
                 return Trap::Fault(Fault::PcOutOfBounds);
             }
-            let Insn { op, rd, rs1, rs2, imm } = self.code[idx as usize];
+            let Insn {
+                op,
+                rd,
+                rs1,
+                rs2,
+                imm,
+            } = self.code[idx as usize];
             let (rd, rs1, rs2) = (rd as usize, rs1 as usize, rs2 as usize);
             let a = self.regs[rs1];
             let b = self.regs[rs2];
@@ -281,7 +289,7 @@ impl<const RV64: bool> Machine<RV64> {
                 } else {
                     Self::signed(a).wrapping_div(Self::signed(b)) as u64
                 }),
-                Op::Divu => set!(if b == 0 { u64::MAX } else { a / b }),
+                Op::Divu => set!(a.checked_div(b).unwrap_or(u64::MAX)),
                 Op::Rem => set!(if b == 0 {
                     a
                 } else {
@@ -303,11 +311,9 @@ impl<const RV64: bool> Machine<RV64> {
                 } else {
                     (a as i32).wrapping_div(b as i32) as i64 as u64
                 }),
-                Op::Divuw => set!(if b as u32 == 0 {
-                    u64::MAX
-                } else {
-                    Self::sext32(((a as u32) / (b as u32)) as u64)
-                }),
+                Op::Divuw => set!((a as u32)
+                    .checked_div(b as u32)
+                    .map_or(u64::MAX, |q| Self::sext32(q as u64))),
                 Op::Remw => set!(if b as u32 == 0 {
                     Self::sext32(a)
                 } else {
@@ -395,7 +401,9 @@ mod tests {
     #[test]
     fn mulh_variants() {
         // li a0, -2 ; li a1, 3 ; mulh a2,a0,a1 ; mulhu a3,a0,a1 ; mulhsu a4,a0,a1 ; mul a5,a0,a1 ; ecall
-        let m = run::<false>(&[0xffe00513, 0x00300593, 0x02b51633, 0x02b536b3, 0x02b52733, 0x02b507b3, ECALL]);
+        let m = run::<false>(&[
+            0xffe00513, 0x00300593, 0x02b51633, 0x02b536b3, 0x02b52733, 0x02b507b3, ECALL,
+        ]);
         assert_eq!(m.reg(12), 0xffff_ffff); // -6 >> 32
         assert_eq!(m.reg(13), 2); // (2^32-2)*3 >> 32
         assert_eq!(m.reg(14), 0xffff_ffff);
@@ -413,7 +421,9 @@ mod tests {
     #[test]
     fn loads_sign_and_zero_extend() {
         // lui a0, 0x20 (0x20000) ; li a1, -1 ; sw a1, 0(a0) ; lb a2, 0(a0) ; lbu a3, 0(a0) ; lhu a4, 0(a0) ; ecall
-        let m = run::<false>(&[0x00020537, 0xfff00593, 0x00b52023, 0x00050603, 0x00054683, 0x00055703, ECALL]);
+        let m = run::<false>(&[
+            0x00020537, 0xfff00593, 0x00b52023, 0x00050603, 0x00054683, 0x00055703, ECALL,
+        ]);
         assert_eq!(m.reg(12), 0xffff_ffff);
         assert_eq!(m.reg(13), 0xff);
         assert_eq!(m.reg(14), 0xffff);

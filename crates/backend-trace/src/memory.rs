@@ -92,7 +92,12 @@ impl Memory {
         Ok(match size {
             1 => u64::from(page[off]),
             2 => u64::from(u16::from_le_bytes([page[off], page[off + 1]])),
-            4 => u64::from(u32::from_le_bytes([page[off], page[off + 1], page[off + 2], page[off + 3]])),
+            4 => u64::from(u32::from_le_bytes([
+                page[off],
+                page[off + 1],
+                page[off + 2],
+                page[off + 3],
+            ])),
             _ => {
                 let mut b = [0u8; 8];
                 b.copy_from_slice(&page[off..off + 8]);
@@ -206,9 +211,18 @@ mod tests {
     #[test]
     fn faults_outside_bounds_and_on_misalignment() {
         let mut m = Memory::new(0x4000, 0xC000_0000, 1 << 20);
-        assert!(matches!(m.load(0x3ffc, 4), Err(MemError::Fault(Fault::OutOfBounds { .. }))));
-        assert!(matches!(m.store(0xC000_0000, 4, 0), Err(MemError::Fault(Fault::OutOfBounds { .. }))));
-        assert!(matches!(m.load(0x4001, 4), Err(MemError::Fault(Fault::Misaligned { .. }))));
+        assert!(matches!(
+            m.load(0x3ffc, 4),
+            Err(MemError::Fault(Fault::OutOfBounds { .. }))
+        ));
+        assert!(matches!(
+            m.store(0xC000_0000, 4, 0),
+            Err(MemError::Fault(Fault::OutOfBounds { .. }))
+        ));
+        assert!(matches!(
+            m.load(0x4001, 4),
+            Err(MemError::Fault(Fault::Misaligned { .. }))
+        ));
         assert!(m.write_bytes(0xBFFF_FFFF, &[1, 2]).is_err());
     }
 

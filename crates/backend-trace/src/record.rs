@@ -66,7 +66,10 @@ impl Record {
         let mut digest = [0u8; 32];
         digest.copy_from_slice(take(32, "state digest")?);
         if pos != bytes.len() {
-            return Err(format!("execution record has {} trailing bytes", bytes.len() - pos));
+            return Err(format!(
+                "execution record has {} trailing bytes",
+                bytes.len() - pos
+            ));
         }
         Ok(Record {
             elf,

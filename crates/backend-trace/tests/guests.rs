@@ -1,16 +1,20 @@
 //! The trace backend against the committed guest ELFs: known answers, ABI
 //! agreement, proofs, tampering and every kind of bad program.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic by design
+
 use provernode_backend_trace::{risc0_output_digest, TraceBackend};
 use provernode_core::{
-    sha256, Abi, Backend, BackendError, Fault, Limits, Program, ProgramId, ProofEnvelope,
-    ProveOptions, VerifyError,
+    sha256, Abi, Backend, BackendError, Fault, Limits, Program, ProgramId, ProofEnvelope, ProveOptions,
+    VerifyError,
 };
 use provernode_guests::{find, InputArgs};
 use rand::{Rng, SeedableRng};
 
 fn program(name: &str, abi: Abi) -> Program {
-    find(name).unwrap_or_else(|| panic!("no guest {name}")).program(abi)
+    find(name)
+        .unwrap_or_else(|| panic!("no guest {name}"))
+        .program(abi)
 }
 
 fn fib_input(n: u32) -> Vec<u8> {
@@ -53,8 +57,14 @@ fn fibonacci_known_answers_on_both_abis() {
 #[test]
 fn sha256_test_vectors_on_both_abis() {
     let vectors: [(&[u8], &str); 3] = [
-        (b"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
-        (b"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+        (
+            b"",
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        ),
+        (
+            b"abc",
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        ),
         (
             b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
@@ -77,7 +87,11 @@ fn inputs_of_every_length_around_word_and_chunk_boundaries_are_read_exactly() {
         let msg: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
         let want = sha256(&msg);
         for abi in Abi::ALL {
-            assert_eq!(execute("sha256", abi, &msg), want.as_bytes(), "{abi}, {len} bytes");
+            assert_eq!(
+                execute("sha256", abi, &msg),
+                want.as_bytes(),
+                "{abi}, {len} bytes"
+            );
         }
     }
 }
@@ -91,7 +105,11 @@ fn sha256_chain_matches_the_reference_on_both_abis() {
         let input = chain_input(seed, rounds);
         let want = guest.reference_output(&input).unwrap();
         for abi in Abi::ALL {
-            assert_eq!(execute("sha256-chain", abi, &input), want, "{abi}, {rounds} rounds");
+            assert_eq!(
+                execute("sha256-chain", abi, &input),
+                want,
+                "{abi}, {rounds} rounds"
+            );
         }
     }
     // One round from the zero seed is SHA-256 of 32 zero bytes.
@@ -109,7 +127,12 @@ fn both_abis_agree_on_every_demo_input_and_match_the_reference() {
             let risc0 = execute(guest.name, Abi::Risc0, &input);
             let sp1 = execute(guest.name, Abi::Sp1, &input);
             assert_eq!(risc0, sp1, "{} {args:?}", guest.name);
-            assert_eq!(Some(risc0), guest.reference_output(&input), "{} {args:?}", guest.name);
+            assert_eq!(
+                Some(risc0),
+                guest.reference_output(&input),
+                "{} {args:?}",
+                guest.name
+            );
         }
     }
 }
@@ -128,7 +151,10 @@ fn malformed_input_is_invalid_input_not_a_crash() {
             let err = TraceBackend::new()
                 .execute(&program("fibonacci", abi), &input, &Limits::default())
                 .unwrap_err();
-            assert!(matches!(err, BackendError::InvalidInput { .. }), "{abi} {input:?}: {err}");
+            assert!(
+                matches!(err, BackendError::InvalidInput { .. }),
+                "{abi} {input:?}: {err}"
+            );
         }
         let err = TraceBackend::new()
             .execute(&program("sha256-chain", abi), &[0; 35], &Limits::default())
@@ -144,7 +170,9 @@ fn an_endless_loop_hits_the_cycle_limit_with_its_pc() {
             max_cycles: 100_000,
             ..Limits::default()
         };
-        let err = TraceBackend::new().execute(&program("spin", abi), &[], &limits).unwrap_err();
+        let err = TraceBackend::new()
+            .execute(&program("spin", abi), &[], &limits)
+            .unwrap_err();
         match &err {
             BackendError::CycleLimit { program, pc, limit } => {
                 assert_eq!(program, "spin");
@@ -164,7 +192,9 @@ fn a_memory_hog_hits_the_memory_limit() {
             max_memory_bytes: 8 << 20,
             ..Limits::default()
         };
-        let err = TraceBackend::new().execute(&program("memhog", abi), &[], &limits).unwrap_err();
+        let err = TraceBackend::new()
+            .execute(&program("memhog", abi), &[], &limits)
+            .unwrap_err();
         assert!(
             matches!(err, BackendError::MemoryLimit { limit_bytes, .. } if limit_bytes == 8 << 20),
             "{abi}: {err}"
@@ -209,7 +239,9 @@ fn patched(name: &str, abi: Abi, word: u32) -> (Program, u64) {
 fn an_illegal_instruction_is_reported_with_program_and_pc() {
     for abi in Abi::ALL {
         let (p, entry) = patched("fibonacci", abi, 0xffff_ffff);
-        let err = TraceBackend::new().execute(&p, &fib_input(3), &Limits::default()).unwrap_err();
+        let err = TraceBackend::new()
+            .execute(&p, &fib_input(3), &Limits::default())
+            .unwrap_err();
         match &err {
             BackendError::GuestFault {
                 program,
@@ -229,7 +261,9 @@ fn an_out_of_bounds_store_is_reported_with_its_address() {
     for abi in Abi::ALL {
         // sw x0, 0(x0): a store to address 0, below every ABI's memory.
         let (p, entry) = patched("fibonacci", abi, 0x0000_2023);
-        let err = TraceBackend::new().execute(&p, &fib_input(3), &Limits::default()).unwrap_err();
+        let err = TraceBackend::new()
+            .execute(&p, &fib_input(3), &Limits::default())
+            .unwrap_err();
         assert!(
             matches!(
                 err,
@@ -244,7 +278,9 @@ fn an_out_of_bounds_store_is_reported_with_its_address() {
 fn an_rv64_instruction_in_an_rv32_program_is_illegal() {
     // ld a0, 0(a0)
     let (p, _) = patched("fibonacci", Abi::Risc0, 0x0005_3503);
-    let err = TraceBackend::new().execute(&p, &fib_input(3), &Limits::default()).unwrap_err();
+    let err = TraceBackend::new()
+        .execute(&p, &fib_input(3), &Limits::default())
+        .unwrap_err();
     assert!(err.to_string().contains("RV64-only"), "{err}");
 }
 
@@ -358,7 +394,10 @@ fn tampered_envelopes_are_rejected() {
 
     let mut e = env.clone();
     e.backend_version = "99".into();
-    assert!(matches!(verify_err(&e), VerifyError::UnsupportedBackendVersion { .. }));
+    assert!(matches!(
+        verify_err(&e),
+        VerifyError::UnsupportedBackendVersion { .. }
+    ));
 
     let mut e = env.clone();
     e.proof_kind = "succinct".into();
@@ -392,7 +431,10 @@ fn a_forged_record_for_a_different_input_is_rejected() {
     // another program is caught by the program id.
     let mut forged = env.clone();
     forged.proof = prove("sha256", Abi::Sp1, &fib_input(20)).proof;
-    assert!(matches!(verify_err(&forged), VerifyError::ProgramIdMismatch { .. }));
+    assert!(matches!(
+        verify_err(&forged),
+        VerifyError::ProgramIdMismatch { .. }
+    ));
 }
 
 #[test]

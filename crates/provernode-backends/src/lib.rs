@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use provernode_backend_trace::TraceBackend;
 use provernode_core::{
-    Abi, Backend, BackendError, Execution, Limits, Program, ProofEnvelope, ProveOptions,
-    Unavailable, Verified,
+    Abi, Backend, BackendError, Execution, Limits, Program, ProofEnvelope, ProveOptions, Unavailable,
+    Verified,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -80,14 +80,27 @@ pub struct Unavailable {
 /// A guest fault: the program did something the ABI does not allow.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
-    IllegalInstruction { word: u32, why: &'static str },
+    IllegalInstruction {
+        word: u32,
+        why: &'static str,
+    },
     /// A load or store outside the ABI's memory.
-    OutOfBounds { addr: u64, size: u32, write: bool },
-    Misaligned { addr: u64, size: u32, write: bool },
+    OutOfBounds {
+        addr: u64,
+        size: u32,
+        write: bool,
+    },
+    Misaligned {
+        addr: u64,
+        size: u32,
+        write: bool,
+    },
     /// The pc left the program's executable segments.
     PcOutOfBounds,
     /// An ecall the ABI does not define, or defined arguments it rejects.
-    BadSyscall { detail: String },
+    BadSyscall {
+        detail: String,
+    },
 }
 
 impl std::fmt::Display for Fault {
@@ -96,7 +109,12 @@ impl std::fmt::Display for Fault {
         match self {
             Fault::IllegalInstruction { word, why } => write!(f, "illegal instruction {word:#010x} ({why})"),
             Fault::OutOfBounds { addr, size, write } => {
-                write!(f, "{}-byte {} at {addr:#x} is outside guest memory", size, access(*write))
+                write!(
+                    f,
+                    "{}-byte {} at {addr:#x} is outside guest memory",
+                    size,
+                    access(*write)
+                )
             }
             Fault::Misaligned { addr, size, write } => {
                 write!(f, "misaligned {}-byte {} at {addr:#x}", size, access(*write))
@@ -139,7 +157,11 @@ pub enum BackendError {
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
     #[error("backend `{backend}` cannot run {abi} programs (`{program}` is a {abi} ELF); use a backend that supports the {abi} ABI")]
-    UnsupportedAbi { backend: String, abi: Abi, program: String },
+    UnsupportedAbi {
+        backend: String,
+        abi: Abi,
+        program: String,
+    },
     #[error("program `{program}` is malformed: {reason}")]
     MalformedProgram { program: String, reason: String },
     #[error("program `{program}` faulted at pc {pc:#x}: {fault}")]
@@ -147,11 +169,19 @@ pub enum BackendError {
     #[error("program `{program}` ran past the cycle limit of {limit} (pc {pc:#x}); raise the limit (--max-cycles) if the input really needs more, or check the program for an endless loop")]
     CycleLimit { program: String, pc: u64, limit: u64 },
     #[error("program `{program}` needed more than the guest memory limit of {limit_bytes} bytes (pc {pc:#x}); raise the limit (--max-memory) or use a smaller input")]
-    MemoryLimit { program: String, pc: u64, limit_bytes: u64 },
+    MemoryLimit {
+        program: String,
+        pc: u64,
+        limit_bytes: u64,
+    },
     #[error("program `{program}` rejected its input (exit code 1); check the input's format for this program (see `provernode programs`)")]
     InvalidInput { program: String },
     #[error("program `{program}` exited with code {code}{}", stdout_hint(.stdout))]
-    GuestExit { program: String, code: u32, stdout: String },
+    GuestExit {
+        program: String,
+        code: u32,
+        stdout: String,
+    },
     #[error("verification failed: {0}")]
     Verify(#[from] VerifyError),
     #[error(transparent)]
@@ -194,7 +224,12 @@ pub trait Backend: Send + Sync {
     fn execute(&self, program: &Program, input: &[u8], limits: &Limits) -> Result<Execution, BackendError>;
 
     /// Runs the guest and proves the run.
-    fn prove(&self, program: &Program, input: &[u8], options: &ProveOptions) -> Result<ProofEnvelope, BackendError>;
+    fn prove(
+        &self,
+        program: &Program,
+        input: &[u8],
+        options: &ProveOptions,
+    ) -> Result<ProofEnvelope, BackendError>;
 
     /// Checks an envelope this backend made; needs nothing but the envelope.
     fn verify(&self, envelope: &ProofEnvelope) -> Result<Verified, BackendError>;

@@ -75,7 +75,11 @@ pub enum EnvelopeError {
     #[error("proof envelope has {extra} unexpected bytes after its checksum; the file is corrupt")]
     TrailingBytes { extra: usize },
     #[error("proof envelope field {field} is too long to encode ({len} bytes, at most {max})")]
-    TooLong { field: &'static str, len: usize, max: usize },
+    TooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
 }
 
 impl ProofEnvelope {
@@ -144,7 +148,8 @@ impl ProofEnvelope {
         let output_len = r.u32("public output length")? as usize;
         let public_output = r.take(output_len, "public output")?.to_vec();
         let proof_len = r.u64("proof length")?;
-        let proof_len = usize::try_from(proof_len).map_err(|_| EnvelopeError::Truncated { field: "proof" })?;
+        let proof_len =
+            usize::try_from(proof_len).map_err(|_| EnvelopeError::Truncated { field: "proof" })?;
         let proof = r.take(proof_len, "proof")?.to_vec();
         if r.pos != r.bytes.len() {
             return Err(EnvelopeError::TrailingBytes {
@@ -250,7 +255,7 @@ mod tests {
         }
     }
 
-    fn reseal(bytes: &mut Vec<u8>) {
+    fn reseal(bytes: &mut [u8]) {
         let end = bytes.len() - 32;
         let sum = sha256(&bytes[..end]);
         bytes[end..].copy_from_slice(sum.as_bytes());
@@ -276,7 +281,10 @@ mod tests {
 
     #[test]
     fn rejects_a_foreign_file() {
-        assert_eq!(ProofEnvelope::decode(b"hello world"), Err(EnvelopeError::BadMagic));
+        assert_eq!(
+            ProofEnvelope::decode(b"hello world"),
+            Err(EnvelopeError::BadMagic)
+        );
         assert_eq!(ProofEnvelope::decode(b""), Err(EnvelopeError::BadMagic));
     }
 
@@ -285,7 +293,13 @@ mod tests {
         let mut bytes = sample().encode().unwrap();
         bytes[8..10].copy_from_slice(&7u16.to_le_bytes());
         let err = ProofEnvelope::decode(&bytes).unwrap_err();
-        assert_eq!(err, EnvelopeError::UnsupportedVersion { found: 7, supported: 1 });
+        assert_eq!(
+            err,
+            EnvelopeError::UnsupportedVersion {
+                found: 7,
+                supported: 1
+            }
+        );
         assert!(err.to_string().contains("version 7"));
     }
 
@@ -295,7 +309,10 @@ mod tests {
         for i in 10..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0x01;
-            assert!(ProofEnvelope::decode(&bad).is_err(), "flip at byte {i} went unnoticed");
+            assert!(
+                ProofEnvelope::decode(&bad).is_err(),
+                "flip at byte {i} went unnoticed"
+            );
         }
     }
 
@@ -303,7 +320,10 @@ mod tests {
     fn every_truncation_is_caught() {
         let bytes = sample().encode().unwrap();
         for len in 0..bytes.len() {
-            assert!(ProofEnvelope::decode(&bytes[..len]).is_err(), "truncation to {len} bytes accepted");
+            assert!(
+                ProofEnvelope::decode(&bytes[..len]).is_err(),
+                "truncation to {len} bytes accepted"
+            );
         }
     }
 
@@ -317,7 +337,9 @@ mod tests {
         reseal(&mut bytes);
         assert!(matches!(
             ProofEnvelope::decode(&bytes),
-            Err(EnvelopeError::Truncated { field: "public output" })
+            Err(EnvelopeError::Truncated {
+                field: "public output"
+            })
         ));
     }
 

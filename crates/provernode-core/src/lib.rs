@@ -13,8 +13,7 @@ mod ids;
 mod program;
 
 pub use backend::{
-    Backend, BackendError, Execution, Fault, Limits, ProveOptions, Unavailable, Verified,
-    VerifyError,
+    Backend, BackendError, Execution, Fault, Limits, ProveOptions, Unavailable, Verified, VerifyError,
 };
 pub use envelope::{EnvelopeError, ProofEnvelope, ENVELOPE_FORMAT_VERSION, ENVELOPE_MAGIC};
 pub use ids::{Digest, DigestParseError, ProgramId};

@@ -52,9 +52,17 @@ impl InputArgs {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum InputError {
     #[error("guest `{guest}` needs {flag}: {help}")]
-    Missing { guest: &'static str, flag: &'static str, help: &'static str },
+    Missing {
+        guest: &'static str,
+        flag: &'static str,
+        help: &'static str,
+    },
     #[error("guest `{guest}` does not take {flag}; its input is: {help}")]
-    Unexpected { guest: &'static str, flag: &'static str, help: &'static str },
+    Unexpected {
+        guest: &'static str,
+        flag: &'static str,
+        help: &'static str,
+    },
 }
 
 /// A built-in guest program.
@@ -140,7 +148,14 @@ impl Guest {
 
 macro_rules! elf {
     ($abi:literal, $name:literal) => {
-        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/elf/", $abi, "/", $name, ".elf"))
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/elf/",
+            $abi,
+            "/",
+            $name,
+            ".elf"
+        ))
     };
 }
 

@@ -23,7 +23,9 @@ fn main() -> ExitCode {
 fn init_logging(global: &cli::Global) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("PROVERNODE_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match global.log_format {
         cli::LogFormat::Text => builder.init(),
         cli::LogFormat::Json => builder.json().init(),

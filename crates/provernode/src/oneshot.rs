@@ -25,7 +25,11 @@ pub fn run(cli: Cli) -> Result<()> {
             output,
             proof_kind,
         } => prove(&run, output, proof_kind),
-        Command::Verify { file, max_cycles, json } => verify(&file, max_cycles, json),
+        Command::Verify {
+            file,
+            max_cycles,
+            json,
+        } => verify(&file, max_cycles, json),
         Command::Demo { backends } => demo(&backends),
     }
 }
@@ -56,7 +60,13 @@ fn programs(all: bool, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
     }
-    let mut t = table(&["program", "abi", "program id (SHA-256 of the ELF)", "ELF bytes", "input"]);
+    let mut t = table(&[
+        "program",
+        "abi",
+        "program id (SHA-256 of the ELF)",
+        "ELF bytes",
+        "input",
+    ]);
     for g in guests {
         for abi in Abi::ALL {
             let p = g.program(abi);
@@ -152,7 +162,12 @@ fn resolve(args: &RunArgs, registry: &Registry) -> Result<Job> {
                 bail!(
                     "backend `{}` runs {} programs, not {abi}; drop --abi or pick another backend",
                     backend.name(),
-                    backend.abis().iter().map(|a| a.name()).collect::<Vec<_>>().join(" and ")
+                    backend
+                        .abis()
+                        .iter()
+                        .map(|a| a.name())
+                        .collect::<Vec<_>>()
+                        .join(" and ")
                 );
             }
             (guest.program(abi), Some(guest))
@@ -167,7 +182,8 @@ fn resolve(args: &RunArgs, registry: &Registry) -> Result<Job> {
                     names.join(", ")
                 );
             }
-            let bytes = fs::read(path).with_context(|| format!("cannot read the program file {}", path.display()))?;
+            let bytes =
+                fs::read(path).with_context(|| format!("cannot read the program file {}", path.display()))?;
             let program = Program::from_elf(path.display().to_string(), bytes)?;
             if let Some(abi) = args.abi {
                 if abi != program.abi() {
@@ -221,7 +237,10 @@ fn execute(args: &RunArgs) -> Result<()> {
     let exec = job.backend.execute(&job.program, &job.input, &job.limits)?;
     let elapsed = started.elapsed();
     if !exec.stdout.is_empty() {
-        eprintln!("guest stdout: {}", String::from_utf8_lossy(&exec.stdout).trim_end());
+        eprintln!(
+            "guest stdout: {}",
+            String::from_utf8_lossy(&exec.stdout).trim_end()
+        );
     }
     if args.json {
         println!(
@@ -270,7 +289,11 @@ fn prove(args: &RunArgs, output: Option<PathBuf>, proof_kind: Option<String>) ->
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "program".to_owned())
         });
-        PathBuf::from(format!("{stem}.{}.{}.proof", job.program.abi(), job.backend.name()))
+        PathBuf::from(format!(
+            "{stem}.{}.{}.proof",
+            job.program.abi(),
+            job.backend.name()
+        ))
     });
     fs::write(&path, &bytes).with_context(|| format!("cannot write the proof to {}", path.display()))?;
     if args.json {
@@ -293,20 +316,26 @@ fn prove(args: &RunArgs, output: Option<PathBuf>, proof_kind: Option<String>) ->
     }
     print_fields(&[
         ("program", program_line(&job.program)),
-        ("backend", format!("{} ({})", envelope.backend, envelope.proof_kind)),
+        (
+            "backend",
+            format!("{} ({})", envelope.backend, envelope.proof_kind),
+        ),
         ("input", job.describe_input()),
         ("cycles", thousands(envelope.cycles)),
         ("prove time", human_duration(elapsed)),
         ("output", job.describe_output(&envelope.public_output)),
-        ("proof", format!("{} ({})", path.display(), human_bytes(bytes.len()))),
+        (
+            "proof",
+            format!("{} ({})", path.display(), human_bytes(bytes.len())),
+        ),
     ]);
     Ok(())
 }
 
 fn verify(file: &Path, max_cycles: u64, json: bool) -> Result<()> {
     let bytes = fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let envelope =
-        ProofEnvelope::decode(&bytes).with_context(|| format!("{} is not a readable proof envelope", file.display()))?;
+    let envelope = ProofEnvelope::decode(&bytes)
+        .with_context(|| format!("{} is not a readable proof envelope", file.display()))?;
     let registry = Registry::new(Limits {
         max_cycles,
         ..Limits::default()
@@ -339,11 +368,23 @@ fn verify(file: &Path, max_cycles: u64, json: bool) -> Result<()> {
     }
     print_fields(&[
         ("verified", "yes".to_owned()),
-        ("backend", format!("{} {} ({})", verified.backend, envelope.backend_version, verified.proof_kind)),
-        ("program", format!("{program} [{}, id {}]", verified.abi, verified.program_id)),
+        (
+            "backend",
+            format!(
+                "{} {} ({})",
+                verified.backend, envelope.backend_version, verified.proof_kind
+            ),
+        ),
+        (
+            "program",
+            format!("{program} [{}, id {}]", verified.abi, verified.program_id),
+        ),
         ("input digest", verified.input_digest.to_string()),
         ("cycles", thousands(verified.cycles)),
-        ("output", describe_output(guest.map(|(g, _)| g), &verified.public_output)),
+        (
+            "output",
+            describe_output(guest.map(|(g, _)| g), &verified.public_output),
+        ),
         ("verify time", human_duration(elapsed)),
     ]);
     Ok(())
@@ -362,7 +403,15 @@ fn demo(only: &[String]) -> Result<()> {
         .collect();
     let started = Instant::now();
     let mut t = table(&[
-        "backend", "abi", "program", "input", "cycles", "prove", "verify", "proof size", "output",
+        "backend",
+        "abi",
+        "program",
+        "input",
+        "cycles",
+        "prove",
+        "verify",
+        "proof size",
+        "output",
     ]);
     let mut unavailable = Vec::new();
     let mut failures = Vec::new();
@@ -400,7 +449,11 @@ fn demo(only: &[String]) -> Result<()> {
         for f in &failures {
             eprintln!("failed: {f}");
         }
-        bail!("{} of {} demo runs failed", failures.len(), failures.len() + proofs);
+        bail!(
+            "{} of {} demo runs failed",
+            failures.len(),
+            failures.len() + proofs
+        );
     }
     Ok(())
 }

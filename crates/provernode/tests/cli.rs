@@ -1,0 +1,207 @@
+//! The real `provernode` binary, end to end: the commands a newcomer runs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic by design
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use provernode_core::{sha256, Abi, ProofEnvelope};
+
+fn provernode() -> Command {
+    match Command::cargo_bin("provernode") {
+        Ok(c) => c,
+        Err(e) => panic!("the provernode binary was not built: {e}"),
+    }
+}
+
+fn reseal(bytes: &mut [u8]) {
+    let end = bytes.len() - 32;
+    let sum = sha256(&bytes[..end]);
+    bytes[end..].copy_from_slice(sum.as_bytes());
+}
+
+#[test]
+fn programs_lists_every_guest_with_its_program_id_for_each_abi() {
+    let fib = provernode_guests::find("fibonacci").unwrap();
+    let out = provernode().arg("programs").assert().success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    for abi in Abi::ALL {
+        assert!(text.contains(&fib.program(abi).id().to_string()), "{text}");
+    }
+    assert!(text.contains("sha256-chain"));
+    assert!(!text.contains("memhog"), "test guests only with --all");
+    provernode()
+        .args(["programs", "--all"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("memhog"));
+}
+
+#[test]
+fn execute_prints_the_known_answer_on_both_abis() {
+    for abi in ["risc0", "sp1"] {
+        provernode()
+            .args(["execute", "fibonacci", "--n", "90", "--abi", abi])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("fib=2880067194370816120"));
+    }
+    let out = provernode()
+        .args(["execute", "sha256", "--text", "abc", "--json"])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(
+        v["public_output_hex"],
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    assert!(v["cycles"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn prove_then_verify_round_trips_and_tampering_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let proof = dir.path().join("fib.proof");
+    provernode()
+        .args(["prove", "fibonacci", "--n", "30", "--abi", "sp1", "-o"])
+        .arg(&proof)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("fib=832040"));
+    provernode()
+        .arg("verify")
+        .arg(&proof)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("verified      yes").and(predicate::str::contains("fib=832040")));
+
+    // A flipped byte: the envelope checksum says the file is corrupt.
+    let bytes = std::fs::read(&proof).unwrap();
+    let mut corrupt = bytes.clone();
+    let mid = corrupt.len() / 2;
+    corrupt[mid] ^= 0x40;
+    let corrupt_path = dir.path().join("corrupt.proof");
+    std::fs::write(&corrupt_path, &corrupt).unwrap();
+    provernode()
+        .arg("verify")
+        .arg(&corrupt_path)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("corrupt"));
+
+    // A forged public output with a valid checksum: the proof does not verify.
+    let mut env = ProofEnvelope::decode(&bytes).unwrap();
+    env.public_output[4] ^= 1;
+    let mut forged = env.encode().unwrap();
+    reseal(&mut forged);
+    let forged_path = dir.path().join("forged.proof");
+    std::fs::write(&forged_path, &forged).unwrap();
+    provernode()
+        .arg("verify")
+        .arg(&forged_path)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("does NOT verify").and(predicate::str::contains("public output")));
+}
+
+#[test]
+fn a_file_that_is_not_an_envelope_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "hello").unwrap();
+    provernode()
+        .arg("verify")
+        .arg(&path)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("not a provernode proof envelope"));
+}
+
+#[test]
+fn an_elf_path_runs_with_raw_input_and_a_non_elf_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let elf = dir.path().join("fib.elf");
+    std::fs::write(&elf, provernode_guests::find("fibonacci").unwrap().elf(Abi::Sp1)).unwrap();
+    provernode()
+        .args(["execute"])
+        .arg(&elf)
+        .args(["--input-hex", "0a000000"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("0a000000" /* n */).and(predicate::str::contains("3700000000000000")),
+        );
+    provernode()
+        .args(["execute"])
+        .arg(&elf)
+        .args(["--n", "10"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--input-file or --input-hex"));
+    provernode()
+        .args(["execute"])
+        .arg(&elf)
+        .args(["--abi", "risc0"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("ELF64"));
+    let script = dir.path().join("run.sh");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    provernode()
+        .arg("execute")
+        .arg(&script)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("not an ELF file"));
+}
+
+#[test]
+fn bad_requests_fail_with_a_message_that_says_what_to_do() {
+    provernode()
+        .args(["execute", "fibonacci", "--backend", "nexus", "--n", "1"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("unknown backend `nexus`").and(predicate::str::contains("trace")));
+    provernode()
+        .args(["execute", "fibonacci", "--backend", "sp1", "--n", "1"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("unavailable"));
+    provernode()
+        .args(["execute", "fibonacci"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("needs --n"));
+    provernode()
+        .args(["execute", "no-such-guest"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("neither a built-in guest"));
+    provernode()
+        .args(["execute", "spin", "--max-cycles", "5000"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("cycle limit of 5000").and(predicate::str::contains("pc 0x")));
+    provernode()
+        .args(["execute", "fibonacci", "--input-hex", "0102"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("rejected its input"));
+}
+
+#[test]
+fn demo_proves_and_verifies_every_guest_on_every_available_backend() {
+    let out = provernode().arg("demo").assert().success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let rows = text.lines().filter(|l| l.starts_with("| trace")).count();
+    let per_abi: usize = provernode_guests::all()
+        .iter()
+        .filter(|g| !g.test_only)
+        .map(|g| g.demo_inputs().len())
+        .sum();
+    assert_eq!(rows, 2 * per_abi, "{text}");
+    assert!(text.contains("skipped risc0"), "{text}");
+    assert!(
+        text.contains(&format!("{} proofs made and verified", 2 * per_abi)),
+        "{text}"
+    );
+}
