@@ -11,6 +11,7 @@ mod backend;
 mod envelope;
 mod ids;
 mod program;
+mod task;
 
 pub use backend::{
     Backend, BackendError, Execution, Fault, Limits, ProveOptions, Unavailable, Verified, VerifyError,
@@ -18,6 +19,7 @@ pub use backend::{
 pub use envelope::{EnvelopeError, ProofEnvelope, ENVELOPE_FORMAT_VERSION, ENVELOPE_MAGIC};
 pub use ids::{Digest, DigestParseError, ProgramId};
 pub use program::{Abi, Program, ProgramError};
+pub use task::{Cause, TaskLimits, TaskState};
 
 /// SHA-256 of `bytes`.
 pub fn sha256(bytes: &[u8]) -> Digest {

@@ -1,0 +1,195 @@
+//! Tasks and attempts: the queue's vocabulary, shared by the store, the
+//! broker, the agent and the client.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Where a task is in its life. `Succeeded`, `Failed`, `Cancelled` and
+/// `Quarantined` are terminal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TaskState {
+    Queued,
+    Leased,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Quarantined,
+}
+
+impl TaskState {
+    pub const ALL: [TaskState; 6] = [
+        TaskState::Queued,
+        TaskState::Leased,
+        TaskState::Succeeded,
+        TaskState::Failed,
+        TaskState::Cancelled,
+        TaskState::Quarantined,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Queued => "queued",
+            TaskState::Leased => "leased",
+            TaskState::Succeeded => "succeeded",
+            TaskState::Failed => "failed",
+            TaskState::Cancelled => "cancelled",
+            TaskState::Quarantined => "quarantined",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, TaskState::Queued | TaskState::Leased)
+    }
+}
+
+impl fmt::Display for TaskState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TaskState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TaskState::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown task state {s:?}; expected one of queued, leased, succeeded, failed, cancelled, quarantined")
+            })
+    }
+}
+
+/// Why an attempt ended without a proof, or why a task ended without one.
+/// A closed list: every failed, cancelled or quarantined task carries one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cause {
+    /// The attempt ran past its wall-clock limit and was killed.
+    Timeout,
+    /// The attempt's process passed its memory limit and was killed.
+    OutOfMemory,
+    /// The worker process died from this signal (or exited abnormally: 0).
+    Crashed(i32),
+    /// The program rejected its input; retrying cannot help.
+    InvalidInput,
+    /// The backend failed (guest fault, prover error, proof that does not verify).
+    BackendError,
+    /// The lease expired or was taken back before a result came in.
+    LeaseLost,
+    /// Someone cancelled the task.
+    Cancelled,
+    /// The task's deadline passed before it could finish.
+    DeadlinePassed,
+}
+
+impl Cause {
+    /// Whether another attempt could end differently. `BackendError` is
+    /// decided per attempt (a guest fault is permanent, a prover error is not).
+    pub fn retryable_by_default(self) -> bool {
+        matches!(
+            self,
+            Cause::Timeout | Cause::OutOfMemory | Cause::Crashed(_) | Cause::LeaseLost
+        )
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Timeout => f.write_str("timeout"),
+            Cause::OutOfMemory => f.write_str("out_of_memory"),
+            Cause::Crashed(sig) => write!(f, "crashed({sig})"),
+            Cause::InvalidInput => f.write_str("invalid_input"),
+            Cause::BackendError => f.write_str("backend_error"),
+            Cause::LeaseLost => f.write_str("lease_lost"),
+            Cause::Cancelled => f.write_str("cancelled"),
+            Cause::DeadlinePassed => f.write_str("deadline_passed"),
+        }
+    }
+}
+
+impl FromStr for Cause {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "timeout" => Cause::Timeout,
+            "out_of_memory" => Cause::OutOfMemory,
+            "invalid_input" => Cause::InvalidInput,
+            "backend_error" => Cause::BackendError,
+            "lease_lost" => Cause::LeaseLost,
+            "cancelled" => Cause::Cancelled,
+            "deadline_passed" => Cause::DeadlinePassed,
+            other => {
+                let sig = other
+                    .strip_prefix("crashed(")
+                    .and_then(|r| r.strip_suffix(')'))
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| format!("unknown cause {other:?}"))?;
+                Cause::Crashed(sig)
+            }
+        })
+    }
+}
+
+/// Per-task limits. Guest limits bound the program inside the backend;
+/// attempt limits bound the worker process from outside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskLimits {
+    pub max_cycles: u64,
+    pub max_guest_memory_bytes: u64,
+    /// Wall-clock limit of one attempt.
+    pub timeout_ms: u64,
+    /// Memory limit of the worker process running one attempt.
+    pub memory_limit_bytes: u64,
+    /// Attempts before the task is quarantined.
+    pub max_attempts: u32,
+}
+
+impl Default for TaskLimits {
+    fn default() -> Self {
+        TaskLimits {
+            max_cycles: crate::Limits::DEFAULT_MAX_CYCLES,
+            max_guest_memory_bytes: crate::Limits::DEFAULT_MAX_MEMORY_BYTES,
+            timeout_ms: 10 * 60 * 1000,
+            memory_limit_bytes: 4 << 30,
+            max_attempts: 3,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_round_trip_through_their_names() {
+        for c in [
+            Cause::Timeout,
+            Cause::OutOfMemory,
+            Cause::Crashed(9),
+            Cause::Crashed(6),
+            Cause::InvalidInput,
+            Cause::BackendError,
+            Cause::LeaseLost,
+            Cause::Cancelled,
+            Cause::DeadlinePassed,
+        ] {
+            assert_eq!(c.to_string().parse::<Cause>(), Ok(c));
+        }
+        assert_eq!(Cause::Crashed(9).to_string(), "crashed(9)");
+        assert!("crashed(x)".parse::<Cause>().is_err());
+        assert!("exploded".parse::<Cause>().is_err());
+    }
+
+    #[test]
+    fn states_round_trip_and_know_which_are_terminal() {
+        for s in TaskState::ALL {
+            assert_eq!(s.as_str().parse::<TaskState>(), Ok(s));
+        }
+        assert!(!TaskState::Queued.is_terminal());
+        assert!(!TaskState::Leased.is_terminal());
+        assert!(TaskState::Quarantined.is_terminal());
+    }
+}

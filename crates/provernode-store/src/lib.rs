@@ -1,0 +1,234 @@
+//! The durable task queue.
+//!
+//! One [`Store`] trait, free of any database's types, implemented on SQLite
+//! ([`SqliteStore`], the embedded default). Every transition is a single
+//! guarded statement (or a short transaction that starts with one), so
+//! claims, heartbeats, results and sweeps are atomic however many workers
+//! race:
+//!
+//! - claiming a task and writing its lease is one `UPDATE ... RETURNING`;
+//! - a result is accepted only for the live lease that holds the task, once;
+//!   a late or duplicate one is ignored (and logged by the caller);
+//! - every lost lease is a counted attempt; after `max_attempts` the task is
+//!   quarantined with every attempt's cause.
+//!
+//! Architecture invariant: the store never spawns processes and never calls
+//! a backend; it only records what agents report.
+
+mod sqlite;
+
+use async_trait::async_trait;
+use provernode_core::{Abi, Cause, Digest, ProgramId, TaskLimits, TaskState};
+use uuid::Uuid;
+
+pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
+
+pub type TaskId = Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("cannot apply database migrations: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("idempotency key {key:?} was already used for a different task ({existing}); use a new key for a new task")]
+    IdempotencyConflict { key: String, existing: TaskId },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("value out of range for the database: {0}")]
+    OutOfRange(&'static str),
+}
+
+/// A task as submitted.
+#[derive(Clone, Debug)]
+pub struct NewTask {
+    pub program_id: ProgramId,
+    pub program_name: String,
+    pub abi: Abi,
+    pub elf: Vec<u8>,
+    pub input: Vec<u8>,
+    pub backend: String,
+    pub proof_kind: Option<String>,
+    pub limits: TaskLimits,
+    pub priority: i32,
+    pub deadline_ms: Option<i64>,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Submitted {
+    pub id: TaskId,
+    /// True when the idempotency key matched an earlier task, which is returned.
+    pub deduplicated: bool,
+}
+
+/// A task as stored (without its ELF and input bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskRecord {
+    pub id: TaskId,
+    pub program_id: ProgramId,
+    pub program_name: String,
+    pub abi: Abi,
+    pub backend: String,
+    pub proof_kind: Option<String>,
+    pub input_digest: Digest,
+    pub input_len: u64,
+    pub limits: TaskLimits,
+    pub priority: i32,
+    pub deadline_ms: Option<i64>,
+    pub idempotency_key: Option<String>,
+    pub state: TaskState,
+    /// The terminal reason of a failed, cancelled or quarantined task.
+    pub cause: Option<Cause>,
+    pub detail: Option<String>,
+    pub attempts: u32,
+    pub lease_owner: Option<String>,
+    pub lease_expires_ms: Option<i64>,
+    pub public_output: Option<Vec<u8>>,
+    pub cycles: Option<u64>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub finished_ms: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub attempt: u32,
+    pub owner: String,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    /// `succeeded` or a cause; `None` while the attempt runs.
+    pub outcome: Option<String>,
+    pub detail: Option<String>,
+    pub stderr_tail: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ClaimRequest {
+    /// Who takes the lease (node or agent id and worker slot).
+    pub owner: String,
+    /// Backends the claimer can run.
+    pub backends: Vec<String>,
+    pub lease_ttl_ms: u64,
+}
+
+/// A claimed task: everything a worker needs to run the attempt.
+#[derive(Clone, Debug)]
+pub struct Lease {
+    pub task: TaskRecord,
+    pub elf: Vec<u8>,
+    pub input: Vec<u8>,
+    pub token: String,
+    pub attempt: u32,
+    pub expires_ms: i64,
+}
+
+impl Lease {
+    pub fn lease_ref(&self) -> LeaseRef {
+        LeaseRef {
+            task_id: self.task.id,
+            token: self.token.clone(),
+        }
+    }
+}
+
+/// What identifies a lease when reporting on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseRef {
+    pub task_id: TaskId,
+    pub token: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseStatus {
+    Live { expires_ms: i64 },
+    /// The lease is no longer held (expired, cancelled, finished elsewhere);
+    /// the attempt must stop.
+    Gone { state: TaskState },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Completion {
+    Accepted,
+    /// The lease was not live: a late or duplicate result.
+    Ignored { reason: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptFailure {
+    pub cause: Cause,
+    pub retryable: bool,
+    pub detail: String,
+    pub stderr_tail: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FailureOutcome {
+    Requeued,
+    Failed(Cause),
+    Quarantined(Cause),
+    Ignored { reason: String },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub requeued: Vec<TaskId>,
+    pub quarantined: Vec<TaskId>,
+    pub deadline_passed: Vec<TaskId>,
+}
+
+impl SweepReport {
+    pub fn is_empty(&self) -> bool {
+        self.requeued.is_empty() && self.quarantined.is_empty() && self.deadline_passed.is_empty()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CancelOutcome {
+    Cancelled,
+    AlreadyTerminal(TaskState),
+    NotFound,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    pub state: Option<TaskState>,
+    pub limit: u32,
+    /// Only tasks created before this id (UUIDv7 ids sort by creation): paging.
+    pub before: Option<TaskId>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a new task (and its program's ELF, once per program id).
+    async fn submit(&self, task: NewTask) -> Result<Submitted, StoreError>;
+    async fn task(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError>;
+    async fn attempts(&self, id: TaskId) -> Result<Vec<AttemptRecord>, StoreError>;
+    /// Newest first.
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<TaskRecord>, StoreError>;
+    /// The proof envelope of a succeeded task.
+    async fn proof(&self, id: TaskId) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn cancel(&self, id: TaskId, detail: &str) -> Result<CancelOutcome, StoreError>;
+    /// Takes the best queued task for these backends and writes its lease, atomically.
+    async fn claim(&self, request: &ClaimRequest) -> Result<Option<Lease>, StoreError>;
+    async fn heartbeat(&self, lease: &LeaseRef, ttl_ms: u64) -> Result<LeaseStatus, StoreError>;
+    /// Accepts a verified proof for a live lease, exactly once.
+    async fn complete(
+        &self,
+        lease: &LeaseRef,
+        envelope: &[u8],
+        public_output: &[u8],
+        cycles: u64,
+    ) -> Result<Completion, StoreError>;
+    async fn fail(&self, lease: &LeaseRef, failure: &AttemptFailure) -> Result<FailureOutcome, StoreError>;
+    /// Requeues (or quarantines) tasks whose lease expired, counting the lost
+    /// attempt, and fails tasks past their deadline.
+    async fn sweep(&self) -> Result<SweepReport, StoreError>;
+    /// Ends every lease whose owner starts with `owner_prefix` now (all when
+    /// `None`), then sweeps: used at start-up for leases of a dead process.
+    async fn expire_leases(&self, owner_prefix: Option<&str>) -> Result<SweepReport, StoreError>;
+    /// Number of tasks in each state.
+    async fn counts(&self) -> Result<Vec<(TaskState, u64)>, StoreError>;
+    /// Cheap liveness check of the database.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

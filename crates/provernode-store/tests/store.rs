@@ -1,0 +1,380 @@
+//! The store's contract, against a real SQLite database in a temporary
+//! directory. (The same suite runs against PostgreSQL once that store lands.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic by design
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use provernode_core::{sha256, Abi, Cause, ProgramId, TaskLimits, TaskState};
+use provernode_store::{
+    AttemptFailure, CancelOutcome, ClaimRequest, Completion, FailureOutcome, LeaseStatus, ListFilter, NewTask,
+    SqliteOptions, SqliteStore, Store, StoreError, Synchronous,
+};
+
+struct Fixture {
+    store: SqliteStore,
+    clock: Arc<AtomicI64>,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn advance(&self, ms: i64) {
+        self.clock.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(AtomicI64::new(1_700_000_000_000));
+    let c = clock.clone();
+    let options = SqliteOptions {
+        synchronous: Synchronous::Normal,
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open(&dir.path().join("queue.sqlite"), &options)
+        .await
+        .unwrap()
+        .with_clock(move || c.load(Ordering::SeqCst));
+    Fixture {
+        store,
+        clock,
+        _dir: dir,
+    }
+}
+
+fn task(input: &[u8]) -> NewTask {
+    let elf = b"\x7fELF fake elf for the store".to_vec();
+    NewTask {
+        program_id: ProgramId::of_elf(&elf),
+        program_name: "fibonacci".into(),
+        abi: Abi::Risc0,
+        elf,
+        input: input.to_vec(),
+        backend: "trace".into(),
+        proof_kind: None,
+        limits: TaskLimits {
+            max_attempts: 3,
+            ..TaskLimits::default()
+        },
+        priority: 0,
+        deadline_ms: None,
+        idempotency_key: None,
+    }
+}
+
+fn claim_req(owner: &str) -> ClaimRequest {
+    ClaimRequest {
+        owner: owner.into(),
+        backends: vec!["trace".into()],
+        lease_ttl_ms: 10_000,
+    }
+}
+
+fn failure(cause: Cause, retryable: bool) -> AttemptFailure {
+    AttemptFailure {
+        cause,
+        retryable,
+        detail: format!("{cause} happened"),
+        stderr_tail: "last words".into(),
+    }
+}
+
+#[tokio::test]
+async fn submit_then_read_back_and_list() {
+    let f = fixture().await;
+    let s = f.store.submit(task(b"abc")).await.unwrap();
+    assert!(!s.deduplicated);
+    let t = f.store.task(s.id).await.unwrap().unwrap();
+    assert_eq!(t.state, TaskState::Queued);
+    assert_eq!(t.input_digest, sha256(b"abc"));
+    assert_eq!(t.input_len, 3);
+    assert_eq!(t.attempts, 0);
+    let s2 = f.store.submit(task(b"def")).await.unwrap();
+    let all = f
+        .store
+        .list(&ListFilter {
+            limit: 10,
+            ..ListFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.iter().map(|t| t.id).collect::<Vec<_>>(), vec![s2.id, s.id], "newest first");
+    let page = f
+        .store
+        .list(&ListFilter {
+            limit: 10,
+            before: Some(s2.id),
+            ..ListFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    assert!(f.store.task(uuid::Uuid::now_v7()).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn an_idempotency_key_returns_the_first_task_and_refuses_a_different_one() {
+    let f = fixture().await;
+    let mut t = task(b"x");
+    t.idempotency_key = Some("order-17".into());
+    let a = f.store.submit(t.clone()).await.unwrap();
+    let b = f.store.submit(t.clone()).await.unwrap();
+    assert_eq!(a.id, b.id);
+    assert!(b.deduplicated);
+    t.input = b"y".to_vec();
+    match f.store.submit(t).await {
+        Err(StoreError::IdempotencyConflict { existing, .. }) => assert_eq!(existing, a.id),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn claims_follow_priority_then_age_and_skip_other_backends() {
+    let f = fixture().await;
+    let low = f.store.submit(task(b"1")).await.unwrap();
+    f.advance(1);
+    let mut hi = task(b"2");
+    hi.priority = 5;
+    let high = f.store.submit(hi).await.unwrap();
+    let mut other = task(b"3");
+    other.backend = "sp1".into();
+    f.store.submit(other).await.unwrap();
+
+    let first = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
+    assert_eq!(first.task.id, high.id);
+    assert_eq!(first.attempt, 1);
+    assert_eq!(first.input, b"2");
+    assert!(first.elf.starts_with(b"\x7fELF"));
+    let second = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
+    assert_eq!(second.task.id, low.id);
+    assert!(f.store.claim(&claim_req("w1")).await.unwrap().is_none(), "sp1 task is not ours");
+    let t = f.store.task(high.id).await.unwrap().unwrap();
+    assert_eq!(t.state, TaskState::Leased);
+    assert_eq!(t.lease_owner.as_deref(), Some("w1"));
+}
+
+#[tokio::test]
+async fn concurrent_claimers_never_take_the_same_task() {
+    let f = fixture().await;
+    let n = 200;
+    for i in 0..n {
+        f.store.submit(task(format!("{i}").as_bytes())).await.unwrap();
+    }
+    let mut handles = Vec::new();
+    for w in 0..8 {
+        let store = f.store.clone();
+        handles.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(lease) = store.claim(&claim_req(&format!("w{w}"))).await.unwrap() {
+                mine.push(lease.task.id);
+            }
+            mine
+        }));
+    }
+    let mut seen = HashSet::new();
+    for h in handles {
+        for id in h.await.unwrap() {
+            assert!(seen.insert(id), "task {id} claimed twice");
+        }
+    }
+    assert_eq!(seen.len(), n);
+}
+
+#[tokio::test]
+async fn a_result_is_accepted_once_and_a_duplicate_is_ignored() {
+    let f = fixture().await;
+    let id = f.store.submit(task(b"a")).await.unwrap().id;
+    let lease = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
+    let r = lease.lease_ref();
+    assert_eq!(f.store.complete(&r, b"proof", b"out", 42).await.unwrap(), Completion::Accepted);
+    assert!(matches!(
+        f.store.complete(&r, b"proof2", b"out2", 43).await.unwrap(),
+        Completion::Ignored { .. }
+    ));
+    let t = f.store.task(id).await.unwrap().unwrap();
+    assert_eq!(t.state, TaskState::Succeeded);
+    assert_eq!(t.public_output.as_deref(), Some(&b"out"[..]));
+    assert_eq!(t.cycles, Some(42));
+    assert_eq!(f.store.proof(id).await.unwrap().as_deref(), Some(&b"proof"[..]));
+    let attempts = f.store.attempts(id).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].outcome.as_deref(), Some("succeeded"));
+}
+
+#[tokio::test]
+async fn a_late_result_for_an_expired_lease_is_ignored_and_the_new_holder_wins() {
+    let f = fixture().await;
+    let id = f.store.submit(task(b"a")).await.unwrap().id;
+    let old = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
+    f.advance(10_001);
+    // Not yet swept, but expired: neither heartbeat nor result is accepted.
+    assert!(matches!(
+        f.store.heartbeat(&old.lease_ref(), 10_000).await.unwrap(),
+        LeaseStatus::Gone { .. }
+    ));
+    assert!(matches!(
+        f.store.complete(&old.lease_ref(), b"late", b"late", 1).await.unwrap(),
+        Completion::Ignored { .. }
+    ));
+    let report = f.store.sweep().await.unwrap();
+    assert_eq!(report.requeued, vec![id]);
+    let new = f.store.claim(&claim_req("w2")).await.unwrap().unwrap();
+    assert_eq!(new.attempt, 2);
+    assert!(matches!(
+        f.store.complete(&old.lease_ref(), b"late", b"late", 1).await.unwrap(),
+        Completion::Ignored { .. }
+    ));
+    assert_eq!(
+        f.store.complete(&new.lease_ref(), b"good", b"good", 2).await.unwrap(),
+        Completion::Accepted
+    );
+    assert_eq!(f.store.proof(id).await.unwrap().as_deref(), Some(&b"good"[..]));
+    let attempts = f.store.attempts(id).await.unwrap();
+    assert_eq!(attempts[0].outcome.as_deref(), Some("lease_lost"));
+    assert_eq!(attempts[1].outcome.as_deref(), Some("succeeded"));
+}
+
+#[tokio::test]
+async fn heartbeats_keep_a_lease_alive() {
+    let f = fixture().await;
+    f.store.submit(task(b"a")).await.unwrap();
+    let lease = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
+    for _ in 0..5 {
+        f.advance(6_000);
+        assert!(matches!(
+            f.store.heartbeat(&lease.lease_ref(), 10_000).await.unwrap(),
+            LeaseStatus::Live { .. }
+        ));
+        assert!(f.store.sweep().await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn every_lost_lease_counts_and_the_task_is_quarantined_after_max_attempts() {
+    let f = fixture().await;
+    let id = f.store.submit(task(b"poison")).await.unwrap().id;
+    for attempt in 1..=3 {
+        let lease = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
+        assert_eq!(lease.attempt, attempt);
+        f.advance(10_001);
+        let report = f.store.sweep().await.unwrap();
+        if attempt < 3 {
+            assert_eq!(report.requeued, vec![id]);
+        } else {
+            assert_eq!(report.quarantined, vec![id]);
+        }
+    }
+    let t = f.store.task(id).await.unwrap().unwrap();
+    assert_eq!(t.state, TaskState::Quarantined);
+    assert_eq!(t.cause, Some(Cause::LeaseLost));
+    let detail = t.detail.unwrap();
+    assert!(detail.contains("3 attempts") && detail.contains("#3 lease_lost"), "{detail}");
+    assert!(f.store.claim(&claim_req("w1")).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn retryable_failures_requeue_then_quarantine_with_every_cause() {
+    let f = fixture().await;
+    let id = f.store.submit(task(b"hog")).await.unwrap().id;
+    let causes = [Cause::OutOfMemory, Cause::Crashed(9), Cause::Timeout];
+    for (i, cause) in causes.iter().enumerate() {
+        let lease = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
+        let outcome = f.store.fail(&lease.lease_ref(), &failure(*cause, true)).await.unwrap();
+        if i < 2 {
+            assert_eq!(outcome, FailureOutcome::Requeued);
+        } else {
+            assert_eq!(outcome, FailureOutcome::Quarantined(Cause::Timeout));
+        }
+    }
+    let t = f.store.task(id).await.unwrap().unwrap();
+    assert_eq!((t.state, t.cause), (TaskState::Quarantined, Some(Cause::Timeout)));
+    let detail = t.detail.unwrap();
+    for want in ["#1 out_of_memory", "#2 crashed(9)", "#3 timeout"] {
+        assert!(detail.contains(want), "{detail}");
+    }
+    let attempts = f.store.attempts(id).await.unwrap();
+    assert_eq!(attempts.len(), 3);
+    assert_eq!(attempts[1].stderr_tail.as_deref(), Some("last words"));
+}
+
+#[tokio::test]
+async fn a_permanent_failure_fails_at_once() {
+    let f = fixture().await;
+    let id = f.store.submit(task(b"bad")).await.unwrap().id;
+    let lease = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
+    assert_eq!(
+        f.store
+            .fail(&lease.lease_ref(), &failure(Cause::InvalidInput, false))
+            .await
+            .unwrap(),
+        FailureOutcome::Failed(Cause::InvalidInput)
+    );
+    let t = f.store.task(id).await.unwrap().unwrap();
+    assert_eq!((t.state, t.cause, t.attempts), (TaskState::Failed, Some(Cause::InvalidInput), 1));
+    // A second report for the same lease changes nothing.
+    assert!(matches!(
+        f.store.fail(&lease.lease_ref(), &failure(Cause::Timeout, true)).await.unwrap(),
+        FailureOutcome::Ignored { .. }
+    ));
+}
+
+#[tokio::test]
+async fn cancelling_ends_queued_and_leased_tasks_and_the_holder_sees_it() {
+    let f = fixture().await;
+    let queued = f.store.submit(task(b"q")).await.unwrap().id;
+    let leased = f.store.submit(task(b"l")).await.unwrap().id;
+    let lease = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
+    assert_eq!(lease.task.id, queued);
+    let _ = leased;
+    assert_eq!(f.store.cancel(queued, "by test").await.unwrap(), CancelOutcome::Cancelled);
+    assert_eq!(
+        f.store.heartbeat(&lease.lease_ref(), 10_000).await.unwrap(),
+        LeaseStatus::Gone {
+            state: TaskState::Cancelled
+        }
+    );
+    assert_eq!(
+        f.store.cancel(queued, "again").await.unwrap(),
+        CancelOutcome::AlreadyTerminal(TaskState::Cancelled)
+    );
+    assert_eq!(f.store.cancel(uuid::Uuid::now_v7(), "x").await.unwrap(), CancelOutcome::NotFound);
+    let t = f.store.task(queued).await.unwrap().unwrap();
+    assert_eq!(t.cause, Some(Cause::Cancelled));
+    assert_eq!(f.store.attempts(queued).await.unwrap()[0].outcome.as_deref(), Some("cancelled"));
+}
+
+#[tokio::test]
+async fn deadlines_end_tasks_and_are_never_claimed_past() {
+    let f = fixture().await;
+    let now = f.clock.load(Ordering::SeqCst);
+    let mut t = task(b"d");
+    t.deadline_ms = Some(now + 1_000);
+    let id = f.store.submit(t).await.unwrap().id;
+    f.advance(1_000);
+    assert!(f.store.claim(&claim_req("w1")).await.unwrap().is_none());
+    let report = f.store.sweep().await.unwrap();
+    assert_eq!(report.deadline_passed, vec![id]);
+    let t = f.store.task(id).await.unwrap().unwrap();
+    assert_eq!((t.state, t.cause), (TaskState::Failed, Some(Cause::DeadlinePassed)));
+}
+
+#[tokio::test]
+async fn expiring_the_leases_of_a_dead_owner_counts_an_attempt() {
+    let f = fixture().await;
+    let a = f.store.submit(task(b"a")).await.unwrap().id;
+    let b = f.store.submit(task(b"b")).await.unwrap().id;
+    f.store.claim(&claim_req("node-1/w0")).await.unwrap().unwrap();
+    f.store.claim(&claim_req("node-2/w0")).await.unwrap().unwrap();
+    let report = f.store.expire_leases(Some("node-1/")).await.unwrap();
+    assert_eq!(report.requeued, vec![a]);
+    assert_eq!(f.store.task(b).await.unwrap().unwrap().state, TaskState::Leased);
+    let report = f.store.expire_leases(None).await.unwrap();
+    assert_eq!(report.requeued, vec![b]);
+    let t = f.store.task(a).await.unwrap().unwrap();
+    assert_eq!((t.state, t.attempts), (TaskState::Queued, 1));
+    let counts = f.store.counts().await.unwrap();
+    assert!(counts.contains(&(TaskState::Queued, 2)));
+    f.store.ping().await.unwrap();
+}
