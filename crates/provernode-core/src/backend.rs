@@ -234,3 +234,25 @@ pub trait Backend: Send + Sync {
     /// Checks an envelope this backend made; needs nothing but the envelope.
     fn verify(&self, envelope: &ProofEnvelope) -> Result<Verified, BackendError>;
 }
+
+impl BackendError {
+    /// The attempt cause this error maps to, and whether another attempt
+    /// could end differently. Guest faults and rejected input are
+    /// deterministic; prover trouble may not be.
+    pub fn classify(&self) -> (crate::Cause, bool) {
+        use crate::Cause;
+        match self {
+            BackendError::InvalidInput { .. } => (Cause::InvalidInput, false),
+            BackendError::UnsupportedAbi { .. }
+            | BackendError::MalformedProgram { .. }
+            | BackendError::GuestFault { .. }
+            | BackendError::CycleLimit { .. }
+            | BackendError::MemoryLimit { .. }
+            | BackendError::GuestExit { .. } => (Cause::BackendError, false),
+            BackendError::Unavailable(_)
+            | BackendError::Verify(_)
+            | BackendError::Envelope(_)
+            | BackendError::Prover { .. } => (Cause::BackendError, true),
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! The agent: the loop that turns queued tasks into verified proofs.
+//!
+//! Each worker slot claims a task from a [`WorkSource`], runs the attempt in
+//! its isolated worker ([`provernode_worker::Slot`]) while a heartbeat keeps
+//! the lease alive, verifies the proof itself (the right backend, program
+//! and input, and the proof checks), and reports the result or the cause of
+//! failure. A lease the source says is gone (expired, cancelled, past its
+//! deadline) stops the attempt at once.
+//!
+//! Architecture invariant: the agent never writes task state itself; every
+//! change goes through the work source, which accepts a result only for a
+//! live lease. The embedded node's source is the store in-process; a
+//! cluster agent's will be the broker's HTTP API.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use provernode_backends::Registry;
+use provernode_core::{sha256, Cause, ProofEnvelope, TaskState};
+use provernode_store::{
+    AttemptFailure, ClaimRequest, Completion, FailureOutcome, Lease, LeaseRef, LeaseStatus, Store, StoreError,
+};
+use provernode_worker::{AttemptResult, AttemptSpec, Slot, SlotConfig, StopReason};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+
+/// Where an agent gets work and reports on it.
+#[async_trait]
+pub trait WorkSource: Send + Sync + 'static {
+    async fn claim(&self, request: &ClaimRequest) -> Result<Option<Lease>, StoreError>;
+    async fn heartbeat(&self, lease: &LeaseRef, ttl_ms: u64) -> Result<LeaseStatus, StoreError>;
+    async fn complete(
+        &self,
+        lease: &LeaseRef,
+        envelope: &[u8],
+        public_output: &[u8],
+        cycles: u64,
+    ) -> Result<Completion, StoreError>;
+    async fn fail(&self, lease: &LeaseRef, failure: &AttemptFailure) -> Result<FailureOutcome, StoreError>;
+}
+
+/// The embedded node's source: the store itself.
+pub struct StoreSource(pub Arc<dyn Store>);
+
+#[async_trait]
+impl WorkSource for StoreSource {
+    async fn claim(&self, request: &ClaimRequest) -> Result<Option<Lease>, StoreError> {
+        self.0.claim(request).await
+    }
+    async fn heartbeat(&self, lease: &LeaseRef, ttl_ms: u64) -> Result<LeaseStatus, StoreError> {
+        self.0.heartbeat(lease, ttl_ms).await
+    }
+    async fn complete(
+        &self,
+        lease: &LeaseRef,
+        envelope: &[u8],
+        public_output: &[u8],
+        cycles: u64,
+    ) -> Result<Completion, StoreError> {
+        self.0.complete(lease, envelope, public_output, cycles).await
+    }
+    async fn fail(&self, lease: &LeaseRef, failure: &AttemptFailure) -> Result<FailureOutcome, StoreError> {
+        self.0.fail(lease, failure).await
+    }
+}
+
+#[derive(Clone)]
+pub struct AgentConfig {
+    /// Prefix of every lease owner this agent writes (`<node id>/w<slot>`).
+    pub owner: String,
+    /// One config per worker slot.
+    pub slots: Vec<SlotConfig>,
+    /// Backends this agent claims work for.
+    pub backends: Vec<String>,
+    pub lease_ttl: Duration,
+    /// How long an idle slot waits before asking again (a submit wakes it sooner).
+    pub idle_poll: Duration,
+    /// Verifies every proof before it is reported.
+    pub registry: Registry,
+}
+
+/// Tells the agent to stop: `Drain` lets running attempts finish, `Now`
+/// stops them (their leases are reported lost).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    Running,
+    Drain,
+    Now,
+}
+
+/// Runs all slots until shutdown; returns when every slot has stopped.
+pub async fn run(
+    config: AgentConfig,
+    source: Arc<dyn WorkSource>,
+    wake: Arc<Notify>,
+    shutdown: watch::Receiver<Shutdown>,
+) {
+    let mut slots = JoinSet::new();
+    for slot_config in config.slots.clone() {
+        let owner = format!("{}/{}", config.owner, slot_config.name);
+        let slot = Slot::new(slot_config);
+        slots.spawn(slot_loop(
+            slot,
+            owner,
+            config.clone(),
+            source.clone(),
+            wake.clone(),
+            shutdown.clone(),
+        ));
+    }
+    while slots.join_next().await.is_some() {}
+}
+
+async fn slot_loop(
+    mut slot: Slot,
+    owner: String,
+    config: AgentConfig,
+    source: Arc<dyn WorkSource>,
+    wake: Arc<Notify>,
+    mut shutdown: watch::Receiver<Shutdown>,
+) {
+    let request = ClaimRequest {
+        owner: owner.clone(),
+        backends: config.backends.clone(),
+        lease_ttl_ms: config.lease_ttl.as_millis() as u64,
+    };
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if *shutdown.borrow() != Shutdown::Running {
+            break;
+        }
+        match source.claim(&request).await {
+            Ok(Some(lease)) => {
+                backoff = Duration::from_millis(100);
+                run_attempt(&mut slot, &owner, lease, &config, source.as_ref(), &mut shutdown).await;
+            }
+            Ok(None) => {
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(config.idle_poll) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(slot = %owner, error = %e, "cannot claim work; retrying in {backoff:?}");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    slot.retire().await;
+    tracing::debug!(slot = %owner, "slot stopped");
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+async fn run_attempt(
+    slot: &mut Slot,
+    owner: &str,
+    lease: Lease,
+    config: &AgentConfig,
+    source: &dyn WorkSource,
+    shutdown: &mut watch::Receiver<Shutdown>,
+) {
+    let task = &lease.task;
+    let lease_ref = lease.lease_ref();
+    let mut timeout = Duration::from_millis(task.limits.timeout_ms);
+    let mut deadline_bound = false;
+    if let Some(deadline) = task.deadline_ms {
+        let left = Duration::from_millis(u64::try_from(deadline - now_ms()).unwrap_or(0));
+        if left < timeout {
+            timeout = left;
+            deadline_bound = true;
+        }
+    }
+    let spec = AttemptSpec {
+        task_id: task.id.to_string(),
+        attempt: lease.attempt,
+        backend: task.backend.clone(),
+        program_name: task.program_name.clone(),
+        proof_kind: task.proof_kind.clone(),
+        elf: lease.elf.clone(),
+        input: lease.input.clone(),
+        max_cycles: task.limits.max_cycles,
+        max_guest_memory_bytes: task.limits.max_guest_memory_bytes,
+        timeout,
+        memory_limit_bytes: task.limits.memory_limit_bytes,
+    };
+    tracing::info!(task = %task.id, attempt = lease.attempt, slot = %owner, program = %task.program_name, backend = %task.backend, "attempt started");
+    let started = Instant::now();
+    let (stop_tx, mut stop_rx) = watch::channel(None::<StopReason>);
+    let ttl_ms = config.lease_ttl.as_millis() as u64;
+    let (done_tx, mut done_rx) = watch::channel(false);
+    let heartbeat = async {
+        let mut every = tokio::time::interval(config.lease_ttl / 3);
+        every.tick().await;
+        loop {
+            tokio::select! {
+                _ = done_rx.changed() => return,
+                _ = every.tick() => {}
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() == Shutdown::Now {
+                        let _ = stop_tx.send(Some(StopReason::Shutdown));
+                    }
+                    continue;
+                }
+            }
+            match source.heartbeat(&lease_ref, ttl_ms).await {
+                Ok(LeaseStatus::Live { .. }) => {}
+                Ok(LeaseStatus::Gone { state }) => {
+                    let reason = match state {
+                        TaskState::Cancelled => StopReason::Cancelled,
+                        TaskState::Failed => StopReason::DeadlinePassed,
+                        _ => StopReason::LeaseLost,
+                    };
+                    tracing::warn!(task = %lease_ref.task_id, ?state, "lease gone; stopping the attempt");
+                    let _ = stop_tx.send(Some(reason));
+                    return;
+                }
+                Err(e) => tracing::warn!(task = %lease_ref.task_id, error = %e, "heartbeat failed; will retry"),
+            }
+        }
+    };
+    let attempt = async {
+        let r = slot.run(&spec, &mut stop_rx).await;
+        let _ = done_tx.send(true);
+        r
+    };
+    let (result, ()) = tokio::join!(attempt, heartbeat);
+    let elapsed = started.elapsed();
+    match result {
+        AttemptResult::Proved { envelope } => {
+            match check_proof(&config.registry, &lease, &envelope) {
+                Ok((output, cycles)) => match source.complete(&lease_ref, &envelope, &output, cycles).await {
+                    Ok(Completion::Accepted) => {
+                        metrics::counter!("provernode_attempts_total", "backend" => task.backend.clone(), "outcome" => "succeeded").increment(1);
+                        metrics::histogram!("provernode_attempt_seconds", "backend" => task.backend.clone()).record(elapsed.as_secs_f64());
+                        tracing::info!(task = %task.id, attempt = lease.attempt, cycles, seconds = elapsed.as_secs_f64(), "attempt succeeded");
+                    }
+                    Ok(Completion::Ignored { reason }) => {
+                        tracing::warn!(task = %task.id, attempt = lease.attempt, %reason, "result ignored (late or duplicate)");
+                    }
+                    Err(e) => tracing::error!(task = %task.id, error = %e, "cannot report the result; the lease will expire and the task be retried"),
+                },
+                Err(detail) => {
+                    report_failure(source, &lease, Cause::BackendError, true, detail, String::new()).await;
+                }
+            }
+        }
+        AttemptResult::Failed {
+            cause,
+            retryable,
+            detail,
+            stderr_tail,
+        } => {
+            let (cause, retryable, detail) = if deadline_bound && cause == Cause::Timeout {
+                (Cause::DeadlinePassed, false, format!("the task's deadline passed during the attempt ({detail})"))
+            } else {
+                (cause, retryable, detail)
+            };
+            report_failure(source, &lease, cause, retryable, detail, stderr_tail).await;
+        }
+    }
+}
+
+async fn report_failure(
+    source: &dyn WorkSource,
+    lease: &Lease,
+    cause: Cause,
+    retryable: bool,
+    detail: String,
+    stderr_tail: String,
+) {
+    let task = &lease.task;
+    let outcome_label = match cause {
+        Cause::Crashed(_) => "crashed".to_owned(),
+        c => c.to_string(),
+    };
+    metrics::counter!("provernode_attempts_total", "backend" => task.backend.clone(), "outcome" => outcome_label).increment(1);
+    tracing::warn!(task = %task.id, attempt = lease.attempt, %cause, retryable, %detail, "attempt failed");
+    let failure = AttemptFailure {
+        cause,
+        retryable,
+        detail,
+        stderr_tail,
+    };
+    match source.fail(&lease.lease_ref(), &failure).await {
+        Ok(FailureOutcome::Ignored { reason }) => {
+            tracing::info!(task = %task.id, %reason, "failure report ignored")
+        }
+        Ok(outcome) => tracing::debug!(task = %task.id, ?outcome, "failure recorded"),
+        Err(e) => tracing::error!(task = %task.id, error = %e, "cannot report the failure; the lease will expire"),
+    }
+}
+
+/// Checks a worker's proof before it is reported: it must decode, verify,
+/// and be for this task's backend, program and input.
+fn check_proof(registry: &Registry, lease: &Lease, bytes: &[u8]) -> Result<(Vec<u8>, u64), String> {
+    let task = &lease.task;
+    let envelope =
+        ProofEnvelope::decode(bytes).map_err(|e| format!("the worker's proof envelope is unreadable: {e}"))?;
+    if envelope.backend != task.backend {
+        return Err(format!("the worker proved with {}, the task asks for {}", envelope.backend, task.backend));
+    }
+    if envelope.program_id != task.program_id {
+        return Err("the worker's proof is for another program".into());
+    }
+    if envelope.input_digest != sha256(&lease.input) {
+        return Err("the worker's proof is for another input".into());
+    }
+    let verified = registry
+        .verify(&envelope)
+        .map_err(|e| format!("the worker's proof does not verify: {e}"))?;
+    Ok((verified.public_output, verified.cycles))
+}

@@ -1,0 +1,521 @@
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use metrics_exporter_prometheus::PrometheusHandle;
+use provernode_backends::Registry;
+use provernode_core::{Abi, Program, ProgramId, TaskLimits, TaskState};
+use provernode_guests::InputArgs;
+use provernode_store::{CancelOutcome, ListFilter, NewTask, Store, TaskRecord};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::error::{ApiError, ErrorCode};
+
+/// Every route of the API: (method, path). docs/openapi.json must match.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/tasks"),
+    ("GET", "/v1/tasks"),
+    ("GET", "/v1/tasks/{id}"),
+    ("GET", "/v1/tasks/{id}/proof"),
+    ("POST", "/v1/tasks/{id}/cancel"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+];
+
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// Bearer token required on /v1 and /metrics; `None` leaves them open
+    /// (only allowed on loopback, which the binary enforces).
+    pub token: Option<String>,
+    pub max_body_bytes: usize,
+    pub max_input_bytes: usize,
+    pub default_limits: TaskLimits,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            token: None,
+            max_body_bytes: 48 << 20,
+            max_input_bytes: 16 << 20,
+            default_limits: TaskLimits::default(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Arc<dyn Store>,
+    pub registry: Registry,
+    pub config: Arc<ApiConfig>,
+    /// Woken on every submit so idle local workers claim at once.
+    pub wake: Arc<Notify>,
+    /// True once workers run and until the node starts draining.
+    pub accepting_work: Arc<AtomicBool>,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+pub fn router(state: ApiState) -> Router {
+    let max_body = state.config.max_body_bytes;
+    let protected = Router::new()
+        .route("/v1/tasks", post(submit).get(list))
+        .route("/v1/tasks/{id}", get(task))
+        .route("/v1/tasks/{id}/proof", get(proof))
+        .route("/v1/tasks/{id}/cancel", post(cancel))
+        .route("/metrics", get(metrics_text))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(protected)
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint; see docs/openapi.json") })
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+async fn require_token(State(state): State<ApiState>, headers: HeaderMap, request: Request, next: Next) -> Response {
+    if let Some(expected) = &state.config.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Constant time, so the comparison leaks nothing about the token.
+        let ok: bool = given.as_bytes().ct_eq(expected.as_bytes()).into();
+        if !ok {
+            return ApiError::new(
+                ErrorCode::Unauthorized,
+                "missing or wrong bearer token: send `Authorization: Bearer <token>` with the node's token",
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TypedInput {
+    n: Option<u32>,
+    rounds: Option<u32>,
+    seed: Option<String>,
+    text: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitRequest {
+    program: String,
+    abi: Option<String>,
+    backend: Option<String>,
+    input: Option<TypedInput>,
+    input_hex: Option<String>,
+    input_base64: Option<String>,
+    elf_base64: Option<String>,
+    proof_kind: Option<String>,
+    priority: Option<i32>,
+    deadline_ms: Option<i64>,
+    timeout_secs: Option<f64>,
+    memory_limit_mib: Option<u64>,
+    max_attempts: Option<u32>,
+    max_cycles: Option<u64>,
+    max_guest_memory_mib: Option<u64>,
+    idempotency_key: Option<String>,
+}
+
+fn bad(code: ErrorCode, message: impl Into<String>) -> ApiError {
+    ApiError::new(code, message)
+}
+
+fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(v)| v).map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            bad(ErrorCode::PayloadTooLarge, "the request body is larger than the node accepts (--max-body-mib)")
+        } else {
+            bad(ErrorCode::InvalidRequest, format!("the request body is not a valid task: {}", rejection.body_text()))
+        }
+    })
+}
+
+async fn submit(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Json<SubmitRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let req = json_body(body)?;
+    let backend_name = req.backend.clone().unwrap_or_else(|| "trace".to_owned());
+    let backend = state
+        .registry
+        .get(&backend_name)
+        .map_err(|e| bad(ErrorCode::UnknownBackend, e.to_string()))?;
+    backend
+        .available()
+        .map_err(|e| bad(ErrorCode::BackendUnavailable, e.to_string()))?;
+    let abi = match &req.abi {
+        Some(a) => Some(a.parse::<Abi>().map_err(|e| bad(ErrorCode::InvalidRequest, e))?),
+        None => None,
+    };
+    let (program, guest) = if let Some(elf_b64) = &req.elf_base64 {
+        let elf = base64::engine::general_purpose::STANDARD
+            .decode(elf_b64)
+            .map_err(|e| bad(ErrorCode::InvalidRequest, format!("elf_base64 is not base64: {e}")))?;
+        let program =
+            Program::from_elf(req.program.clone(), elf).map_err(|e| bad(ErrorCode::InvalidRequest, e.to_string()))?;
+        (program, None)
+    } else {
+        let guest = provernode_guests::find(&req.program)
+            .map(|g| (g, None))
+            .or_else(|| {
+                let id = req.program.parse().ok().map(ProgramId)?;
+                provernode_guests::find_by_id(id).map(|(g, abi)| (g, Some(abi)))
+            });
+        let Some((guest, id_abi)) = guest else {
+            let names: Vec<_> = provernode_guests::all().iter().map(|g| g.name).collect();
+            return Err(bad(
+                ErrorCode::UnknownProgram,
+                format!(
+                    "unknown program {:?}: give a built-in guest ({}), its program id, or the ELF itself in elf_base64",
+                    req.program,
+                    names.join(", ")
+                ),
+            ));
+        };
+        let abi = abi.or(id_abi).unwrap_or(match backend.abis() {
+            [only] => *only,
+            _ => Abi::Risc0,
+        });
+        (guest.program(abi), Some(guest))
+    };
+    if let Some(abi) = abi {
+        if abi != program.abi() {
+            return Err(bad(
+                ErrorCode::InvalidRequest,
+                format!("abi {abi} does not match the program, which is a {} ELF", program.abi()),
+            ));
+        }
+    }
+    if !backend.abis().contains(&program.abi()) {
+        return Err(bad(
+            ErrorCode::InvalidRequest,
+            format!("backend {backend_name} cannot run {} programs", program.abi()),
+        ));
+    }
+    let raw_count = [req.input.is_some(), req.input_hex.is_some(), req.input_base64.is_some()]
+        .iter()
+        .filter(|&&b| b)
+        .count();
+    if raw_count > 1 {
+        return Err(bad(ErrorCode::InvalidRequest, "give at most one of input, input_hex and input_base64"));
+    }
+    let input = if let Some(h) = &req.input_hex {
+        hex::decode(h).map_err(|e| bad(ErrorCode::InvalidInput, format!("input_hex is not hex: {e}")))?
+    } else if let Some(b) = &req.input_base64 {
+        base64::engine::general_purpose::STANDARD
+            .decode(b)
+            .map_err(|e| bad(ErrorCode::InvalidInput, format!("input_base64 is not base64: {e}")))?
+    } else if let Some(typed) = &req.input {
+        let Some(guest) = guest else {
+            return Err(bad(ErrorCode::InvalidInput, "typed input works only for built-in guests; use input_hex or input_base64"));
+        };
+        let seed = match &typed.seed {
+            Some(s) => {
+                let mut out = [0u8; 32];
+                hex::decode_to_slice(s, &mut out)
+                    .map_err(|_| bad(ErrorCode::InvalidInput, "seed must be 64 hex digits (32 bytes)"))?;
+                Some(out)
+            }
+            None => None,
+        };
+        let args = InputArgs {
+            n: typed.n,
+            seed,
+            rounds: typed.rounds,
+            text: typed.text.clone(),
+        };
+        guest
+            .encode_input(&args)
+            .map_err(|e| bad(ErrorCode::InvalidInput, e.to_string()))?
+    } else {
+        Vec::new()
+    };
+    if input.len() > state.config.max_input_bytes {
+        return Err(bad(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "the input is {} bytes; this node accepts at most {} (--max-input-mib)",
+                input.len(),
+                state.config.max_input_bytes
+            ),
+        ));
+    }
+    let d = state.config.default_limits;
+    let timeout_ms = match req.timeout_secs {
+        Some(s) if !(s > 0.0 && s <= 7.0 * 86400.0) => {
+            return Err(bad(ErrorCode::InvalidRequest, "timeout_secs must be above 0 and at most 7 days"))
+        }
+        Some(s) => (s * 1000.0).ceil() as u64,
+        None => d.timeout_ms,
+    };
+    let memory_limit_bytes = match req.memory_limit_mib {
+        Some(m) if !(16..=1 << 22).contains(&m) => {
+            return Err(bad(ErrorCode::InvalidRequest, "memory_limit_mib must be between 16 and 4194304"))
+        }
+        Some(m) => m << 20,
+        None => d.memory_limit_bytes,
+    };
+    let max_attempts = match req.max_attempts {
+        Some(n) if !(1..=100).contains(&n) => {
+            return Err(bad(ErrorCode::InvalidRequest, "max_attempts must be between 1 and 100"))
+        }
+        Some(n) => n,
+        None => d.max_attempts,
+    };
+    let max_guest_memory_bytes = match req.max_guest_memory_mib {
+        Some(m) if m == 0 || m > 1 << 22 => {
+            return Err(bad(ErrorCode::InvalidRequest, "max_guest_memory_mib must be between 1 and 4194304"))
+        }
+        Some(m) => m << 20,
+        None => d.max_guest_memory_bytes,
+    };
+    let max_cycles = match req.max_cycles {
+        Some(0) => return Err(bad(ErrorCode::InvalidRequest, "max_cycles must be positive")),
+        Some(c) if c > i64::MAX as u64 => return Err(bad(ErrorCode::InvalidRequest, "max_cycles is too large")),
+        Some(c) => c,
+        None => d.max_cycles,
+    };
+    if let Some(deadline) = req.deadline_ms {
+        if deadline <= now_ms() {
+            return Err(bad(ErrorCode::InvalidRequest, "deadline_ms is in the past (it is Unix time in milliseconds)"));
+        }
+    }
+    let idempotency_key = req.idempotency_key.clone().or_else(|| {
+        headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
+    if idempotency_key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 200) {
+        return Err(bad(ErrorCode::InvalidRequest, "idempotency_key must be 1 to 200 characters"));
+    }
+    let new = NewTask {
+        program_id: program.id(),
+        program_name: program.name().to_owned(),
+        abi: program.abi(),
+        elf: program.elf().to_vec(),
+        input,
+        backend: backend_name,
+        proof_kind: req.proof_kind.clone(),
+        limits: TaskLimits {
+            max_cycles,
+            max_guest_memory_bytes,
+            timeout_ms,
+            memory_limit_bytes,
+            max_attempts,
+        },
+        priority: req.priority.unwrap_or(0),
+        deadline_ms: req.deadline_ms,
+        idempotency_key,
+    };
+    let submitted = state.store.submit(new).await?;
+    if !submitted.deduplicated {
+        metrics::counter!("provernode_tasks_submitted_total").increment(1);
+        state.wake.notify_waiters();
+    }
+    let status = if submitted.deduplicated {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let body = json!({"id": submitted.id.to_string(), "deduplicated": submitted.deduplicated});
+    Ok((status, Json(body)).into_response())
+}
+
+fn parse_task_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id).map_err(|_| bad(ErrorCode::NotFound, format!("no task {id:?}: task ids are UUIDs")))
+}
+
+fn task_json(t: &TaskRecord) -> Value {
+    let guest = provernode_guests::find_by_id(t.program_id).map(|(g, _)| g);
+    json!({
+        "id": t.id.to_string(),
+        "state": t.state.as_str(),
+        "terminal_reason": t.cause.map(|c| c.to_string()),
+        "detail": t.detail,
+        "program": {"name": t.program_name, "id": t.program_id.to_string(), "abi": t.abi.name()},
+        "backend": t.backend,
+        "proof_kind": t.proof_kind,
+        "input_digest": t.input_digest.to_string(),
+        "input_bytes": t.input_len,
+        "priority": t.priority,
+        "deadline_ms": t.deadline_ms,
+        "idempotency_key": t.idempotency_key,
+        "limits": {
+            "timeout_ms": t.limits.timeout_ms,
+            "memory_limit_bytes": t.limits.memory_limit_bytes,
+            "max_attempts": t.limits.max_attempts,
+            "max_cycles": t.limits.max_cycles,
+            "max_guest_memory_bytes": t.limits.max_guest_memory_bytes,
+        },
+        "attempts": t.attempts,
+        "lease": t.lease_owner.as_ref().map(|o| json!({"owner": o, "expires_ms": t.lease_expires_ms})),
+        "public_output_hex": t.public_output.as_ref().map(hex::encode),
+        "output": match (&t.public_output, guest) {
+            (Some(o), Some(g)) => Some(g.describe_output(o)),
+            _ => None,
+        },
+        "cycles": t.cycles,
+        "created_ms": t.created_ms,
+        "updated_ms": t.updated_ms,
+        "finished_ms": t.finished_ms,
+    })
+}
+
+async fn task(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = parse_task_id(&id)?;
+    let t = state
+        .store
+        .task(id)
+        .await?
+        .ok_or_else(|| bad(ErrorCode::NotFound, format!("no task {id}")))?;
+    let attempts = state.store.attempts(id).await?;
+    let mut v = task_json(&t);
+    v["attempt_history"] = attempts
+        .iter()
+        .map(|a| {
+            json!({
+                "attempt": a.attempt,
+                "owner": a.owner,
+                "started_ms": a.started_ms,
+                "ended_ms": a.ended_ms,
+                "outcome": a.outcome,
+                "detail": a.detail,
+                "stderr_tail": a.stderr_tail,
+            })
+        })
+        .collect();
+    Ok(Json(v))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    state: Option<String>,
+    limit: Option<u32>,
+    before: Option<String>,
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| bad(ErrorCode::InvalidRequest, e.body_text()))?;
+    let filter = ListFilter {
+        state: q
+            .state
+            .as_deref()
+            .map(|s| s.parse::<TaskState>().map_err(|e| bad(ErrorCode::InvalidRequest, e)))
+            .transpose()?,
+        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+        before: q
+            .before
+            .as_deref()
+            .map(|b| Uuid::parse_str(b).map_err(|_| bad(ErrorCode::InvalidRequest, "before must be a task id")))
+            .transpose()?,
+    };
+    let tasks = state.store.list(&filter).await?;
+    let next = (tasks.len() as u32 == filter.limit)
+        .then(|| tasks.last().map(|t| t.id.to_string()))
+        .flatten();
+    Ok(Json(json!({"tasks": tasks.iter().map(task_json).collect::<Vec<_>>(), "next_before": next})))
+}
+
+async fn proof(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = parse_task_id(&id)?;
+    if let Some(bytes) = state.store.proof(id).await? {
+        return Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response());
+    }
+    match state.store.task(id).await? {
+        None => Err(bad(ErrorCode::NotFound, format!("no task {id}"))),
+        Some(t) => Err(bad(
+            ErrorCode::ProofNotReady,
+            match t.state {
+                TaskState::Queued | TaskState::Leased => {
+                    format!("task {id} is {}; poll GET /v1/tasks/{id} until it succeeds", t.state)
+                }
+                state => format!(
+                    "task {id} ended {state} ({}) and has no proof",
+                    t.cause.map(|c| c.to_string()).unwrap_or_default()
+                ),
+            },
+        )),
+    }
+}
+
+async fn cancel(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = parse_task_id(&id)?;
+    match state.store.cancel(id, "cancelled through the API").await? {
+        CancelOutcome::Cancelled => Ok(Json(json!({"id": id.to_string(), "state": "cancelled"}))),
+        CancelOutcome::AlreadyTerminal(s) => Err(bad(
+            ErrorCode::AlreadyTerminal,
+            format!("task {id} already ended ({s}); nothing to cancel"),
+        )),
+        CancelOutcome::NotFound => Err(bad(ErrorCode::NotFound, format!("no task {id}"))),
+    }
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<ApiState>) -> Response {
+    let store = state.store.ping().await;
+    let accepting = state.accepting_work.load(Ordering::SeqCst);
+    let ready = store.is_ok() && accepting;
+    let body = json!({
+        "ready": ready,
+        "checks": {
+            "store": store.as_ref().map(|()| "ok".to_owned()).unwrap_or_else(|e| e.to_string()),
+            "workers": if accepting { "running" } else { "not accepting work (starting or draining)" },
+        }
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn metrics_text(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let Some(handle) = &state.metrics else {
+        return Err(bad(ErrorCode::NotFound, "metrics are not enabled on this node"));
+    };
+    for (s, n) in state.store.counts().await? {
+        metrics::gauge!("provernode_tasks", "state" => s.as_str()).set(n as f64);
+    }
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response())
+}

@@ -1,0 +1,112 @@
+//! The worker process: `provernode worker --dir DIR`.
+//!
+//! Prints a ready line, then for every `run N` line on stdin reads request N
+//! from DIR, proves it and writes response N, then prints `done N`. Exits
+//! when stdin closes (the parent went away).
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use provernode_backends::Registry;
+use provernode_core::{Limits, Program, ProveOptions};
+
+use crate::protocol::{self, Request, Response, PROTOCOL_PREFIX};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChildError {
+    #[error("worker I/O in {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("malformed request {path}: {source}")]
+    Request {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("unexpected control line {0:?}; expected `run N`")]
+    Control(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ChildError + '_ {
+    move |source| ChildError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Serves attempts until stdin closes.
+pub fn serve(dir: &Path, registry: &Registry) -> Result<(), ChildError> {
+    let stdout = std::io::stdout();
+    let say = |line: &str| -> Result<(), ChildError> {
+        let mut out = stdout.lock();
+        writeln!(out, "{PROTOCOL_PREFIX}{line}")
+            .and_then(|()| out.flush())
+            .map_err(io(Path::new("<stdout>")))
+    };
+    say("ready")?;
+    for line in std::io::stdin().lock().lines() {
+        let line = line.map_err(io(Path::new("<stdin>")))?;
+        let n: u64 = line
+            .strip_prefix("run ")
+            .and_then(|n| n.trim().parse().ok())
+            .ok_or_else(|| ChildError::Control(line.clone()))?;
+        let response = attempt(dir, n, registry)?;
+        let tmp = dir.join(format!("resp-{n}.json.tmp"));
+        let json = serde_json::to_vec(&response).map_err(|source| ChildError::Request {
+            path: tmp.display().to_string(),
+            source,
+        })?;
+        std::fs::write(&tmp, json).map_err(io(&tmp))?;
+        let dst = dir.join(protocol::response_json(n));
+        std::fs::rename(&tmp, &dst).map_err(io(&dst))?;
+        say(&format!("done {n}"))?;
+    }
+    Ok(())
+}
+
+fn attempt(dir: &Path, n: u64, registry: &Registry) -> Result<Response, ChildError> {
+    let req_path = dir.join(protocol::request_json(n));
+    let raw = std::fs::read(&req_path).map_err(io(&req_path))?;
+    let req: Request = serde_json::from_slice(&raw).map_err(|source| ChildError::Request {
+        path: req_path.display().to_string(),
+        source,
+    })?;
+    let elf_path = dir.join(protocol::request_elf(n));
+    let elf = std::fs::read(&elf_path).map_err(io(&elf_path))?;
+    let input_path = dir.join(protocol::request_input(n));
+    let input = std::fs::read(&input_path).map_err(io(&input_path))?;
+    let failed = |cause: provernode_core::Cause, retryable: bool, message: String| Response::Failed {
+        cause: cause.to_string(),
+        retryable,
+        message,
+    };
+    let backend = match registry.get(&req.backend) {
+        Ok(b) => b,
+        Err(e) => return Ok(failed(provernode_core::Cause::BackendError, false, e.to_string())),
+    };
+    let program = match Program::from_elf(req.program_name.clone(), elf) {
+        Ok(p) => p,
+        Err(e) => return Ok(failed(provernode_core::Cause::BackendError, false, e.to_string())),
+    };
+    let options = ProveOptions {
+        limits: Limits {
+            max_cycles: req.max_cycles,
+            max_memory_bytes: req.max_guest_memory_bytes,
+        },
+        proof_kind: req.proof_kind.clone(),
+    };
+    match backend.prove(&program, &input, &options).and_then(|env| Ok((env.cycles, env.encode()?))) {
+        Ok((cycles, bytes)) => {
+            let proof_path = dir.join(protocol::response_proof(n));
+            std::fs::write(&proof_path, bytes).map_err(io(&proof_path))?;
+            Ok(Response::Proved { cycles })
+        }
+        Err(e) => {
+            let (cause, retryable) = e.classify();
+            Ok(failed(cause, retryable, e.to_string()))
+        }
+    }
+}

@@ -1,0 +1,485 @@
+//! The parent side: one [`Slot`] runs one attempt at a time in a worker
+//! child, warm or fresh, under a wall-clock and a memory limit.
+
+use std::collections::VecDeque;
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use provernode_core::Cause;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::watch;
+use tokio::time::{sleep_until, Instant};
+
+use crate::memlimit::{remove_stale_cages, resident_bytes, Cage, LimiterKind};
+use crate::protocol::{self, AttemptSpec, Request, Response, PROTOCOL_PREFIX};
+
+/// How workers live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerMode {
+    /// A new process for every attempt: the strongest isolation, paying the
+    /// process start (milliseconds for trace) each time.
+    Fresh,
+    /// One process serves attempts one after another and is replaced after
+    /// `max_attempts` or once its resident memory passes `max_rss_bytes`
+    /// (for backends whose start-up costs minutes).
+    Warm { max_attempts: u32, max_rss_bytes: u64 },
+}
+
+#[derive(Clone, Debug)]
+pub struct SlotConfig {
+    /// The `provernode` executable and the arguments that make it a worker;
+    /// the slot appends `--dir DIR`.
+    pub exe: PathBuf,
+    pub exe_args: Vec<String>,
+    /// Names this slot in logs and cgroup names (`w0`, `w1`, ...).
+    pub name: String,
+    /// Where private request/response directories are made.
+    pub scratch: PathBuf,
+    pub limiter: LimiterKind,
+    pub mode: WorkerMode,
+    /// How long a new worker may take to say it is ready.
+    pub startup_timeout: Duration,
+}
+
+/// Why the agent wants an attempt stopped early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    LeaseLost,
+    Cancelled,
+    DeadlinePassed,
+    Shutdown,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttemptResult {
+    /// The worker made a proof; the caller must still verify it.
+    Proved { envelope: Vec<u8> },
+    Failed {
+        cause: Cause,
+        retryable: bool,
+        detail: String,
+        stderr_tail: String,
+    },
+}
+
+const STDERR_TAIL_BYTES: usize = 4096;
+
+/// Where private scratch directories go: tmpfs (`/dev/shm`) when it can be
+/// written, else `fallback` (the data directory).
+pub fn scratch_root(fallback: &Path) -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    let probe = shm.join(format!("provernode-probe-{}", std::process::id()));
+    if std::fs::DirBuilder::new().mode(0o700).create(&probe).is_ok() {
+        let _ = std::fs::remove_dir(&probe);
+        return shm.to_path_buf();
+    }
+    fallback.to_path_buf()
+}
+
+struct Worker {
+    child: Child,
+    pid: u32,
+    stdin: ChildStdin,
+    stdout: Lines<BufReader<ChildStdout>>,
+    stderr: Arc<Mutex<VecDeque<u8>>>,
+    dir: PathBuf,
+    cage: Cage,
+    served: u32,
+}
+
+impl Worker {
+    fn kill_group(&self) {
+        // The worker leads its own process group: this reaches anything it started.
+        let _ = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+    }
+
+    fn stderr_tail(&self) -> String {
+        let buf = self.stderr.lock().map(|b| b.iter().copied().collect::<Vec<u8>>()).unwrap_or_default();
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill_group();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+enum Ending {
+    Done,
+    Exited,
+    Timeout,
+    Watchdog,
+    Stopped(StopReason),
+    StdinClosed,
+}
+
+pub struct Slot {
+    config: SlotConfig,
+    worker: Option<Worker>,
+    seq: u64,
+}
+
+impl Slot {
+    pub fn new(config: SlotConfig) -> Slot {
+        remove_stale_cages_once(&config.limiter);
+        Slot {
+            config,
+            worker: None,
+            seq: 0,
+        }
+    }
+
+    /// The pid of the current worker, if one is running.
+    pub fn worker_pid(&self) -> Option<u32> {
+        self.worker.as_ref().map(|w| w.pid)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    async fn spawn(&mut self, memory_limit_bytes: u64) -> Result<Worker, String> {
+        self.seq += 1;
+        let tag = format!("provernode-{}-{}-{}", std::process::id(), self.config.name, self.seq);
+        let dir = self.config.scratch.join(&tag);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| format!("cannot create the private directory {}: {e}", dir.display()))?;
+        let cage = match Cage::create(&self.config.limiter, &tag, memory_limit_bytes) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot create a memory cgroup; falling back to the watchdog");
+                Cage::create(&LimiterKind::Watchdog { why: e.to_string() }, &tag, memory_limit_bytes)
+                    .map_err(|e| e.to_string())?
+            }
+        };
+        let mut child = Command::new(&self.config.exe)
+            .args(&self.config.exe_args)
+            .arg("--dir")
+            .arg(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start worker {}: {e}", self.config.exe.display()))?;
+        let pid = child.id().ok_or("the worker exited at once")?;
+        // Into the cage before it is handed any work.
+        if let Err(e) = cage.add(pid) {
+            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            return Err(format!("cannot move worker {pid} into its memory cgroup: {e}"));
+        }
+        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err("worker pipes missing".into());
+        };
+        let tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_BYTES)));
+        let sink = tail.clone();
+        tokio::spawn(async move {
+            let mut stderr = stderr;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut t) = sink.lock() {
+                    t.extend(&buf[..n]);
+                    let excess = t.len().saturating_sub(STDERR_TAIL_BYTES);
+                    t.drain(..excess);
+                }
+            }
+        });
+        let mut worker = Worker {
+            child,
+            pid,
+            stdin,
+            stdout: BufReader::new(stdout).lines(),
+            stderr: tail,
+            dir,
+            cage,
+            served: 0,
+        };
+        let ready = format!("{PROTOCOL_PREFIX}ready");
+        let wait_ready = async {
+            loop {
+                match worker.stdout.next_line().await {
+                    Ok(Some(line)) if line == ready => return Ok(()),
+                    Ok(Some(_)) => continue,
+                    _ => return Err(()),
+                }
+            }
+        };
+        match tokio::time::timeout(self.config.startup_timeout, wait_ready).await {
+            Ok(Ok(())) => {
+                tracing::debug!(slot = %self.config.name, pid, "worker ready");
+                Ok(worker)
+            }
+            Ok(Err(())) => Err(format!(
+                "the worker exited during start-up; its stderr: {}",
+                worker.stderr_tail().trim()
+            )),
+            Err(_) => Err(format!(
+                "the worker did not become ready within {:?}",
+                self.config.startup_timeout
+            )),
+        }
+    }
+
+    /// Stops the current worker, if any.
+    pub async fn retire(&mut self) {
+        if let Some(mut w) = self.worker.take() {
+            w.kill_group();
+            let _ = w.child.wait().await;
+        }
+    }
+
+    /// Runs one attempt to its end, however it ends.
+    pub async fn run(&mut self, spec: &AttemptSpec, stop: &mut watch::Receiver<Option<StopReason>>) -> AttemptResult {
+        let fail = |cause: Cause, retryable: bool, detail: String, stderr_tail: String| AttemptResult::Failed {
+            cause,
+            retryable,
+            detail,
+            stderr_tail,
+        };
+        // A warm worker caged for another limit is replaced.
+        if self
+            .worker
+            .as_ref()
+            .is_some_and(|w| w.cage.limit_bytes != spec.memory_limit_bytes)
+        {
+            self.retire().await;
+        }
+        if self.worker.is_none() {
+            match self.spawn(spec.memory_limit_bytes).await {
+                Ok(w) => self.worker = Some(w),
+                Err(e) => return fail(Cause::BackendError, true, format!("could not start a worker: {e}"), String::new()),
+            }
+        }
+        self.seq += 1;
+        let n = self.seq;
+        let Some(w) = self.worker.as_mut() else {
+            return fail(Cause::BackendError, true, "no worker".into(), String::new());
+        };
+        if let Err(e) = write_request(&w.dir, n, spec).await {
+            self.retire().await;
+            return fail(Cause::BackendError, true, format!("cannot write the request: {e}"), String::new());
+        }
+        let oom_before = w.cage.oom_kills();
+        let (pid, caged, limit) = (w.pid, w.cage.is_cgroup(), w.cage.limit_bytes);
+        let done_line = format!("{PROTOCOL_PREFIX}done {n}");
+        let deadline = Instant::now() + spec.timeout;
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        let mut stop_open = true;
+        let ending = if w.stdin.write_all(format!("run {n}\n").as_bytes()).await.is_err() {
+            Ending::StdinClosed
+        } else {
+            loop {
+                if let Some(reason) = *stop.borrow() {
+                    break Ending::Stopped(reason);
+                }
+                tokio::select! {
+                    changed = stop.changed(), if stop_open => {
+                        if changed.is_err() {
+                            stop_open = false;
+                        }
+                    }
+                    _ = sleep_until(deadline) => break Ending::Timeout,
+                    line = w.stdout.next_line() => match line {
+                        Ok(Some(l)) if l == done_line => break Ending::Done,
+                        Ok(Some(_)) => {}
+                        _ => break Ending::Exited,
+                    },
+                    _ = tick.tick(), if !caged => {
+                        if resident_bytes(pid).is_some_and(|rss| rss > limit) {
+                            break Ending::Watchdog;
+                        }
+                    }
+                }
+            }
+        };
+        let result = match ending {
+            Ending::Done => {
+                let result = read_response(&w.dir, n).await;
+                w.served += 1;
+                cleanup(&w.dir, n).await;
+                let recycle = match self.config.mode {
+                    WorkerMode::Fresh => true,
+                    WorkerMode::Warm {
+                        max_attempts,
+                        max_rss_bytes,
+                    } => w.served >= max_attempts || resident_bytes(pid).is_none_or(|rss| rss > max_rss_bytes),
+                };
+                let tail = w.stderr_tail();
+                if recycle {
+                    self.retire().await;
+                }
+                return match result {
+                    Ok(r) => r,
+                    Err(e) => fail(Cause::BackendError, true, e, tail),
+                };
+            }
+            Ending::Timeout => {
+                w.kill_group();
+                fail(
+                    Cause::Timeout,
+                    true,
+                    format!(
+                        "the attempt ran past its wall-clock limit of {:.1} s; its worker (pid {pid}) and process group were killed",
+                        spec.timeout.as_secs_f64()
+                    ),
+                    String::new(),
+                )
+            }
+            Ending::Watchdog => {
+                w.kill_group();
+                fail(
+                    Cause::OutOfMemory,
+                    true,
+                    format!(
+                        "the worker (pid {pid}) passed its memory limit of {} MiB (resident-memory watchdog) and was killed",
+                        limit >> 20
+                    ),
+                    String::new(),
+                )
+            }
+            Ending::Stopped(reason) => {
+                w.kill_group();
+                let (cause, detail) = match reason {
+                    StopReason::LeaseLost => (Cause::LeaseLost, "the lease was lost; the attempt was stopped"),
+                    StopReason::Cancelled => (Cause::Cancelled, "the task was cancelled; the attempt was stopped"),
+                    StopReason::DeadlinePassed => (Cause::DeadlinePassed, "the task's deadline passed during the attempt"),
+                    StopReason::Shutdown => (Cause::LeaseLost, "the node shut down before the attempt finished"),
+                };
+                fail(cause, cause.retryable_by_default(), detail.into(), String::new())
+            }
+            Ending::Exited | Ending::StdinClosed => {
+                let status = match tokio::time::timeout(Duration::from_secs(5), w.child.wait()).await {
+                    Ok(Ok(s)) => Some(s),
+                    _ => {
+                        w.kill_group();
+                        w.child.wait().await.ok()
+                    }
+                };
+                let oom = w.cage.oom_kills() > oom_before;
+                match status.and_then(|s| s.signal()) {
+                    Some(_) if oom => fail(
+                        Cause::OutOfMemory,
+                        true,
+                        format!(
+                            "the worker (pid {pid}) passed its memory limit of {} MiB and the kernel killed it (cgroup)",
+                            limit >> 20
+                        ),
+                        String::new(),
+                    ),
+                    Some(sig) => {
+                        let name = Signal::try_from(sig).map(|s| s.as_str()).unwrap_or("unknown signal");
+                        fail(
+                            Cause::Crashed(sig),
+                            true,
+                            format!("the worker (pid {pid}) was killed by signal {sig} ({name})"),
+                            String::new(),
+                        )
+                    }
+                    None => fail(
+                        Cause::Crashed(0),
+                        true,
+                        format!(
+                            "the worker (pid {pid}) exited with {} before finishing the attempt",
+                            status.map_or("an unknown status".to_owned(), |s| s.to_string())
+                        ),
+                        String::new(),
+                    ),
+                }
+            }
+        };
+        // Every ending but Done leaves the worker dead or doomed.
+        let tail = self.worker.as_ref().map(|w| w.stderr_tail()).unwrap_or_default();
+        self.retire().await;
+        match result {
+            AttemptResult::Failed {
+                cause,
+                retryable,
+                detail,
+                ..
+            } => AttemptResult::Failed {
+                cause,
+                retryable,
+                detail,
+                stderr_tail: tail,
+            },
+            proved => proved,
+        }
+    }
+}
+
+fn remove_stale_cages_once(kind: &LimiterKind) {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| remove_stale_cages(kind));
+}
+
+async fn write_request(dir: &Path, n: u64, spec: &AttemptSpec) -> std::io::Result<()> {
+    let req = Request {
+        task_id: spec.task_id.clone(),
+        attempt: spec.attempt,
+        backend: spec.backend.clone(),
+        program_name: spec.program_name.clone(),
+        proof_kind: spec.proof_kind.clone(),
+        max_cycles: spec.max_cycles,
+        max_guest_memory_bytes: spec.max_guest_memory_bytes,
+    };
+    tokio::fs::write(dir.join(protocol::request_elf(n)), &spec.elf).await?;
+    tokio::fs::write(dir.join(protocol::request_input(n)), &spec.input).await?;
+    let json = serde_json::to_vec(&req).map_err(std::io::Error::other)?;
+    tokio::fs::write(dir.join(protocol::request_json(n)), json).await
+}
+
+async fn read_response(dir: &Path, n: u64) -> Result<AttemptResult, String> {
+    let path = dir.join(protocol::response_json(n));
+    let raw = tokio::fs::read(&path)
+        .await
+        .map_err(|e| format!("the worker said done but {} is unreadable: {e}", path.display()))?;
+    let resp: Response =
+        serde_json::from_slice(&raw).map_err(|e| format!("the worker's response is malformed: {e}"))?;
+    match resp {
+        Response::Proved { .. } => {
+            let proof = dir.join(protocol::response_proof(n));
+            let envelope = tokio::fs::read(&proof)
+                .await
+                .map_err(|e| format!("the worker's proof {} is unreadable: {e}", proof.display()))?;
+            Ok(AttemptResult::Proved { envelope })
+        }
+        Response::Failed {
+            cause,
+            retryable,
+            message,
+        } => Ok(AttemptResult::Failed {
+            cause: cause.parse().unwrap_or(Cause::BackendError),
+            retryable,
+            detail: message,
+            stderr_tail: String::new(),
+        }),
+    }
+}
+
+async fn cleanup(dir: &Path, n: u64) {
+    for name in [
+        protocol::request_json(n),
+        protocol::request_elf(n),
+        protocol::request_input(n),
+        protocol::response_json(n),
+        protocol::response_proof(n),
+    ] {
+        let _ = tokio::fs::remove_file(dir.join(name)).await;
+    }
+}
