@@ -43,7 +43,9 @@ pub struct SlotConfig {
     /// Where private request/response directories are made.
     pub scratch: PathBuf,
     pub limiter: LimiterKind,
-    pub mode: WorkerMode,
+    /// Worker mode per backend name; backends not listed use `default_mode`.
+    pub modes: Vec<(String, WorkerMode)>,
+    pub default_mode: WorkerMode,
     /// How long a new worker may take to say it is ready.
     pub startup_timeout: Duration,
 }
@@ -313,7 +315,13 @@ impl Slot {
                 let result = read_response(&w.dir, n).await;
                 w.served += 1;
                 cleanup(&w.dir, n).await;
-                let recycle = match self.config.mode {
+                let mode = self
+                    .config
+                    .modes
+                    .iter()
+                    .find(|(b, _)| *b == spec.backend)
+                    .map_or(self.config.default_mode, |(_, m)| *m);
+                let recycle = match mode {
                     WorkerMode::Fresh => true,
                     WorkerMode::Warm {
                         max_attempts,

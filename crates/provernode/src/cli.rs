@@ -70,12 +70,176 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Execute, prove and verify every built-in guest on every available backend, and print a table.
+    /// Execute, prove and verify every built-in guest on every available backend through a
+    /// temporary node (durable queue, isolated workers), and print a table.
     Demo {
         /// Only these backends (repeatable).
         #[arg(long = "backend")]
         backends: Vec<String>,
+        /// Worker processes of the temporary node.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
     },
+    /// Run the prover node: durable queue, isolated workers, HTTP API.
+    Run(RunNode),
+    /// (internal) A worker process; the node starts these itself.
+    #[command(hide = true)]
+    Worker {
+        /// The private request/response directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Submit a task to a node; prints its id.
+    Submit(Submit),
+    /// Show a task: state, terminal reason, attempts with their causes.
+    Status {
+        id: String,
+        #[command(flatten)]
+        node: NodeFlags,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a succeeded task's proof envelope.
+    Proof {
+        id: String,
+        /// Where to write it [default: <id>.proof].
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        node: NodeFlags,
+    },
+    /// Cancel a queued or running task.
+    Cancel {
+        id: String,
+        #[command(flatten)]
+        node: NodeFlags,
+    },
+    /// List tasks, newest first.
+    Tasks {
+        /// Only tasks in this state (queued, leased, succeeded, failed, cancelled, quarantined).
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        node: NodeFlags,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where the node is.
+#[derive(Args, Debug, Clone)]
+pub struct NodeFlags {
+    /// The node's base URL.
+    #[arg(long, env = "PROVERNODE_NODE", default_value = "http://127.0.0.1:7878")]
+    pub node: String,
+    /// Bearer token (required when the node listens beyond loopback).
+    #[arg(long, env = "PROVERNODE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunNode {
+    /// Where the queue database and scratch files live.
+    #[arg(long, env = "PROVERNODE_DATA_DIR", default_value = "provernode-data")]
+    pub data_dir: PathBuf,
+    /// Worker processes proving at once.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Address of the HTTP API. Anything but loopback requires --token.
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub listen: std::net::SocketAddr,
+    /// Bearer token clients must send.
+    #[arg(long, env = "PROVERNODE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Lease length; a worker's holder heartbeats every third of it.
+    #[arg(long, default_value_t = 30.0)]
+    pub lease_secs: f64,
+    /// How a backend's workers live: BACKEND=fresh (a process per attempt) or
+    /// BACKEND=warm (reused, recycled). Repeatable. Default: every backend warm.
+    #[arg(long = "worker-mode", value_parser = parse_mode)]
+    pub worker_modes: Vec<(String, String)>,
+    /// Attempts a warm worker serves before it is replaced.
+    #[arg(long, default_value_t = 100)]
+    pub warm_max_attempts: u32,
+    /// Resident memory past which a warm worker is replaced after its attempt.
+    #[arg(long, default_value_t = 2048)]
+    pub warm_max_rss_mib: u64,
+    /// On SIGTERM, how long running attempts may finish before they are stopped.
+    #[arg(long, default_value_t = 30.0)]
+    pub drain_secs: f64,
+    /// SQLite durability: `full` survives power loss, `normal` survives process crashes.
+    #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
+    pub sqlite_synchronous: String,
+    /// Default wall-clock limit of one attempt.
+    #[arg(long, default_value_t = 600.0)]
+    pub default_timeout_secs: f64,
+    /// Default memory limit of one attempt's worker process.
+    #[arg(long, default_value_t = 4096)]
+    pub default_memory_limit_mib: u64,
+    /// Default attempts before a task is quarantined.
+    #[arg(long, default_value_t = 3)]
+    pub default_max_attempts: u32,
+    /// Largest task input accepted.
+    #[arg(long, default_value_t = 16)]
+    pub max_input_mib: usize,
+}
+
+fn parse_mode(s: &str) -> Result<(String, String), String> {
+    let (backend, mode) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected BACKEND=fresh or BACKEND=warm, got {s:?}"))?;
+    if mode != "fresh" && mode != "warm" {
+        return Err(format!("worker mode {mode:?} is neither fresh nor warm"));
+    }
+    Ok((backend.to_owned(), mode.to_owned()))
+}
+
+#[derive(Args, Debug)]
+pub struct Submit {
+    /// A built-in guest name or its program id, or the path of a RISC-V ELF.
+    pub program: String,
+    #[arg(long, short, default_value = "trace")]
+    pub backend: String,
+    #[arg(long)]
+    pub abi: Option<Abi>,
+    #[command(flatten)]
+    pub input: InputFlags,
+    #[arg(long)]
+    pub proof_kind: Option<String>,
+    /// Higher runs first.
+    #[arg(long)]
+    pub priority: Option<i32>,
+    /// Fail the task if it has not finished this many seconds from now.
+    #[arg(long)]
+    pub deadline_secs: Option<f64>,
+    /// Wall-clock limit of one attempt.
+    #[arg(long)]
+    pub timeout_secs: Option<f64>,
+    /// Memory limit of one attempt's worker process.
+    #[arg(long)]
+    pub memory_limit_mib: Option<u64>,
+    /// Attempts before the task is quarantined.
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    #[arg(long)]
+    pub max_cycles: Option<u64>,
+    #[arg(long)]
+    pub max_guest_memory_mib: Option<u64>,
+    /// Submitting again with the same key returns the same task.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Wait for the task to end; write its proof (see --output) if it succeeded.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: where to write the proof [default: <id>.proof].
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub node: NodeFlags,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -102,7 +266,7 @@ pub struct RunArgs {
 }
 
 /// The guest's input: typed flags for built-in guests, or raw bytes.
-#[derive(Args, Debug, Default)]
+#[derive(Args, Debug, Default, Clone)]
 pub struct InputFlags {
     /// fibonacci: the index n.
     #[arg(long, help_heading = "Input")]

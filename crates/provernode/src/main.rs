@@ -2,16 +2,21 @@
 //! crates together; it holds no proving, queue or HTTP logic of its own.
 
 mod cli;
+mod client;
+mod demo;
+mod node;
 mod oneshot;
 
 use std::process::ExitCode;
 
+use anyhow::{Context, Result};
 use clap::Parser;
+use cli::Command;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    init_logging(&cli.global);
-    match oneshot::run(cli) {
+    init_logging(&cli);
+    match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -20,13 +25,48 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(global: &cli::Global) {
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn dispatch(cli: cli::Cli) -> Result<()> {
+    match cli.command {
+        Command::Run(args) => runtime()?.block_on(node::run(args)),
+        Command::Worker { dir } => {
+            provernode_worker::child::serve(&dir, &provernode_backends::Registry::default())?;
+            Ok(())
+        }
+        Command::Demo { backends, workers } => runtime()?.block_on(demo::run(&backends, workers)),
+        Command::Submit(args) => runtime()?.block_on(client::submit(args)),
+        Command::Status { id, node, json } => runtime()?.block_on(client::status(&id, &node, json)),
+        Command::Proof { id, output, node } => runtime()?.block_on(client::proof(&id, output, &node)),
+        Command::Cancel { id, node } => runtime()?.block_on(client::cancel(&id, &node)),
+        Command::Tasks {
+            state,
+            limit,
+            node,
+            json,
+        } => runtime()?.block_on(client::tasks(state.as_deref(), limit, &node, json)),
+        other => oneshot::run(cli::Cli {
+            global: cli.global,
+            command: other,
+        }),
+    }
+}
+
+fn init_logging(cli: &cli::Cli) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("PROVERNODE_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match global.log_format {
+    // A node logs its work; one-shot commands and workers only warn.
+    let default = match cli.command {
+        Command::Run(_) => "info",
+        _ => "warn",
+    };
+    let filter = EnvFilter::try_from_env("PROVERNODE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.global.log_format {
         cli::LogFormat::Text => builder.init(),
         cli::LogFormat::Json => builder.json().init(),
     }

@@ -30,7 +30,7 @@ pub fn run(cli: Cli) -> Result<()> {
             max_cycles,
             json,
         } => verify(&file, max_cycles, json),
-        Command::Demo { backends } => demo(&backends),
+        other => bail!("internal: {other:?} is not a one-shot command"),
     }
 }
 
@@ -390,112 +390,6 @@ fn verify(file: &Path, max_cycles: u64, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn demo(only: &[String]) -> Result<()> {
-    let registry = Registry::default();
-    for name in only {
-        registry.get(name)?;
-    }
-    let selected: Vec<_> = registry
-        .all()
-        .iter()
-        .filter(|b| only.is_empty() || only.iter().any(|n| n == b.name()))
-        .cloned()
-        .collect();
-    let started = Instant::now();
-    let mut t = table(&[
-        "backend",
-        "abi",
-        "program",
-        "input",
-        "cycles",
-        "prove",
-        "verify",
-        "proof size",
-        "output",
-    ]);
-    let mut unavailable = Vec::new();
-    let mut failures = Vec::new();
-    let mut proofs = 0usize;
-    for backend in &selected {
-        if let Err(u) = backend.available() {
-            unavailable.push(u);
-            continue;
-        }
-        for &abi in backend.abis() {
-            for guest in provernode_guests::all().iter().filter(|g| !g.test_only) {
-                let program = guest.program(abi);
-                for args in guest.demo_inputs() {
-                    let label = format!("{} {} {} {args:?}", backend.name(), abi, guest.name);
-                    match demo_one(&registry, backend.as_ref(), guest, &program, &args) {
-                        Ok(row) => {
-                            proofs += 1;
-                            t.add_row(row);
-                        }
-                        Err(e) => failures.push(format!("{label}: {e:#}")),
-                    }
-                }
-            }
-        }
-    }
-    println!("{t}");
-    for u in &unavailable {
-        println!("skipped {}: {}", u.backend, u.reason);
-    }
-    println!(
-        "{proofs} proofs made and verified in {}",
-        human_duration(started.elapsed())
-    );
-    if !failures.is_empty() {
-        for f in &failures {
-            eprintln!("failed: {f}");
-        }
-        bail!(
-            "{} of {} demo runs failed",
-            failures.len(),
-            failures.len() + proofs
-        );
-    }
-    Ok(())
-}
-
-fn demo_one(
-    registry: &Registry,
-    backend: &dyn Backend,
-    guest: &Guest,
-    program: &Program,
-    args: &InputArgs,
-) -> Result<Vec<String>> {
-    let input = guest.encode_input(args)?;
-    let exec = backend.execute(program, &input, &Limits::default())?;
-    let t0 = Instant::now();
-    let envelope = backend.prove(program, &input, &ProveOptions::default())?;
-    let prove_time = t0.elapsed();
-    let bytes = envelope.encode()?;
-    let t1 = Instant::now();
-    let verified = registry.verify(&ProofEnvelope::decode(&bytes)?)?;
-    let verify_time = t1.elapsed();
-    if Some(&verified.public_output) != guest.reference_output(&input).as_ref() {
-        bail!(
-            "output {} differs from the known answer",
-            guest.describe_output(&verified.public_output)
-        );
-    }
-    if exec.public_output != verified.public_output || exec.cycles != verified.cycles {
-        bail!("execute and prove disagree");
-    }
-    Ok(vec![
-        backend.name().to_owned(),
-        program.abi().to_string(),
-        guest.name.to_owned(),
-        guest.describe_input(&input),
-        thousands(verified.cycles),
-        human_duration(prove_time),
-        human_duration(verify_time),
-        human_bytes(bytes.len()),
-        guest.describe_output(&verified.public_output),
-    ])
-}
-
 fn program_line(p: &Program) -> String {
     format!("{} [{}, id {}]", p.name(), p.abi(), p.id())
 }
@@ -507,7 +401,7 @@ fn print_fields(fields: &[(&str, String)]) {
     }
 }
 
-fn thousands(n: u64) -> String {
+pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
@@ -519,7 +413,7 @@ fn thousands(n: u64) -> String {
     out
 }
 
-fn human_duration(d: Duration) -> String {
+pub fn human_duration(d: Duration) -> String {
     let s = d.as_secs_f64();
     if s < 1e-3 {
         format!("{:.0} µs", s * 1e6)
@@ -530,7 +424,7 @@ fn human_duration(d: Duration) -> String {
     }
 }
 
-fn human_bytes(n: usize) -> String {
+pub fn human_bytes(n: usize) -> String {
     if n < 1024 {
         format!("{n} B")
     } else if n < 1024 * 1024 {

@@ -1,0 +1,120 @@
+//! `provernode demo`: every built-in guest on every available backend and
+//! ABI, submitted to a temporary node (durable queue, isolated workers),
+//! proved, fetched over HTTP and verified here.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use comfy_table::{presets, Table};
+use provernode_backends::Registry;
+use provernode_client::NodeClient;
+use provernode_core::ProofEnvelope;
+use serde_json::{Map, Value};
+
+use crate::client::input_fields;
+use crate::cli::InputFlags;
+use crate::oneshot::{human_bytes, human_duration, thousands};
+
+pub async fn run(only: &[String], workers: usize) -> Result<()> {
+    let registry = Registry::default();
+    for name in only {
+        registry.get(name)?;
+    }
+    let started = Instant::now();
+    let dir = tempfile::tempdir().context("cannot create a temporary data directory")?;
+    let exe = std::env::current_exe().context("cannot find the provernode executable")?;
+    let node = crate::node::start(&crate::node::temporary(dir.path(), workers), exe).await?;
+    let client = NodeClient::new(&format!("http://{}", node.addr), None)?;
+
+    let mut unavailable = Vec::new();
+    let mut submitted = Vec::new();
+    for backend in registry.all() {
+        if !only.is_empty() && !only.iter().any(|n| n == backend.name()) {
+            continue;
+        }
+        if let Err(u) = backend.available() {
+            unavailable.push(u);
+            continue;
+        }
+        for &abi in backend.abis() {
+            for guest in provernode_guests::all().iter().filter(|g| !g.test_only) {
+                for args in guest.demo_inputs() {
+                    let flags = InputFlags {
+                        n: args.n,
+                        rounds: args.rounds,
+                        seed: args.seed,
+                        text: args.text.clone(),
+                        ..InputFlags::default()
+                    };
+                    let mut body = Map::new();
+                    body.insert("program".into(), guest.name.into());
+                    body.insert("backend".into(), backend.name().into());
+                    body.insert("abi".into(), abi.name().into());
+                    input_fields(&flags, &mut body)?;
+                    let resp = client.submit(&Value::Object(body)).await?;
+                    let id = resp["id"].as_str().context("no task id")?.to_owned();
+                    let input = guest.encode_input(&args)?;
+                    submitted.push((backend.name(), abi, guest, input, id));
+                }
+            }
+        }
+    }
+
+    let mut table = Table::new();
+    table.load_preset(presets::ASCII_MARKDOWN).set_header(vec![
+        "backend", "abi", "program", "input", "cycles", "prove", "verify", "proof size", "output",
+    ]);
+    let mut failures = Vec::new();
+    for (backend, abi, guest, input, id) in &submitted {
+        let task = client.wait(id, Duration::from_millis(20), Duration::from_secs(3600)).await?;
+        if task["state"] != "succeeded" {
+            failures.push(format!(
+                "{backend} {abi} {}: {} ({}) {}",
+                guest.name, task["state"], task["terminal_reason"], task["detail"]
+            ));
+            continue;
+        }
+        let bytes = client.proof(id).await?;
+        let t = Instant::now();
+        let verified = registry.verify(&ProofEnvelope::decode(&bytes)?)?;
+        let verify_time = t.elapsed();
+        if Some(&verified.public_output) != guest.reference_output(input).as_ref() {
+            failures.push(format!("{backend} {abi} {}: output differs from the known answer", guest.name));
+            continue;
+        }
+        let prove_ms = task["attempt_history"]
+            .as_array()
+            .and_then(|h| h.last())
+            .and_then(|a| Some(a["ended_ms"].as_i64()? - a["started_ms"].as_i64()?))
+            .unwrap_or(0);
+        table.add_row(vec![
+            backend.to_string(),
+            abi.to_string(),
+            guest.name.to_owned(),
+            guest.describe_input(input),
+            thousands(verified.cycles),
+            human_duration(Duration::from_millis(u64::try_from(prove_ms).unwrap_or(0))),
+            human_duration(verify_time),
+            human_bytes(bytes.len()),
+            guest.describe_output(&verified.public_output),
+        ]);
+    }
+    node.stop(Duration::from_secs(10)).await;
+    println!("{table}");
+    println!("prove = one attempt in an isolated worker process, as the node recorded it; verify = here, on the fetched proof");
+    for u in &unavailable {
+        println!("skipped {}: {}", u.backend, u.reason);
+    }
+    println!(
+        "{} proofs made through the node and verified in {}",
+        submitted.len() - failures.len(),
+        human_duration(started.elapsed())
+    );
+    if !failures.is_empty() {
+        for f in &failures {
+            eprintln!("failed: {f}");
+        }
+        bail!("{} of {} demo tasks failed", failures.len(), submitted.len());
+    }
+    Ok(())
+}

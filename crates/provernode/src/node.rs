@@ -1,0 +1,259 @@
+//! `provernode run`: wires the store, the HTTP API, the lease sweeper and the
+//! local agent into one embedded node, and drains it on SIGTERM.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use provernode_agent::{AgentConfig, Shutdown, StoreSource};
+use provernode_backends::Registry;
+use provernode_broker::{router, sweep_forever, ApiConfig, ApiState};
+use provernode_core::TaskLimits;
+use provernode_store::{SqliteOptions, SqliteStore, Store, Synchronous};
+use provernode_worker::{detect_limiter, scratch_root, SlotConfig, WorkerMode};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+use crate::cli::RunNode;
+
+/// A node running in this process.
+pub struct RunningNode {
+    pub addr: SocketAddr,
+    accepting: Arc<AtomicBool>,
+    agent_tx: watch::Sender<Shutdown>,
+    agent: JoinHandle<()>,
+    stop_tx: watch::Sender<bool>,
+    server: JoinHandle<()>,
+    sweeper: JoinHandle<()>,
+    store: Arc<SqliteStore>,
+}
+
+fn secs(s: f64, what: &str) -> Result<Duration> {
+    if !(s.is_finite() && s > 0.0) {
+        bail!("{what} must be a positive number of seconds, got {s}");
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode> {
+    if args.workers == 0 || args.workers > 256 {
+        bail!("--workers must be between 1 and 256, got {}", args.workers);
+    }
+    if !args.listen.ip().is_loopback() && args.token.as_deref().is_none_or(str::is_empty) {
+        bail!(
+            "refusing to listen on {} without a bearer token: pass --token (or set PROVERNODE_TOKEN), or listen on 127.0.0.1",
+            args.listen
+        );
+    }
+    let lease_ttl = secs(args.lease_secs, "--lease-secs")?;
+    if lease_ttl < Duration::from_secs(1) {
+        bail!("--lease-secs must be at least 1");
+    }
+    let default_limits = TaskLimits {
+        timeout_ms: secs(args.default_timeout_secs, "--default-timeout-secs")?.as_millis() as u64,
+        memory_limit_bytes: args.default_memory_limit_mib << 20,
+        max_attempts: args.default_max_attempts.max(1),
+        ..TaskLimits::default()
+    };
+    let data_dir = &args.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot restrict the data directory {} to its owner", data_dir.display()))?;
+    let db_path = data_dir.join("queue.sqlite");
+    let options = SqliteOptions {
+        synchronous: if args.sqlite_synchronous == "normal" {
+            Synchronous::Normal
+        } else {
+            Synchronous::Full
+        },
+        ..SqliteOptions::default()
+    };
+    let store = Arc::new(
+        SqliteStore::open(&db_path, &options)
+            .await
+            .with_context(|| format!("cannot open the queue database {}", db_path.display()))?,
+    );
+    // The embedded node is the only holder of leases in its database: any
+    // lease still held belongs to a previous run that died. Each is a
+    // counted, lost attempt.
+    let recovered = store.expire_leases(None).await.context("cannot recover leases of a previous run")?;
+    if !recovered.is_empty() {
+        tracing::warn!(
+            requeued = recovered.requeued.len(),
+            quarantined = recovered.quarantined.len(),
+            "recovered leases left by a previous run (each counted as a lost attempt)"
+        );
+    }
+    let limiter = detect_limiter();
+    tracing::info!(limiter = %limiter.describe(), "memory limits");
+    let fallback_scratch = data_dir.join("scratch");
+    std::fs::create_dir_all(&fallback_scratch)
+        .with_context(|| format!("cannot create {}", fallback_scratch.display()))?;
+    let scratch = scratch_root(&fallback_scratch);
+    let registry = Registry::default();
+    let backends: Vec<String> = registry.available().map(|b| b.name().to_owned()).collect();
+    let modes = args
+        .worker_modes
+        .iter()
+        .map(|(backend, mode)| {
+            let m = if mode == "fresh" {
+                WorkerMode::Fresh
+            } else {
+                WorkerMode::Warm {
+                    max_attempts: args.warm_max_attempts.max(1),
+                    max_rss_bytes: args.warm_max_rss_mib << 20,
+                }
+            };
+            (backend.clone(), m)
+        })
+        .collect::<Vec<_>>();
+    let slots = (0..args.workers)
+        .map(|i| SlotConfig {
+            exe: worker_exe.clone(),
+            exe_args: vec!["worker".into()],
+            name: format!("w{i}"),
+            scratch: scratch.clone(),
+            limiter: limiter.clone(),
+            modes: modes.clone(),
+            default_mode: WorkerMode::Warm {
+                max_attempts: args.warm_max_attempts.max(1),
+                max_rss_bytes: args.warm_max_rss_mib << 20,
+            },
+            startup_timeout: Duration::from_secs(600),
+        })
+        .collect();
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
+    let wake = Arc::new(Notify::new());
+    let accepting = Arc::new(AtomicBool::new(false));
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let state = ApiState {
+        store: dyn_store.clone(),
+        registry: registry.clone(),
+        config: Arc::new(ApiConfig {
+            token: args.token.clone().filter(|t| !t.is_empty()),
+            max_input_bytes: args.max_input_mib << 20,
+            max_body_bytes: (args.max_input_mib << 20) * 2 + (16 << 20),
+            default_limits,
+        }),
+        wake: wake.clone(),
+        accepting_work: accepting.clone(),
+        metrics,
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}; is another node running there?", args.listen))?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut server_stop = stop_rx.clone();
+    let app = router(state);
+    let server = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    let sweeper = tokio::spawn(sweep_forever(
+        dyn_store.clone(),
+        (lease_ttl / 4).max(Duration::from_millis(250)),
+        stop_rx,
+    ));
+    let (agent_tx, agent_rx) = watch::channel(Shutdown::Running);
+    let agent_config = AgentConfig {
+        owner: format!("node-{}", std::process::id()),
+        slots,
+        backends,
+        lease_ttl,
+        idle_poll: Duration::from_millis(500),
+        registry,
+    };
+    let agent = tokio::spawn(provernode_agent::run(
+        agent_config,
+        Arc::new(StoreSource(dyn_store)),
+        wake,
+        agent_rx,
+    ));
+    accepting.store(true, Ordering::SeqCst);
+    Ok(RunningNode {
+        addr,
+        accepting,
+        agent_tx,
+        agent,
+        stop_tx,
+        server,
+        sweeper,
+        store,
+    })
+}
+
+impl RunningNode {
+    /// Stops claiming, lets running attempts finish within `drain`, stops the
+    /// rest (their leases are recorded as lost), then stops serving.
+    pub async fn stop(mut self, drain: Duration) {
+        self.accepting.store(false, Ordering::SeqCst);
+        let _ = self.agent_tx.send(Shutdown::Drain);
+        if tokio::time::timeout(drain, &mut self.agent).await.is_err() {
+            tracing::warn!("drain period over; stopping the attempts still running");
+            let _ = self.agent_tx.send(Shutdown::Now);
+            let _ = tokio::time::timeout(Duration::from_secs(30), &mut self.agent).await;
+        }
+        let _ = self.stop_tx.send(true);
+        let _ = self.server.await;
+        let _ = self.sweeper.await;
+        self.store.close().await;
+    }
+}
+
+async fn terminate_signal() -> Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+pub async fn run(args: RunNode) -> Result<()> {
+    let exe = std::env::current_exe().context("cannot find the provernode executable to start workers")?;
+    let drain = secs(args.drain_secs, "--drain-secs")?;
+    let node = start(&args, exe).await?;
+    tracing::info!(
+        addr = %node.addr,
+        workers = args.workers,
+        data_dir = %args.data_dir.display(),
+        "provernode is running"
+    );
+    println!("provernode listening on http://{}", node.addr);
+    let signal = terminate_signal().await?;
+    tracing::info!(signal, drain_secs = drain.as_secs_f64(), "draining: no new claims, running attempts may finish");
+    node.stop(drain).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The data directory's default settings for a temporary node (demo, tests).
+pub fn temporary(data_dir: &Path, workers: usize) -> RunNode {
+    RunNode {
+        data_dir: data_dir.to_path_buf(),
+        workers,
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        token: None,
+        lease_secs: 30.0,
+        worker_modes: Vec::new(),
+        warm_max_attempts: 100,
+        warm_max_rss_mib: 2048,
+        drain_secs: 10.0,
+        sqlite_synchronous: "normal".into(),
+        default_timeout_secs: 600.0,
+        default_memory_limit_mib: 4096,
+        default_max_attempts: 3,
+        max_input_mib: 16,
+    }
+}
