@@ -214,7 +214,10 @@ async fn run_attempt(
                     continue;
                 }
             }
-            match source.heartbeat(&lease_ref, ttl_ms).await {
+            let sent = Instant::now();
+            let status = source.heartbeat(&lease_ref, ttl_ms).await;
+            tracing::debug!(task = %lease_ref.task_id, took_ms = sent.elapsed().as_millis() as u64, ?status, "heartbeat");
+            match status {
                 Ok(LeaseStatus::Live { .. }) => {}
                 Ok(LeaseStatus::Gone { state }) => {
                     let reason = match state {
@@ -226,50 +229,107 @@ async fn run_attempt(
                     let _ = stop_tx.send(Some(reason));
                     return;
                 }
-                Err(e) => tracing::warn!(task = %lease_ref.task_id, error = %e, "heartbeat failed; will retry"),
-            }
-        }
-    };
-    let attempt = async {
-        let r = slot.run(&spec, &mut stop_rx).await;
-        let _ = done_tx.send(true);
-        r
-    };
-    let (result, ()) = tokio::join!(attempt, heartbeat);
-    let elapsed = started.elapsed();
-    match result {
-        AttemptResult::Proved { envelope } => {
-            match check_proof(&config.registry, &lease, &envelope) {
-                Ok((output, cycles)) => match source.complete(&lease_ref, &envelope, &output, cycles).await {
-                    Ok(Completion::Accepted) => {
-                        metrics::counter!("provernode_attempts_total", "backend" => task.backend.clone(), "outcome" => "succeeded").increment(1);
-                        metrics::histogram!("provernode_attempt_seconds", "backend" => task.backend.clone()).record(elapsed.as_secs_f64());
-                        tracing::info!(task = %task.id, attempt = lease.attempt, cycles, seconds = elapsed.as_secs_f64(), "attempt succeeded");
-                    }
-                    Ok(Completion::Ignored { reason }) => {
-                        tracing::warn!(task = %task.id, attempt = lease.attempt, %reason, "result ignored (late or duplicate)");
-                    }
-                    Err(e) => tracing::error!(task = %task.id, error = %e, "cannot report the result; the lease will expire and the task be retried"),
-                },
-                Err(detail) => {
-                    report_failure(source, &lease, Cause::BackendError, true, detail, String::new()).await;
+                Err(e) => {
+                    tracing::warn!(task = %lease_ref.task_id, error = %e, "heartbeat failed; will retry")
                 }
             }
         }
-        AttemptResult::Failed {
+    };
+    // The lease is kept alive until the outcome is known: proving, then
+    // verification (for trace that re-executes, as long as proving took).
+    let registry = config.registry.clone();
+    let expected = Expected {
+        backend: task.backend.clone(),
+        program_id: task.program_id,
+        input_digest: sha256(&lease.input),
+    };
+    let attempt = async {
+        let result = slot.run(&spec, &mut stop_rx).await;
+        let checked = match result {
+            AttemptResult::Proved { envelope } => {
+                let verdict = tokio::task::spawn_blocking(move || {
+                    check_proof(&registry, &expected, &envelope)
+                        .map(|(output, cycles)| (envelope, output, cycles))
+                })
+                .await
+                .unwrap_or_else(|e| Err(format!("the proof check panicked: {e}")));
+                Outcome::Checked(verdict)
+            }
+            AttemptResult::Failed {
+                cause,
+                retryable,
+                detail,
+                stderr_tail,
+            } => Outcome::Failed {
+                cause,
+                retryable,
+                detail,
+                stderr_tail,
+            },
+        };
+        let _ = done_tx.send(true);
+        checked
+    };
+    let (outcome, ()) = tokio::join!(attempt, heartbeat);
+    let elapsed = started.elapsed();
+    match outcome {
+        Outcome::Checked(Ok((envelope, output, cycles))) => {
+            match source.complete(&lease_ref, &envelope, &output, cycles).await {
+                Ok(Completion::Accepted) => {
+                    metrics::counter!("provernode_attempts_total", "backend" => task.backend.clone(), "outcome" => "succeeded").increment(1);
+                    metrics::histogram!("provernode_attempt_seconds", "backend" => task.backend.clone())
+                        .record(elapsed.as_secs_f64());
+                    tracing::info!(task = %task.id, attempt = lease.attempt, cycles, seconds = elapsed.as_secs_f64(), "attempt succeeded");
+                }
+                Ok(Completion::Ignored { reason }) => {
+                    tracing::warn!(task = %task.id, attempt = lease.attempt, %reason, "result ignored (late or duplicate)");
+                }
+                Err(e) => tracing::error!(
+                    task = %task.id,
+                    error = %e,
+                    "cannot report the result; the lease will expire and the task be retried"
+                ),
+            }
+        }
+        Outcome::Checked(Err(detail)) => {
+            report_failure(source, &lease, Cause::BackendError, true, detail, String::new()).await;
+        }
+        Outcome::Failed {
             cause,
             retryable,
             detail,
             stderr_tail,
         } => {
             let (cause, retryable, detail) = if deadline_bound && cause == Cause::Timeout {
-                (Cause::DeadlinePassed, false, format!("the task's deadline passed during the attempt ({detail})"))
+                (
+                    Cause::DeadlinePassed,
+                    false,
+                    format!("the task's deadline passed during the attempt ({detail})"),
+                )
             } else {
                 (cause, retryable, detail)
             };
             report_failure(source, &lease, cause, retryable, detail, stderr_tail).await;
         }
     }
+}
+
+/// How an attempt ended, after the parent checked any proof.
+enum Outcome {
+    Checked(Result<(Vec<u8>, Vec<u8>, u64), String>),
+    Failed {
+        cause: Cause,
+        retryable: bool,
+        detail: String,
+        stderr_tail: String,
+    },
+}
+
+/// What a proof for this task must be about.
+struct Expected {
+    backend: String,
+    program_id: provernode_core::ProgramId,
+    input_digest: provernode_core::Digest,
 }
 
 async fn report_failure(
@@ -298,23 +358,27 @@ async fn report_failure(
             tracing::info!(task = %task.id, %reason, "failure report ignored")
         }
         Ok(outcome) => tracing::debug!(task = %task.id, ?outcome, "failure recorded"),
-        Err(e) => tracing::error!(task = %task.id, error = %e, "cannot report the failure; the lease will expire"),
+        Err(e) => {
+            tracing::error!(task = %task.id, error = %e, "cannot report the failure; the lease will expire")
+        }
     }
 }
 
 /// Checks a worker's proof before it is reported: it must decode, verify,
 /// and be for this task's backend, program and input.
-fn check_proof(registry: &Registry, lease: &Lease, bytes: &[u8]) -> Result<(Vec<u8>, u64), String> {
-    let task = &lease.task;
-    let envelope =
-        ProofEnvelope::decode(bytes).map_err(|e| format!("the worker's proof envelope is unreadable: {e}"))?;
-    if envelope.backend != task.backend {
-        return Err(format!("the worker proved with {}, the task asks for {}", envelope.backend, task.backend));
+fn check_proof(registry: &Registry, expected: &Expected, bytes: &[u8]) -> Result<(Vec<u8>, u64), String> {
+    let envelope = ProofEnvelope::decode(bytes)
+        .map_err(|e| format!("the worker's proof envelope is unreadable: {e}"))?;
+    if envelope.backend != expected.backend {
+        return Err(format!(
+            "the worker proved with {}, the task asks for {}",
+            envelope.backend, expected.backend
+        ));
     }
-    if envelope.program_id != task.program_id {
+    if envelope.program_id != expected.program_id {
         return Err("the worker's proof is for another program".into());
     }
-    if envelope.input_digest != sha256(&lease.input) {
+    if envelope.input_digest != expected.input_digest {
         return Err("the worker's proof is for another input".into());
     }
     let verified = registry

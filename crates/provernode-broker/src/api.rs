@@ -86,7 +86,12 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-async fn require_token(State(state): State<ApiState>, headers: HeaderMap, request: Request, next: Next) -> Response {
+async fn require_token(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
     if let Some(expected) = &state.config.token {
         let given = headers
             .get(header::AUTHORIZATION)
@@ -150,9 +155,15 @@ fn bad(code: ErrorCode, message: impl Into<String>) -> ApiError {
 fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     body.map(|Json(v)| v).map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            bad(ErrorCode::PayloadTooLarge, "the request body is larger than the node accepts (--max-body-mib)")
+            bad(
+                ErrorCode::PayloadTooLarge,
+                "the request body is larger than the node accepts (--max-body-mib)",
+            )
         } else {
-            bad(ErrorCode::InvalidRequest, format!("the request body is not a valid task: {}", rejection.body_text()))
+            bad(
+                ErrorCode::InvalidRequest,
+                format!("the request body is not a valid task: {}", rejection.body_text()),
+            )
         }
     })
 }
@@ -178,9 +189,14 @@ async fn submit(
     let (program, guest) = if let Some(elf_b64) = &req.elf_base64 {
         let elf = base64::engine::general_purpose::STANDARD
             .decode(elf_b64)
-            .map_err(|e| bad(ErrorCode::InvalidRequest, format!("elf_base64 is not base64: {e}")))?;
-        let program =
-            Program::from_elf(req.program.clone(), elf).map_err(|e| bad(ErrorCode::InvalidRequest, e.to_string()))?;
+            .map_err(|e| {
+                bad(
+                    ErrorCode::InvalidRequest,
+                    format!("elf_base64 is not base64: {e}"),
+                )
+            })?;
+        let program = Program::from_elf(req.program.clone(), elf)
+            .map_err(|e| bad(ErrorCode::InvalidRequest, e.to_string()))?;
         (program, None)
     } else {
         let guest = provernode_guests::find(&req.program)
@@ -210,7 +226,10 @@ async fn submit(
         if abi != program.abi() {
             return Err(bad(
                 ErrorCode::InvalidRequest,
-                format!("abi {abi} does not match the program, which is a {} ELF", program.abi()),
+                format!(
+                    "abi {abi} does not match the program, which is a {} ELF",
+                    program.abi()
+                ),
             ));
         }
     }
@@ -220,22 +239,35 @@ async fn submit(
             format!("backend {backend_name} cannot run {} programs", program.abi()),
         ));
     }
-    let raw_count = [req.input.is_some(), req.input_hex.is_some(), req.input_base64.is_some()]
-        .iter()
-        .filter(|&&b| b)
-        .count();
+    let raw_count = [
+        req.input.is_some(),
+        req.input_hex.is_some(),
+        req.input_base64.is_some(),
+    ]
+    .iter()
+    .filter(|&&b| b)
+    .count();
     if raw_count > 1 {
-        return Err(bad(ErrorCode::InvalidRequest, "give at most one of input, input_hex and input_base64"));
+        return Err(bad(
+            ErrorCode::InvalidRequest,
+            "give at most one of input, input_hex and input_base64",
+        ));
     }
     let input = if let Some(h) = &req.input_hex {
         hex::decode(h).map_err(|e| bad(ErrorCode::InvalidInput, format!("input_hex is not hex: {e}")))?
     } else if let Some(b) = &req.input_base64 {
-        base64::engine::general_purpose::STANDARD
-            .decode(b)
-            .map_err(|e| bad(ErrorCode::InvalidInput, format!("input_base64 is not base64: {e}")))?
+        base64::engine::general_purpose::STANDARD.decode(b).map_err(|e| {
+            bad(
+                ErrorCode::InvalidInput,
+                format!("input_base64 is not base64: {e}"),
+            )
+        })?
     } else if let Some(typed) = &req.input {
         let Some(guest) = guest else {
-            return Err(bad(ErrorCode::InvalidInput, "typed input works only for built-in guests; use input_hex or input_base64"));
+            return Err(bad(
+                ErrorCode::InvalidInput,
+                "typed input works only for built-in guests; use input_hex or input_base64",
+            ));
         };
         let seed = match &typed.seed {
             Some(s) => {
@@ -271,41 +303,58 @@ async fn submit(
     let d = state.config.default_limits;
     let timeout_ms = match req.timeout_secs {
         Some(s) if !(s > 0.0 && s <= 7.0 * 86400.0) => {
-            return Err(bad(ErrorCode::InvalidRequest, "timeout_secs must be above 0 and at most 7 days"))
+            return Err(bad(
+                ErrorCode::InvalidRequest,
+                "timeout_secs must be above 0 and at most 7 days",
+            ))
         }
         Some(s) => (s * 1000.0).ceil() as u64,
         None => d.timeout_ms,
     };
     let memory_limit_bytes = match req.memory_limit_mib {
         Some(m) if !(16..=1 << 22).contains(&m) => {
-            return Err(bad(ErrorCode::InvalidRequest, "memory_limit_mib must be between 16 and 4194304"))
+            return Err(bad(
+                ErrorCode::InvalidRequest,
+                "memory_limit_mib must be between 16 and 4194304",
+            ))
         }
         Some(m) => m << 20,
         None => d.memory_limit_bytes,
     };
     let max_attempts = match req.max_attempts {
         Some(n) if !(1..=100).contains(&n) => {
-            return Err(bad(ErrorCode::InvalidRequest, "max_attempts must be between 1 and 100"))
+            return Err(bad(
+                ErrorCode::InvalidRequest,
+                "max_attempts must be between 1 and 100",
+            ))
         }
         Some(n) => n,
         None => d.max_attempts,
     };
     let max_guest_memory_bytes = match req.max_guest_memory_mib {
         Some(m) if m == 0 || m > 1 << 22 => {
-            return Err(bad(ErrorCode::InvalidRequest, "max_guest_memory_mib must be between 1 and 4194304"))
+            return Err(bad(
+                ErrorCode::InvalidRequest,
+                "max_guest_memory_mib must be between 1 and 4194304",
+            ))
         }
         Some(m) => m << 20,
         None => d.max_guest_memory_bytes,
     };
     let max_cycles = match req.max_cycles {
         Some(0) => return Err(bad(ErrorCode::InvalidRequest, "max_cycles must be positive")),
-        Some(c) if c > i64::MAX as u64 => return Err(bad(ErrorCode::InvalidRequest, "max_cycles is too large")),
+        Some(c) if c > i64::MAX as u64 => {
+            return Err(bad(ErrorCode::InvalidRequest, "max_cycles is too large"))
+        }
         Some(c) => c,
         None => d.max_cycles,
     };
     if let Some(deadline) = req.deadline_ms {
         if deadline <= now_ms() {
-            return Err(bad(ErrorCode::InvalidRequest, "deadline_ms is in the past (it is Unix time in milliseconds)"));
+            return Err(bad(
+                ErrorCode::InvalidRequest,
+                "deadline_ms is in the past (it is Unix time in milliseconds)",
+            ));
         }
     }
     let idempotency_key = req.idempotency_key.clone().or_else(|| {
@@ -314,8 +363,14 @@ async fn submit(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     });
-    if idempotency_key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 200) {
-        return Err(bad(ErrorCode::InvalidRequest, "idempotency_key must be 1 to 200 characters"));
+    if idempotency_key
+        .as_ref()
+        .is_some_and(|k| k.is_empty() || k.len() > 200)
+    {
+        return Err(bad(
+            ErrorCode::InvalidRequest,
+            "idempotency_key must be 1 to 200 characters",
+        ));
     }
     let new = NewTask {
         program_id: program.id(),
@@ -433,20 +488,27 @@ async fn list(
         state: q
             .state
             .as_deref()
-            .map(|s| s.parse::<TaskState>().map_err(|e| bad(ErrorCode::InvalidRequest, e)))
+            .map(|s| {
+                s.parse::<TaskState>()
+                    .map_err(|e| bad(ErrorCode::InvalidRequest, e))
+            })
             .transpose()?,
         limit: q.limit.unwrap_or(100).clamp(1, 1000),
         before: q
             .before
             .as_deref()
-            .map(|b| Uuid::parse_str(b).map_err(|_| bad(ErrorCode::InvalidRequest, "before must be a task id")))
+            .map(|b| {
+                Uuid::parse_str(b).map_err(|_| bad(ErrorCode::InvalidRequest, "before must be a task id"))
+            })
             .transpose()?,
     };
     let tasks = state.store.list(&filter).await?;
     let next = (tasks.len() as u32 == filter.limit)
         .then(|| tasks.last().map(|t| t.id.to_string()))
         .flatten();
-    Ok(Json(json!({"tasks": tasks.iter().map(task_json).collect::<Vec<_>>(), "next_before": next})))
+    Ok(Json(
+        json!({"tasks": tasks.iter().map(task_json).collect::<Vec<_>>(), "next_before": next}),
+    ))
 }
 
 async fn proof(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -460,7 +522,10 @@ async fn proof(State(state): State<ApiState>, Path(id): Path<String>) -> Result<
             ErrorCode::ProofNotReady,
             match t.state {
                 TaskState::Queued | TaskState::Leased => {
-                    format!("task {id} is {}; poll GET /v1/tasks/{id} until it succeeds", t.state)
+                    format!(
+                        "task {id} is {}; poll GET /v1/tasks/{id} until it succeeds",
+                        t.state
+                    )
                 }
                 state => format!(
                     "task {id} ended {state} ({}) and has no proof",

@@ -11,7 +11,8 @@ pub async fn sweep_forever(store: Arc<dyn Store>, every: Duration, mut stop: wat
     loop {
         match store.sweep().await {
             Ok(report) if !report.is_empty() => {
-                metrics::counter!("provernode_leases_lost_total").increment(report.requeued.len() as u64 + report.quarantined.len() as u64);
+                metrics::counter!("provernode_leases_lost_total")
+                    .increment(report.requeued.len() as u64 + report.quarantined.len() as u64);
                 tracing::warn!(
                     requeued = ?report.requeued,
                     quarantined = ?report.quarantined,

@@ -9,14 +9,20 @@ use serde_json::Value;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach the node at {url}: {source}; is `provernode run` running there, and is --node right?")]
+    #[error(
+        "cannot reach the node at {url}: {source}; is `provernode run` running there, and is --node right?"
+    )]
     Unreachable {
         url: String,
         #[source]
         source: reqwest::Error,
     },
     #[error("the node answered {status}: {message} [{code}]")]
-    Api { status: u16, code: String, message: String },
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
     #[error("the node's answer could not be read: {0}")]
     Malformed(String),
 }
@@ -62,7 +68,10 @@ impl NodeClient {
         Err(ClientError::Api {
             status,
             code: body["error"]["code"].as_str().unwrap_or("unknown").to_owned(),
-            message: body["error"]["message"].as_str().unwrap_or("(no message)").to_owned(),
+            message: body["error"]["message"]
+                .as_str()
+                .unwrap_or("(no message)")
+                .to_owned(),
         })
     }
 
@@ -76,11 +85,13 @@ impl NodeClient {
 
     /// Submits a task (the body of POST /v1/tasks); returns the response.
     pub async fn submit(&self, task: &Value) -> Result<Value, ClientError> {
-        self.json(self.request(reqwest::Method::POST, "/v1/tasks").json(task)).await
+        self.json(self.request(reqwest::Method::POST, "/v1/tasks").json(task))
+            .await
     }
 
     pub async fn task(&self, id: &str) -> Result<Value, ClientError> {
-        self.json(self.request(reqwest::Method::GET, &format!("/v1/tasks/{id}"))).await
+        self.json(self.request(reqwest::Method::GET, &format!("/v1/tasks/{id}")))
+            .await
     }
 
     pub async fn list(&self, state: Option<&str>, limit: u32) -> Result<Value, ClientError> {

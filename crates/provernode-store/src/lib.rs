@@ -141,17 +141,23 @@ pub struct LeaseRef {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LeaseStatus {
-    Live { expires_ms: i64 },
+    Live {
+        expires_ms: i64,
+    },
     /// The lease is no longer held (expired, cancelled, finished elsewhere);
     /// the attempt must stop.
-    Gone { state: TaskState },
+    Gone {
+        state: TaskState,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Completion {
     Accepted,
     /// The lease was not live: a late or duplicate result.
-    Ignored { reason: String },
+    Ignored {
+        reason: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

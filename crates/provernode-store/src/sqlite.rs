@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use provernode_core::{sha256, Abi, Cause, Digest, ProgramId, TaskLimits, TaskState};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use uuid::Uuid;
 
@@ -116,10 +118,7 @@ impl SqliteStore {
     }
 
     /// Sums up every attempt's outcome, for the detail of a quarantined task.
-    async fn attempt_summary(
-        tx: &mut sqlx::Transaction<'_, Sqlite>,
-        id: &str,
-    ) -> Result<String, StoreError> {
+    async fn attempt_summary(tx: &mut sqlx::Transaction<'_, Sqlite>, id: &str) -> Result<String, StoreError> {
         let rows = sqlx::query("SELECT attempt, outcome FROM attempts WHERE task_id = ? ORDER BY attempt")
             .bind(id)
             .fetch_all(&mut **tx)
@@ -132,7 +131,11 @@ impl SqliteStore {
                 format!("#{n} {}", o.unwrap_or_else(|| "unfinished".into()))
             })
             .collect();
-        Ok(format!("quarantined after {} attempts: {}", parts.len(), parts.join(", ")))
+        Ok(format!(
+            "quarantined after {} attempts: {}",
+            parts.len(),
+            parts.join(", ")
+        ))
     }
 
     /// Requeues or quarantines leased tasks matching `condition`, closing their
@@ -227,7 +230,8 @@ fn task_from_row(r: &SqliteRow) -> Result<TaskRecord, StoreError> {
             max_guest_memory_bytes: u(r.get("max_guest_memory_bytes")),
             timeout_ms: u(r.get("timeout_ms")),
             memory_limit_bytes: u(r.get("memory_limit_bytes")),
-            max_attempts: u32::try_from(r.get::<i64, _>("max_attempts")).map_err(|_| corrupt("max_attempts"))?,
+            max_attempts: u32::try_from(r.get::<i64, _>("max_attempts"))
+                .map_err(|_| corrupt("max_attempts"))?,
         },
         priority: r.get::<i64, _>("priority") as i32,
         deadline_ms: r.get("deadline_ms"),
@@ -302,10 +306,11 @@ impl Store for SqliteStore {
         }
         // The idempotency key was seen before: same request, same task.
         let key = task.idempotency_key.unwrap_or_default();
-        let row = sqlx::query("SELECT id, program_id, input_digest, backend FROM tasks WHERE idempotency_key = ?")
-            .bind(&key)
-            .fetch_one(&mut *tx)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, program_id, input_digest, backend FROM tasks WHERE idempotency_key = ?")
+                .bind(&key)
+                .fetch_one(&mut *tx)
+                .await?;
         tx.commit().await?;
         let existing = parse_id(&row.get::<String, _>("id"))?;
         let same = row.get::<String, _>("program_id") == task.program_id.to_string()
@@ -640,9 +645,21 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await?;
         match owner_prefix {
             Some(prefix) => {
-                let pattern = format!("{}%", prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-                Self::lose_leases(&mut tx, now, "lease_owner LIKE ?2 ESCAPE '\\'", Some(pattern), &mut report)
-                    .await?
+                let pattern = format!(
+                    "{}%",
+                    prefix
+                        .replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_")
+                );
+                Self::lose_leases(
+                    &mut tx,
+                    now,
+                    "lease_owner LIKE ?2 ESCAPE '\\'",
+                    Some(pattern),
+                    &mut report,
+                )
+                .await?
             }
             None => Self::lose_leases(&mut tx, now, "1 = 1", None, &mut report).await?,
         }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use provernode_core::{sha256, Abi, Cause, ProgramId, TaskLimits, TaskState};
 use provernode_store::{
-    AttemptFailure, CancelOutcome, ClaimRequest, Completion, FailureOutcome, LeaseStatus, ListFilter, NewTask,
-    SqliteOptions, SqliteStore, Store, StoreError, Synchronous,
+    AttemptFailure, CancelOutcome, ClaimRequest, Completion, FailureOutcome, LeaseStatus, ListFilter,
+    NewTask, SqliteOptions, SqliteStore, Store, StoreError, Synchronous,
 };
 
 struct Fixture {
@@ -100,7 +100,11 @@ async fn submit_then_read_back_and_list() {
         })
         .await
         .unwrap();
-    assert_eq!(all.iter().map(|t| t.id).collect::<Vec<_>>(), vec![s2.id, s.id], "newest first");
+    assert_eq!(
+        all.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![s2.id, s.id],
+        "newest first"
+    );
     let page = f
         .store
         .list(&ListFilter {
@@ -149,7 +153,10 @@ async fn claims_follow_priority_then_age_and_skip_other_backends() {
     assert!(first.elf.starts_with(b"\x7fELF"));
     let second = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
     assert_eq!(second.task.id, low.id);
-    assert!(f.store.claim(&claim_req("w1")).await.unwrap().is_none(), "sp1 task is not ours");
+    assert!(
+        f.store.claim(&claim_req("w1")).await.unwrap().is_none(),
+        "sp1 task is not ours"
+    );
     let t = f.store.task(high.id).await.unwrap().unwrap();
     assert_eq!(t.state, TaskState::Leased);
     assert_eq!(t.lease_owner.as_deref(), Some("w1"));
@@ -188,7 +195,10 @@ async fn a_result_is_accepted_once_and_a_duplicate_is_ignored() {
     let id = f.store.submit(task(b"a")).await.unwrap().id;
     let lease = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
     let r = lease.lease_ref();
-    assert_eq!(f.store.complete(&r, b"proof", b"out", 42).await.unwrap(), Completion::Accepted);
+    assert_eq!(
+        f.store.complete(&r, b"proof", b"out", 42).await.unwrap(),
+        Completion::Accepted
+    );
     assert!(matches!(
         f.store.complete(&r, b"proof2", b"out2", 43).await.unwrap(),
         Completion::Ignored { .. }
@@ -215,7 +225,10 @@ async fn a_late_result_for_an_expired_lease_is_ignored_and_the_new_holder_wins()
         LeaseStatus::Gone { .. }
     ));
     assert!(matches!(
-        f.store.complete(&old.lease_ref(), b"late", b"late", 1).await.unwrap(),
+        f.store
+            .complete(&old.lease_ref(), b"late", b"late", 1)
+            .await
+            .unwrap(),
         Completion::Ignored { .. }
     ));
     let report = f.store.sweep().await.unwrap();
@@ -223,11 +236,17 @@ async fn a_late_result_for_an_expired_lease_is_ignored_and_the_new_holder_wins()
     let new = f.store.claim(&claim_req("w2")).await.unwrap().unwrap();
     assert_eq!(new.attempt, 2);
     assert!(matches!(
-        f.store.complete(&old.lease_ref(), b"late", b"late", 1).await.unwrap(),
+        f.store
+            .complete(&old.lease_ref(), b"late", b"late", 1)
+            .await
+            .unwrap(),
         Completion::Ignored { .. }
     ));
     assert_eq!(
-        f.store.complete(&new.lease_ref(), b"good", b"good", 2).await.unwrap(),
+        f.store
+            .complete(&new.lease_ref(), b"good", b"good", 2)
+            .await
+            .unwrap(),
         Completion::Accepted
     );
     assert_eq!(f.store.proof(id).await.unwrap().as_deref(), Some(&b"good"[..]));
@@ -270,7 +289,10 @@ async fn every_lost_lease_counts_and_the_task_is_quarantined_after_max_attempts(
     assert_eq!(t.state, TaskState::Quarantined);
     assert_eq!(t.cause, Some(Cause::LeaseLost));
     let detail = t.detail.unwrap();
-    assert!(detail.contains("3 attempts") && detail.contains("#3 lease_lost"), "{detail}");
+    assert!(
+        detail.contains("3 attempts") && detail.contains("#3 lease_lost"),
+        "{detail}"
+    );
     assert!(f.store.claim(&claim_req("w1")).await.unwrap().is_none());
 }
 
@@ -281,7 +303,11 @@ async fn retryable_failures_requeue_then_quarantine_with_every_cause() {
     let causes = [Cause::OutOfMemory, Cause::Crashed(9), Cause::Timeout];
     for (i, cause) in causes.iter().enumerate() {
         let lease = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
-        let outcome = f.store.fail(&lease.lease_ref(), &failure(*cause, true)).await.unwrap();
+        let outcome = f
+            .store
+            .fail(&lease.lease_ref(), &failure(*cause, true))
+            .await
+            .unwrap();
         if i < 2 {
             assert_eq!(outcome, FailureOutcome::Requeued);
         } else {
@@ -312,10 +338,16 @@ async fn a_permanent_failure_fails_at_once() {
         FailureOutcome::Failed(Cause::InvalidInput)
     );
     let t = f.store.task(id).await.unwrap().unwrap();
-    assert_eq!((t.state, t.cause, t.attempts), (TaskState::Failed, Some(Cause::InvalidInput), 1));
+    assert_eq!(
+        (t.state, t.cause, t.attempts),
+        (TaskState::Failed, Some(Cause::InvalidInput), 1)
+    );
     // A second report for the same lease changes nothing.
     assert!(matches!(
-        f.store.fail(&lease.lease_ref(), &failure(Cause::Timeout, true)).await.unwrap(),
+        f.store
+            .fail(&lease.lease_ref(), &failure(Cause::Timeout, true))
+            .await
+            .unwrap(),
         FailureOutcome::Ignored { .. }
     ));
 }
@@ -328,7 +360,10 @@ async fn cancelling_ends_queued_and_leased_tasks_and_the_holder_sees_it() {
     let lease = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
     assert_eq!(lease.task.id, queued);
     let _ = leased;
-    assert_eq!(f.store.cancel(queued, "by test").await.unwrap(), CancelOutcome::Cancelled);
+    assert_eq!(
+        f.store.cancel(queued, "by test").await.unwrap(),
+        CancelOutcome::Cancelled
+    );
     assert_eq!(
         f.store.heartbeat(&lease.lease_ref(), 10_000).await.unwrap(),
         LeaseStatus::Gone {
@@ -339,10 +374,16 @@ async fn cancelling_ends_queued_and_leased_tasks_and_the_holder_sees_it() {
         f.store.cancel(queued, "again").await.unwrap(),
         CancelOutcome::AlreadyTerminal(TaskState::Cancelled)
     );
-    assert_eq!(f.store.cancel(uuid::Uuid::now_v7(), "x").await.unwrap(), CancelOutcome::NotFound);
+    assert_eq!(
+        f.store.cancel(uuid::Uuid::now_v7(), "x").await.unwrap(),
+        CancelOutcome::NotFound
+    );
     let t = f.store.task(queued).await.unwrap().unwrap();
     assert_eq!(t.cause, Some(Cause::Cancelled));
-    assert_eq!(f.store.attempts(queued).await.unwrap()[0].outcome.as_deref(), Some("cancelled"));
+    assert_eq!(
+        f.store.attempts(queued).await.unwrap()[0].outcome.as_deref(),
+        Some("cancelled")
+    );
 }
 
 #[tokio::test]
@@ -357,7 +398,10 @@ async fn deadlines_end_tasks_and_are_never_claimed_past() {
     let report = f.store.sweep().await.unwrap();
     assert_eq!(report.deadline_passed, vec![id]);
     let t = f.store.task(id).await.unwrap().unwrap();
-    assert_eq!((t.state, t.cause), (TaskState::Failed, Some(Cause::DeadlinePassed)));
+    assert_eq!(
+        (t.state, t.cause),
+        (TaskState::Failed, Some(Cause::DeadlinePassed))
+    );
 }
 
 #[tokio::test]

@@ -98,7 +98,10 @@ fn attempt(dir: &Path, n: u64, registry: &Registry) -> Result<Response, ChildErr
         },
         proof_kind: req.proof_kind.clone(),
     };
-    match backend.prove(&program, &input, &options).and_then(|env| Ok((env.cycles, env.encode()?))) {
+    match backend
+        .prove(&program, &input, &options)
+        .and_then(|env| Ok((env.cycles, env.encode()?)))
+    {
         Ok((cycles, bytes)) => {
             let proof_path = dir.join(protocol::response_proof(n));
             std::fs::write(&proof_path, bytes).map_err(io(&proof_path))?;

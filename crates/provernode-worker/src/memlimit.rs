@@ -59,6 +59,13 @@ fn probe(parent: &Path, limit_file: &str) -> Result<(), String> {
 
 /// Picks the best memory limiter this host allows.
 pub fn detect_limiter() -> LimiterKind {
+    // Operators (and tests) can insist on the watchdog, e.g. where cgroups
+    // are managed by someone else.
+    if std::env::var("PROVERNODE_MEMORY_LIMITER").as_deref() == Ok("watchdog") {
+        return LimiterKind::Watchdog {
+            why: "chosen by PROVERNODE_MEMORY_LIMITER=watchdog".into(),
+        };
+    }
     let mut reasons = Vec::new();
     // Pure cgroup v2: the unified hierarchy is mounted at /sys/fs/cgroup.
     if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
@@ -180,7 +187,9 @@ impl Drop for Cage {
     }
 }
 
-/// Removes empty cages a previous process of ours left behind.
+/// Removes cages left behind by node processes that no longer exist. Cage
+/// names are `provernode-<node pid>-...`; another live node's cages are
+/// never touched.
 pub fn remove_stale_cages(kind: &LimiterKind) {
     let parent = match kind {
         LimiterKind::CgroupV1 { parent } | LimiterKind::CgroupV2 { parent } => parent,
@@ -188,7 +197,15 @@ pub fn remove_stale_cages(kind: &LimiterKind) {
     };
     let Ok(entries) = fs::read_dir(parent) else { return };
     for e in entries.flatten() {
-        if e.file_name().to_string_lossy().starts_with("provernode-") {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("provernode-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
             let _ = fs::remove_dir(e.path());
         }
     }

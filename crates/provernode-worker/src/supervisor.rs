@@ -103,7 +103,11 @@ impl Worker {
     }
 
     fn stderr_tail(&self) -> String {
-        let buf = self.stderr.lock().map(|b| b.iter().copied().collect::<Vec<u8>>()).unwrap_or_default();
+        let buf = self
+            .stderr
+            .lock()
+            .map(|b| b.iter().copied().collect::<Vec<u8>>())
+            .unwrap_or_default();
         String::from_utf8_lossy(&buf).into_owned()
     }
 }
@@ -112,6 +116,31 @@ impl Drop for Worker {
     fn drop(&mut self) {
         self.kill_group();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Why a worker could not be started; `signal` is set when it was killed
+/// while starting (that is a crash, not a backend error).
+struct SpawnFailure {
+    message: String,
+    signal: Option<i32>,
+}
+
+impl From<String> for SpawnFailure {
+    fn from(message: String) -> Self {
+        SpawnFailure {
+            message,
+            signal: None,
+        }
+    }
+}
+
+impl From<&str> for SpawnFailure {
+    fn from(message: &str) -> Self {
+        SpawnFailure {
+            message: message.to_owned(),
+            signal: None,
+        }
     }
 }
 
@@ -149,9 +178,14 @@ impl Slot {
         &self.config.name
     }
 
-    async fn spawn(&mut self, memory_limit_bytes: u64) -> Result<Worker, String> {
+    async fn spawn(&mut self, memory_limit_bytes: u64) -> Result<Worker, SpawnFailure> {
         self.seq += 1;
-        let tag = format!("provernode-{}-{}-{}", std::process::id(), self.config.name, self.seq);
+        let tag = format!(
+            "provernode-{}-{}-{}",
+            std::process::id(),
+            self.config.name,
+            self.seq
+        );
         let dir = self.config.scratch.join(&tag);
         std::fs::DirBuilder::new()
             .mode(0o700)
@@ -161,8 +195,12 @@ impl Slot {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot create a memory cgroup; falling back to the watchdog");
-                Cage::create(&LimiterKind::Watchdog { why: e.to_string() }, &tag, memory_limit_bytes)
-                    .map_err(|e| e.to_string())?
+                Cage::create(
+                    &LimiterKind::Watchdog { why: e.to_string() },
+                    &tag,
+                    memory_limit_bytes,
+                )
+                .map_err(|e| e.to_string())?
             }
         };
         let mut child = Command::new(&self.config.exe)
@@ -180,9 +218,10 @@ impl Slot {
         // Into the cage before it is handed any work.
         if let Err(e) = cage.add(pid) {
             let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
-            return Err(format!("cannot move worker {pid} into its memory cgroup: {e}"));
+            return Err(format!("cannot move worker {pid} into its memory cgroup: {e}").into());
         }
-        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
             return Err("worker pipes missing".into());
         };
@@ -227,14 +266,25 @@ impl Slot {
                 tracing::debug!(slot = %self.config.name, pid, "worker ready");
                 Ok(worker)
             }
-            Ok(Err(())) => Err(format!(
-                "the worker exited during start-up; its stderr: {}",
-                worker.stderr_tail().trim()
-            )),
+            Ok(Err(())) => {
+                let status = tokio::time::timeout(Duration::from_secs(5), worker.child.wait())
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
+                Err(SpawnFailure {
+                    message: format!(
+                        "the worker (pid {pid}) exited during start-up with {}; its stderr: {}",
+                        status.map_or("an unknown status".to_owned(), |s| s.to_string()),
+                        worker.stderr_tail().trim()
+                    ),
+                    signal: status.and_then(|s| s.signal()),
+                })
+            }
             Err(_) => Err(format!(
                 "the worker did not become ready within {:?}",
                 self.config.startup_timeout
-            )),
+            )
+            .into()),
         }
     }
 
@@ -247,13 +297,18 @@ impl Slot {
     }
 
     /// Runs one attempt to its end, however it ends.
-    pub async fn run(&mut self, spec: &AttemptSpec, stop: &mut watch::Receiver<Option<StopReason>>) -> AttemptResult {
-        let fail = |cause: Cause, retryable: bool, detail: String, stderr_tail: String| AttemptResult::Failed {
-            cause,
-            retryable,
-            detail,
-            stderr_tail,
-        };
+    pub async fn run(
+        &mut self,
+        spec: &AttemptSpec,
+        stop: &mut watch::Receiver<Option<StopReason>>,
+    ) -> AttemptResult {
+        let fail =
+            |cause: Cause, retryable: bool, detail: String, stderr_tail: String| AttemptResult::Failed {
+                cause,
+                retryable,
+                detail,
+                stderr_tail,
+            };
         // A warm worker caged for another limit is replaced.
         if self
             .worker
@@ -265,7 +320,16 @@ impl Slot {
         if self.worker.is_none() {
             match self.spawn(spec.memory_limit_bytes).await {
                 Ok(w) => self.worker = Some(w),
-                Err(e) => return fail(Cause::BackendError, true, format!("could not start a worker: {e}"), String::new()),
+                Err(SpawnFailure { message, signal }) => {
+                    // Killed while starting is a crash like any other.
+                    let cause = signal.map_or(Cause::BackendError, Cause::Crashed);
+                    return fail(
+                        cause,
+                        true,
+                        format!("could not start a worker: {message}"),
+                        String::new(),
+                    );
+                }
             }
         }
         self.seq += 1;
@@ -275,7 +339,12 @@ impl Slot {
         };
         if let Err(e) = write_request(&w.dir, n, spec).await {
             self.retire().await;
-            return fail(Cause::BackendError, true, format!("cannot write the request: {e}"), String::new());
+            return fail(
+                Cause::BackendError,
+                true,
+                format!("cannot write the request: {e}"),
+                String::new(),
+            );
         }
         let oom_before = w.cage.oom_kills();
         let (pid, caged, limit) = (w.pid, w.cage.is_cgroup(), w.cage.limit_bytes);
@@ -326,7 +395,9 @@ impl Slot {
                     WorkerMode::Warm {
                         max_attempts,
                         max_rss_bytes,
-                    } => w.served >= max_attempts || resident_bytes(pid).is_none_or(|rss| rss > max_rss_bytes),
+                    } => {
+                        w.served >= max_attempts || resident_bytes(pid).is_none_or(|rss| rss > max_rss_bytes)
+                    }
                 };
                 let tail = w.stderr_tail();
                 if recycle {
@@ -364,10 +435,20 @@ impl Slot {
             Ending::Stopped(reason) => {
                 w.kill_group();
                 let (cause, detail) = match reason {
-                    StopReason::LeaseLost => (Cause::LeaseLost, "the lease was lost; the attempt was stopped"),
-                    StopReason::Cancelled => (Cause::Cancelled, "the task was cancelled; the attempt was stopped"),
-                    StopReason::DeadlinePassed => (Cause::DeadlinePassed, "the task's deadline passed during the attempt"),
-                    StopReason::Shutdown => (Cause::LeaseLost, "the node shut down before the attempt finished"),
+                    StopReason::LeaseLost => {
+                        (Cause::LeaseLost, "the lease was lost; the attempt was stopped")
+                    }
+                    StopReason::Cancelled => (
+                        Cause::Cancelled,
+                        "the task was cancelled; the attempt was stopped",
+                    ),
+                    StopReason::DeadlinePassed => (
+                        Cause::DeadlinePassed,
+                        "the task's deadline passed during the attempt",
+                    ),
+                    StopReason::Shutdown => {
+                        (Cause::LeaseLost, "the node shut down before the attempt finished")
+                    }
                 };
                 fail(cause, cause.retryable_by_default(), detail.into(), String::new())
             }

@@ -18,8 +18,12 @@ fn client(node: &NodeFlags) -> Result<NodeClient> {
 /// The JSON input fields for a task from the command-line input flags.
 pub fn input_fields(flags: &InputFlags, body: &mut Map<String, Value>) -> Result<()> {
     if let Some(path) = &flags.input_file {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read the input file {}", path.display()))?;
-        body.insert("input_base64".into(), base64::engine::general_purpose::STANDARD.encode(bytes).into());
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read the input file {}", path.display()))?;
+        body.insert(
+            "input_base64".into(),
+            base64::engine::general_purpose::STANDARD.encode(bytes).into(),
+        );
     } else if let Some(h) = &flags.input_hex {
         body.insert("input_hex".into(), h.trim().into());
     } else {
@@ -49,8 +53,14 @@ pub async fn submit(args: Submit) -> Result<()> {
     let path = std::path::Path::new(&args.program);
     if provernode_guests::find(&args.program).is_none() && path.is_file() {
         let elf = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        body.insert("elf_base64".into(), base64::engine::general_purpose::STANDARD.encode(elf).into());
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        body.insert(
+            "elf_base64".into(),
+            base64::engine::general_purpose::STANDARD.encode(elf).into(),
+        );
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         body.insert("program".into(), name.into());
     } else {
         body.insert("program".into(), args.program.clone().into());
@@ -75,10 +85,16 @@ pub async fn submit(args: Submit) -> Result<()> {
     put("idempotency_key", args.idempotency_key.clone().map(Into::into));
     if let Some(d) = args.deadline_secs {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
-        put("deadline_ms", Some(((now.as_secs_f64() + d) * 1000.0) as i64).map(Into::into));
+        put(
+            "deadline_ms",
+            Some(Value::from(((now.as_secs_f64() + d) * 1000.0) as i64)),
+        );
     }
     let resp = c.submit(&Value::Object(body)).await?;
-    let id = resp["id"].as_str().context("the node returned no task id")?.to_owned();
+    let id = resp["id"]
+        .as_str()
+        .context("the node returned no task id")?
+        .to_owned();
     if !args.wait {
         if args.json {
             println!("{}", serde_json::to_string_pretty(&resp)?);
@@ -87,15 +103,25 @@ pub async fn submit(args: Submit) -> Result<()> {
         }
         return Ok(());
     }
-    let task = c.wait(&id, Duration::from_millis(200), Duration::from_secs(365 * 86400)).await?;
+    let task = c
+        .wait(&id, Duration::from_millis(200), Duration::from_secs(365 * 86400))
+        .await?;
     if task["state"] == "succeeded" {
         let proof = c.proof(&id).await?;
-        let out = args.output.unwrap_or_else(|| PathBuf::from(format!("{id}.proof")));
+        let out = args
+            .output
+            .unwrap_or_else(|| PathBuf::from(format!("{id}.proof")));
         std::fs::write(&out, &proof).with_context(|| format!("cannot write {}", out.display()))?;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&json!({"task": task, "proof_file": out}))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({"task": task, "proof_file": out}))?
+            );
         } else {
-            println!("{id} succeeded: {}", task["output"].as_str().unwrap_or("(output)"));
+            println!(
+                "{id} succeeded: {}",
+                task["output"].as_str().unwrap_or("(output)")
+            );
             println!("proof written to {} ({} bytes)", out.display(), proof.len());
         }
         Ok(())
@@ -127,7 +153,11 @@ pub async fn status(id: &str, node: &NodeFlags, as_json: bool) -> Result<()> {
     if !t["detail"].is_null() {
         println!("detail    {}", s(&t["detail"]));
     }
-    println!("program   {} [{}]", s(&t["program"]["name"]), s(&t["program"]["abi"]));
+    println!(
+        "program   {} [{}]",
+        s(&t["program"]["name"]),
+        s(&t["program"]["abi"])
+    );
     println!("backend   {}", s(&t["backend"]));
     println!("attempts  {} of {}", t["attempts"], t["limits"]["max_attempts"]);
     if !t["output"].is_null() {
@@ -135,7 +165,9 @@ pub async fn status(id: &str, node: &NodeFlags, as_json: bool) -> Result<()> {
     }
     if let Some(history) = t["attempt_history"].as_array().filter(|h| !h.is_empty()) {
         let mut table = Table::new();
-        table.load_preset(presets::ASCII_MARKDOWN).set_header(vec!["#", "owner", "outcome", "seconds", "detail"]);
+        table
+            .load_preset(presets::ASCII_MARKDOWN)
+            .set_header(vec!["#", "owner", "outcome", "seconds", "detail"]);
         for a in history {
             let secs = match (a["started_ms"].as_i64(), a["ended_ms"].as_i64()) {
                 (Some(s), Some(e)) => format!("{:.2}", (e - s) as f64 / 1000.0),
@@ -158,7 +190,12 @@ pub async fn proof(id: &str, output: Option<PathBuf>, node: &NodeFlags) -> Resul
     let bytes = client(node)?.proof(id).await?;
     let out = output.unwrap_or_else(|| PathBuf::from(format!("{id}.proof")));
     std::fs::write(&out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
-    println!("{} ({} bytes); check it with `provernode verify {}`", out.display(), bytes.len(), out.display());
+    println!(
+        "{} ({} bytes); check it with `provernode verify {}`",
+        out.display(),
+        bytes.len(),
+        out.display()
+    );
     Ok(())
 }
 
@@ -175,9 +212,9 @@ pub async fn tasks(state: Option<&str>, limit: u32, node: &NodeFlags, as_json: b
         return Ok(());
     }
     let mut table = Table::new();
-    table
-        .load_preset(presets::ASCII_MARKDOWN)
-        .set_header(vec!["id", "state", "reason", "program", "backend", "attempts", "output"]);
+    table.load_preset(presets::ASCII_MARKDOWN).set_header(vec![
+        "id", "state", "reason", "program", "backend", "attempts", "output",
+    ]);
     for t in list["tasks"].as_array().into_iter().flatten() {
         let s = |v: &Value| v.as_str().unwrap_or("").to_owned();
         table.add_row(vec![

@@ -11,8 +11,8 @@ use provernode_client::NodeClient;
 use provernode_core::ProofEnvelope;
 use serde_json::{Map, Value};
 
-use crate::client::input_fields;
 use crate::cli::InputFlags;
+use crate::client::input_fields;
 use crate::oneshot::{human_bytes, human_duration, thousands};
 
 pub async fn run(only: &[String], workers: usize) -> Result<()> {
@@ -62,11 +62,21 @@ pub async fn run(only: &[String], workers: usize) -> Result<()> {
 
     let mut table = Table::new();
     table.load_preset(presets::ASCII_MARKDOWN).set_header(vec![
-        "backend", "abi", "program", "input", "cycles", "prove", "verify", "proof size", "output",
+        "backend",
+        "abi",
+        "program",
+        "input",
+        "cycles",
+        "prove",
+        "verify",
+        "proof size",
+        "output",
     ]);
     let mut failures = Vec::new();
     for (backend, abi, guest, input, id) in &submitted {
-        let task = client.wait(id, Duration::from_millis(20), Duration::from_secs(3600)).await?;
+        let task = client
+            .wait(id, Duration::from_millis(20), Duration::from_secs(3600))
+            .await?;
         if task["state"] != "succeeded" {
             failures.push(format!(
                 "{backend} {abi} {}: {} ({}) {}",
@@ -75,11 +85,21 @@ pub async fn run(only: &[String], workers: usize) -> Result<()> {
             continue;
         }
         let bytes = client.proof(id).await?;
-        let t = Instant::now();
-        let verified = registry.verify(&ProofEnvelope::decode(&bytes)?)?;
-        let verify_time = t.elapsed();
+        // Off the async runtime: the node's own slots run on it, and trace
+        // verification re-executes the program.
+        let reg = registry.clone();
+        let envelope = ProofEnvelope::decode(&bytes)?;
+        let (verified, verify_time) = tokio::task::spawn_blocking(move || {
+            let t = Instant::now();
+            (reg.verify(&envelope), t.elapsed())
+        })
+        .await?;
+        let verified = verified?;
         if Some(&verified.public_output) != guest.reference_output(input).as_ref() {
-            failures.push(format!("{backend} {abi} {}: output differs from the known answer", guest.name));
+            failures.push(format!(
+                "{backend} {abi} {}: output differs from the known answer",
+                guest.name
+            ));
             continue;
         }
         let prove_ms = task["attempt_history"]

@@ -62,8 +62,12 @@ pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode> {
     let data_dir = &args.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("cannot restrict the data directory {} to its owner", data_dir.display()))?;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700)).with_context(|| {
+        format!(
+            "cannot restrict the data directory {} to its owner",
+            data_dir.display()
+        )
+    })?;
     let db_path = data_dir.join("queue.sqlite");
     let options = SqliteOptions {
         synchronous: if args.sqlite_synchronous == "normal" {
@@ -81,7 +85,10 @@ pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode> {
     // The embedded node is the only holder of leases in its database: any
     // lease still held belongs to a previous run that died. Each is a
     // counted, lost attempt.
-    let recovered = store.expire_leases(None).await.context("cannot recover leases of a previous run")?;
+    let recovered = store
+        .expire_leases(None)
+        .await
+        .context("cannot recover leases of a previous run")?;
     if !recovered.is_empty() {
         tracing::warn!(
             requeued = recovered.requeued.len(),
@@ -127,7 +134,9 @@ pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode> {
             startup_timeout: Duration::from_secs(600),
         })
         .collect();
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok();
     let wake = Arc::new(Notify::new());
     let accepting = Arc::new(AtomicBool::new(false));
     let dyn_store: Arc<dyn Store> = store.clone();
@@ -232,7 +241,11 @@ pub async fn run(args: RunNode) -> Result<()> {
     );
     println!("provernode listening on http://{}", node.addr);
     let signal = terminate_signal().await?;
-    tracing::info!(signal, drain_secs = drain.as_secs_f64(), "draining: no new claims, running attempts may finish");
+    tracing::info!(
+        signal,
+        drain_secs = drain.as_secs_f64(),
+        "draining: no new claims, running attempts may finish"
+    );
     node.stop(drain).await;
     tracing::info!("stopped");
     Ok(())

@@ -201,7 +201,10 @@ fn demo_proves_and_verifies_every_guest_on_every_available_backend() {
     assert_eq!(rows, 2 * per_abi, "{text}");
     assert!(text.contains("skipped risc0"), "{text}");
     assert!(
-        text.contains(&format!("{} proofs made and verified", 2 * per_abi)),
+        text.contains(&format!(
+            "{} proofs made through the node and verified",
+            2 * per_abi
+        )),
         "{text}"
     );
 }

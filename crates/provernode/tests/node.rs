@@ -1,0 +1,553 @@
+//! Scenario tests: the real `provernode run`, real worker processes, real
+//! kills. Each scenario injects one fault and asserts every task's terminal
+//! state (and that proofs verify).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic by design
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use provernode_core::ProofEnvelope;
+use serde_json::{json, Value};
+
+struct Node {
+    child: Child,
+    base: String,
+    data_dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Node {
+    fn start(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Node {
+        let log = unique_log(data_dir);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_provernode"));
+        cmd.args([
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--sqlite-synchronous",
+            "normal",
+            "--lease-secs",
+            "3",
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra)
+        .env("PROVERNODE_LOG", "info,provernode_agent=debug")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start provernode run");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().expect("the node printed nothing").unwrap();
+        let base = first
+            .strip_prefix("provernode listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .to_owned();
+        std::thread::spawn(move || for _ in lines {});
+        Node {
+            child,
+            base,
+            data_dir: data_dir.to_path_buf(),
+            log,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn http(&self) -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    }
+
+    fn submit(&self, body: Value) -> String {
+        let resp = self
+            .http()
+            .post(format!("{}/v1/tasks", self.base))
+            .json(&body)
+            .send()
+            .unwrap();
+        let status = resp.status();
+        let v: Value = resp.json().unwrap();
+        assert!(status.is_success(), "submit failed: {status} {v}");
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    fn task(&self, id: &str) -> Value {
+        self.http()
+            .get(format!("{}/v1/tasks/{id}", self.base))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+
+    fn proof(&self, id: &str) -> Vec<u8> {
+        let resp = self
+            .http()
+            .get(format!("{}/v1/tasks/{id}/proof", self.base))
+            .send()
+            .unwrap();
+        assert!(resp.status().is_success(), "no proof for {id}: {}", resp.status());
+        resp.bytes().unwrap().to_vec()
+    }
+
+    fn wait_until(&self, id: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let t = self.task(id);
+            if done(&t) {
+                return t;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "task {id} still {} after {timeout:?}: {t}\nnode log:\n{}",
+                t["state"],
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    fn wait_terminal(&self, id: &str, timeout: Duration) -> Value {
+        self.wait_until(id, timeout, |t| {
+            !matches!(t["state"].as_str(), Some("queued") | Some("leased"))
+        })
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Worker processes: children of the node running `provernode worker`.
+    fn workers(&self) -> Vec<u32> {
+        children(self.pid())
+            .into_iter()
+            .filter(|&p| {
+                std::fs::read(format!("/proc/{p}/cmdline"))
+                    .map(|c| String::from_utf8_lossy(&c).contains("worker"))
+                    .unwrap_or(false)
+            })
+            .collect()
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn sigterm_and_wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "node did not stop within {timeout:?}\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- node log ({}) ----\n{}", self.log.display(), self.log_text());
+        }
+        let workers = self.workers();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for w in workers {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(w as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = &self.data_dir;
+    }
+}
+
+fn unique_log(base: &Path) -> PathBuf {
+    for i in 0.. {
+        let p = base.with_extension(format!("log{i}"));
+        if !p.exists() {
+            return p;
+        }
+    }
+    unreachable!()
+}
+
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        // Fields after the command (which may hold spaces) start after ')'.
+        let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
+        let ppid: u32 = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if ppid == pid {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn verify(bytes: &[u8]) -> Vec<u8> {
+    let env = ProofEnvelope::decode(bytes).unwrap();
+    provernode_backends::Registry::default()
+        .verify(&env)
+        .unwrap()
+        .public_output
+}
+
+fn fib(n: u32) -> Value {
+    json!({"program": "fibonacci", "input": {"n": n}})
+}
+
+const LONG: Duration = Duration::from_secs(120);
+
+#[test]
+fn a_worker_killed_mid_proof_is_recorded_as_crashed_and_the_task_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&dir.path().join("data"), &["--workers", "1"], &[]);
+    // About a second of proving in the worker.
+    let id = node.submit(json!({"program": "sha256-chain", "input": {"rounds": 60000}}));
+    node.wait_until(&id, LONG, |t| t["state"] == "leased");
+    let start = Instant::now();
+    let worker = loop {
+        if let Some(&w) = node.workers().first() {
+            break w;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no worker process appeared"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(worker as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let t = node.wait_terminal(&id, LONG);
+    assert_eq!(t["state"], "succeeded", "{t}");
+    assert_eq!(t["attempts"], 2, "{t}");
+    let history = t["attempt_history"].as_array().unwrap();
+    assert_eq!(history[0]["outcome"], "crashed(9)", "{t}");
+    assert_eq!(history[1]["outcome"], "succeeded", "{t}");
+    let guest = provernode_guests::find("sha256-chain").unwrap();
+    let mut input = vec![0u8; 32];
+    input.extend_from_slice(&60000u32.to_le_bytes());
+    assert_eq!(verify(&node.proof(&id)), guest.reference_output(&input).unwrap());
+}
+
+#[test]
+fn an_endless_guest_times_out_and_is_quarantined_while_other_tasks_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&dir.path().join("data"), &["--workers", "2"], &[]);
+    let spin = node.submit(json!({"program": "spin", "timeout_secs": 0.5, "max_attempts": 2}));
+    let others: Vec<String> = (0..6).map(|n| node.submit(fib(n * 10))).collect();
+    let t = node.wait_terminal(&spin, LONG);
+    assert_eq!(t["state"], "quarantined", "{t}");
+    assert_eq!(t["terminal_reason"], "timeout", "{t}");
+    let history = t["attempt_history"].as_array().unwrap();
+    assert_eq!(history.len(), 2);
+    assert!(history.iter().all(|a| a["outcome"] == "timeout"), "{t}");
+    assert!(t["detail"].as_str().unwrap().contains("#2 timeout"), "{t}");
+    for (i, id) in others.iter().enumerate() {
+        let t = node.wait_terminal(id, LONG);
+        assert_eq!(t["state"], "succeeded", "{t}");
+        assert_eq!(t["attempts"], 1, "{t}");
+        let out = verify(&node.proof(id));
+        assert_eq!(
+            &out[4..],
+            &provernode_guests::fibonacci(i as u32 * 10).to_le_bytes()
+        );
+    }
+}
+
+fn memory_hog_ends_out_of_memory(env: &[(&str, &str)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&dir.path().join("data"), &["--workers", "1"], env);
+    let id = node.submit(json!({
+        "program": "memhog",
+        "memory_limit_mib": 96,
+        "max_guest_memory_mib": 65536,
+        "max_attempts": 1,
+        "timeout_secs": 60
+    }));
+    let t = node.wait_terminal(&id, LONG);
+    assert_eq!(t["state"], "quarantined", "{t}");
+    assert_eq!(t["terminal_reason"], "out_of_memory", "{t}");
+    assert_eq!(t["attempt_history"][0]["outcome"], "out_of_memory", "{t}");
+    // The node is still up and proving.
+    let ok = node.submit(fib(20));
+    assert_eq!(node.wait_terminal(&ok, LONG)["state"], "succeeded");
+}
+
+#[test]
+fn a_memory_hog_ends_out_of_memory_under_the_best_limiter() {
+    memory_hog_ends_out_of_memory(&[]);
+}
+
+#[test]
+fn a_memory_hog_ends_out_of_memory_under_the_watchdog() {
+    memory_hog_ends_out_of_memory(&[("PROVERNODE_MEMORY_LIMITER", "watchdog")]);
+}
+
+#[test]
+fn malformed_input_fails_as_invalid_input_without_a_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&dir.path().join("data"), &["--workers", "1"], &[]);
+    let id = node.submit(json!({"program": "fibonacci", "input_hex": "0102"}));
+    let t = node.wait_terminal(&id, LONG);
+    assert_eq!(t["state"], "failed", "{t}");
+    assert_eq!(t["terminal_reason"], "invalid_input", "{t}");
+    assert_eq!(t["attempts"], 1, "{t}");
+    // Rejected up front when the typed input is wrong.
+    let resp = node
+        .http()
+        .post(format!("{}/v1/tasks", node.base))
+        .json(&json!({"program": "fibonacci", "input": {"rounds": 3}}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().unwrap();
+    assert_eq!(v["error"]["code"], "invalid_input");
+}
+
+#[test]
+fn the_node_killed_with_50_tasks_in_flight_loses_none_and_proves_none_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut node = Node::start(&data, &["--workers", "2"], &[]);
+    let ids: Vec<String> = (0..50)
+        .map(|i| node.submit(json!({"program": "sha256-chain", "input": {"rounds": 3000 + i}})))
+        .collect();
+    // Kill it while work is in flight: some done, some leased, most queued.
+    node.wait_until(&ids[3], LONG, |t| t["state"] != "queued");
+    node.kill9();
+    let node = Node::start(&data, &["--workers", "2"], &[]);
+    let guest = provernode_guests::find("sha256-chain").unwrap();
+    let mut lost = 0;
+    for (i, id) in ids.iter().enumerate() {
+        let t = node.wait_terminal(id, LONG);
+        assert_eq!(t["state"], "succeeded", "{t}\n{}", node.log_text());
+        let history = t["attempt_history"].as_array().unwrap();
+        let successes = history.iter().filter(|a| a["outcome"] == "succeeded").count();
+        assert_eq!(successes, 1, "task {id} succeeded {successes} times: {t}");
+        lost += history.iter().filter(|a| a["outcome"] == "lease_lost").count();
+        let mut input = vec![0u8; 32];
+        input.extend_from_slice(&(3000 + i as u32).to_le_bytes());
+        assert_eq!(verify(&node.proof(id)), guest.reference_output(&input).unwrap());
+    }
+    assert!(lost >= 1, "the kill should have cut at least one attempt short");
+}
+
+#[test]
+fn sigterm_drains_running_attempts_before_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut node = Node::start(&data, &["--workers", "1", "--drain-secs", "60"], &[]);
+    let running = node.submit(json!({"program": "sha256-chain", "input": {"rounds": 40000}}));
+    let queued = node.submit(fib(5));
+    node.wait_until(&running, LONG, |t| t["state"] == "leased");
+    let status = node.sigterm_and_wait(LONG);
+    assert!(status.success(), "{status}\n{}", node.log_text());
+    // Restart on the same data: the drained attempt succeeded, the queued
+    // task was kept and now runs.
+    let node = Node::start(&data, &["--workers", "1"], &[]);
+    let t = node.task(&running);
+    assert_eq!(t["state"], "succeeded", "{t}");
+    assert_eq!(t["attempts"], 1, "{t}");
+    assert_eq!(node.wait_terminal(&queued, LONG)["state"], "succeeded");
+}
+
+#[test]
+fn cancelling_a_running_task_stops_its_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&dir.path().join("data"), &["--workers", "1"], &[]);
+    let id = node.submit(json!({"program": "spin", "timeout_secs": 120}));
+    node.wait_until(&id, LONG, |t| t["state"] == "leased");
+    let resp = node
+        .http()
+        .post(format!("{}/v1/tasks/{id}/cancel", node.base))
+        .send()
+        .unwrap();
+    assert!(resp.status().is_success());
+    let t = node.task(&id);
+    assert_eq!(
+        (t["state"].as_str(), t["terminal_reason"].as_str()),
+        (Some("cancelled"), Some("cancelled"))
+    );
+    // The worker is stopped within a heartbeat, and the slot proves again.
+    let next = node.submit(fib(7));
+    assert_eq!(
+        node.wait_terminal(&next, LONG)["state"],
+        "succeeded",
+        "{}",
+        node.log_text()
+    );
+    let again = node
+        .http()
+        .post(format!("{}/v1/tasks/{id}/cancel", node.base))
+        .send()
+        .unwrap();
+    assert_eq!(again.status(), 409);
+}
+
+#[test]
+fn the_api_answers_bad_requests_with_stable_codes_and_guards_with_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(
+        &dir.path().join("data"),
+        &["--workers", "1", "--token", "s3cret"],
+        &[],
+    );
+    let http = node.http();
+    let anon = http.get(format!("{}/v1/tasks", node.base)).send().unwrap();
+    assert_eq!(anon.status(), 401);
+    assert_eq!(anon.json::<Value>().unwrap()["error"]["code"], "unauthorized");
+    assert_eq!(
+        http.get(format!("{}/healthz", node.base))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        http.get(format!("{}/readyz", node.base)).send().unwrap().status(),
+        200
+    );
+    let post = |body: Value| {
+        let r = http
+            .post(format!("{}/v1/tasks", node.base))
+            .bearer_auth("s3cret")
+            .json(&body)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().unwrap())
+    };
+    assert_eq!(
+        post(json!({"program": "nope"})).1["error"]["code"],
+        "unknown_program"
+    );
+    assert_eq!(
+        post(json!({"program": "fibonacci", "backend": "nexus"})).1["error"]["code"],
+        "unknown_backend"
+    );
+    assert_eq!(
+        post(json!({"program": "fibonacci", "backend": "sp1"})).1["error"]["code"],
+        "backend_unavailable"
+    );
+    assert_eq!(
+        post(json!({"program": "fibonacci", "color": "red"})).1["error"]["code"],
+        "invalid_request"
+    );
+    let (status, ok) = post(json!({"program": "fibonacci", "input": {"n": 3}, "idempotency_key": "k1"}));
+    assert_eq!(status, 201);
+    let (status, again) = post(json!({"program": "fibonacci", "input": {"n": 3}, "idempotency_key": "k1"}));
+    assert_eq!((status, &again["id"]), (200, &ok["id"]));
+    let (status, conflict) =
+        post(json!({"program": "fibonacci", "input": {"n": 4}, "idempotency_key": "k1"}));
+    assert_eq!(
+        (status, conflict["error"]["code"].as_str()),
+        (409, Some("idempotency_conflict"))
+    );
+    let big = "00".repeat(17 << 20);
+    let (status, too_big) = post(json!({"program": "sha256", "input_hex": big}));
+    assert_eq!(status, 413, "{too_big}");
+    let missing = http
+        .get(format!("{}/v1/tasks/{}", node.base, uuid_like()))
+        .bearer_auth("s3cret")
+        .send()
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let metrics = http
+        .get(format!("{}/metrics", node.base))
+        .bearer_auth("s3cret")
+        .send()
+        .unwrap();
+    assert!(metrics.text().unwrap().contains("provernode_tasks"));
+}
+
+fn uuid_like() -> &'static str {
+    "0190a0b0-0000-7000-8000-000000000000"
+}
+
+#[test]
+fn listening_beyond_loopback_without_a_token_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_provernode"))
+        .args(["run", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env_remove("PROVERNODE_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("without a bearer token"));
+}
+
+#[test]
+fn the_client_commands_drive_a_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&dir.path().join("data"), &["--workers", "1"], &[]);
+    let proof = dir.path().join("fib.proof");
+    let out = Command::new(env!("CARGO_BIN_EXE_provernode"))
+        .args([
+            "submit",
+            "fibonacci",
+            "--n",
+            "90",
+            "--wait",
+            "--node",
+            &node.base,
+            "-o",
+        ])
+        .arg(&proof)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("fib=2880067194370816120"));
+    let verify = Command::new(env!("CARGO_BIN_EXE_provernode"))
+        .arg("verify")
+        .arg(&proof)
+        .output()
+        .unwrap();
+    assert!(verify.status.success());
+    let tasks = Command::new(env!("CARGO_BIN_EXE_provernode"))
+        .args(["tasks", "--state", "succeeded", "--node", &node.base])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&tasks.stdout).contains("fibonacci"));
+    let down = Command::new(env!("CARGO_BIN_EXE_provernode"))
+        .args(["status", "x", "--node", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&down.stderr).contains("cannot reach the node"));
+}
