@@ -1,0 +1,226 @@
+//! docs/openapi.json is checked against the code: the same routes, the same
+//! error codes, every documented request field accepted, every task field
+//! documented.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic by design
+
+use std::collections::BTreeSet;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::Request;
+use provernode_backends::Registry;
+use provernode_broker::{router, ApiConfig, ApiState, ErrorCode, ROUTES};
+use provernode_store::{SqliteOptions, SqliteStore, Store};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+fn spec() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn the_documented_routes_are_exactly_the_served_ones() {
+    let spec = spec();
+    let mut documented = BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    let served: BTreeSet<_> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(documented, served);
+}
+
+#[test]
+fn the_documented_error_codes_are_exactly_the_codes_in_use() {
+    let spec = spec();
+    let documented: BTreeSet<String> = spec["components"]["schemas"]["Error"]["properties"]["error"]
+        ["properties"]["code"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    let used: BTreeSet<String> = ErrorCode::ALL.iter().map(|c| c.as_str().to_owned()).collect();
+    assert_eq!(documented, used);
+}
+
+async fn app() -> (axum::Router, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("q.sqlite"), &SqliteOptions::default())
+        .await
+        .unwrap();
+    let store: Arc<dyn Store> = Arc::new(store);
+    let state = ApiState {
+        store,
+        registry: Registry::default(),
+        config: Arc::new(ApiConfig::default()),
+        wake: Arc::new(tokio::sync::Notify::new()),
+        accepting_work: Arc::new(AtomicBool::new(true)),
+        metrics: None,
+    };
+    (router(state), dir)
+}
+
+async fn call(app: &axum::Router, method: &str, uri: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    let body = match body {
+        Some(v) => {
+            req = req.header("content-type", "application/json");
+            Body::from(v.to_string())
+        }
+        None => Body::empty(),
+    };
+    let resp = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn every_documented_request_field_is_accepted_and_every_task_field_documented() {
+    let (app, _dir) = app().await;
+    let spec = spec();
+    let props = spec["components"]["schemas"]["SubmitTask"]["properties"]
+        .as_object()
+        .unwrap();
+    // One body per mutually exclusive input form, together covering every field.
+    let common = json!({
+        "program": "fibonacci", "abi": "risc0", "backend": "trace", "proof_kind": "execution-record",
+        "priority": 1, "deadline_ms": 4_000_000_000_000i64, "timeout_secs": 10, "memory_limit_mib": 256,
+        "max_attempts": 2, "max_cycles": 1000000, "max_guest_memory_mib": 64,
+    });
+    let mut covered = BTreeSet::new();
+    let elf = base64_of(
+        provernode_guests::find("fibonacci")
+            .unwrap()
+            .elf(provernode_core::Abi::Risc0),
+    );
+    for (i, extra) in [
+        json!({"input": {"n": 5}, "idempotency_key": "a"}),
+        json!({"input_hex": "05000000"}),
+        json!({"input_base64": "BQAAAA==", "elf_base64": elf}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut body = common.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        covered.extend(body.as_object().unwrap().keys().cloned());
+        let (status, resp) = call(&app, "POST", "/v1/tasks", Some(body)).await;
+        assert_eq!(status, 201, "body {i}: {resp}");
+        let (status, task) = call(
+            &app,
+            "GET",
+            &format!("/v1/tasks/{}", resp["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200);
+        let documented: BTreeSet<String> = spec["components"]["schemas"]["Task"]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        let mut served: BTreeSet<String> = task.as_object().unwrap().keys().cloned().collect();
+        served.remove("attempt_history");
+        assert_eq!(
+            served, documented,
+            "GET /v1/tasks/{{id}} and the Task schema disagree"
+        );
+    }
+    let all: BTreeSet<String> = props.keys().cloned().collect();
+    assert_eq!(covered, all, "the test must exercise every documented field");
+    let typed: BTreeSet<String> = props["input"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(
+        typed,
+        ["n", "rounds", "seed", "text"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
+    // And an undocumented field is refused.
+    let (status, resp) = call(
+        &app,
+        "POST",
+        "/v1/tasks",
+        Some(json!({"program": "fibonacci", "colour": 1})),
+    )
+    .await;
+    assert_eq!(
+        (status, resp["error"]["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
+}
+
+#[tokio::test]
+async fn errors_carry_the_documented_shape() {
+    let (app, _dir) = app().await;
+    for (method, uri, body, status, code) in [
+        ("GET", "/v1/tasks/not-a-uuid", None, 404, "not_found"),
+        ("GET", "/v1/tasks?state=bogus", None, 400, "invalid_request"),
+        (
+            "POST",
+            "/v1/tasks",
+            Some(json!({"program": "fibonacci", "deadline_ms": 1})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/tasks",
+            Some(json!({"program": "fibonacci", "input_hex": "zz"})),
+            400,
+            "invalid_input",
+        ),
+        (
+            "POST",
+            "/v1/tasks",
+            Some(json!({"program": "fibonacci", "abi": "sp1", "elf_base64": base64_of(b"junk")})),
+            400,
+            "invalid_request",
+        ),
+        ("GET", "/nope", None, 404, "not_found"),
+    ] {
+        let (got, v) = call(&app, method, uri, body).await;
+        assert_eq!(
+            (got, v["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{method} {uri}: {v}"
+        );
+        assert!(!v["error"]["message"].as_str().unwrap().is_empty());
+    }
+    let (status, v) = call(
+        &app,
+        "POST",
+        "/v1/tasks",
+        Some(json!({"program": "fibonacci", "input": {"n": 1}})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let id = v["id"].as_str().unwrap();
+    let (status, v) = call(&app, "GET", &format!("/v1/tasks/{id}/proof"), None).await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (409, Some("proof_not_ready"))
+    );
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
