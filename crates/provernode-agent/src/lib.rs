@@ -78,6 +78,10 @@ pub struct AgentConfig {
     pub idle_poll: Duration,
     /// Verifies every proof before it is reported.
     pub registry: Registry,
+    /// Fault injection for tests: hold the first verified result this long,
+    /// without heartbeats, before reporting it (an agent cut off from its
+    /// source). `None` in production.
+    pub hold_first_result: Option<Duration>,
 }
 
 /// Tells the agent to stop: `Drain` lets running attempts finish, `Now`
@@ -271,6 +275,13 @@ async fn run_attempt(
         checked
     };
     let (outcome, ()) = tokio::join!(attempt, heartbeat);
+    if let (Some(hold), Outcome::Checked(Ok(_))) = (config.hold_first_result, &outcome) {
+        static HELD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !HELD.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            tracing::warn!(task = %task.id, ?hold, "fault injection: holding this result before reporting it");
+            tokio::time::sleep(hold).await;
+        }
+    }
     let elapsed = started.elapsed();
     match outcome {
         Outcome::Checked(Ok((envelope, output, cycles))) => {

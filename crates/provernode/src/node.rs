@@ -30,6 +30,7 @@ pub struct RunningNode {
     server: JoinHandle<()>,
     sweeper: JoinHandle<()>,
     store: Arc<SqliteStore>,
+    _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
 fn secs(s: f64, what: &str) -> Result<Duration> {
@@ -68,6 +69,7 @@ pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode> {
             data_dir.display()
         )
     })?;
+    let lock = lock_data_dir(data_dir)?;
     let db_path = data_dir.join("queue.sqlite");
     let options = SqliteOptions {
         synchronous: if args.sqlite_synchronous == "normal" {
@@ -181,6 +183,10 @@ pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode> {
         lease_ttl,
         idle_poll: Duration::from_millis(500),
         registry,
+        hold_first_result: std::env::var("PROVERNODE_FAULT_HOLD_FIRST_RESULT_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis),
     };
     let agent = tokio::spawn(provernode_agent::run(
         agent_config,
@@ -198,7 +204,38 @@ pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode> {
         server,
         sweeper,
         store,
+        _lock: lock,
     })
+}
+
+/// One node per data directory: a second one would take the first one's
+/// live leases for a dead run's. The lock dies with the process.
+fn lock_data_dir(data_dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    use std::io::{Read, Seek, Write};
+    let path = data_dir.join("node.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let mut lock = match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => lock,
+        Err((mut file, _)) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            bail!(
+                "another provernode (pid {}) is running with the data directory {}; stop it, or give this one its own --data-dir",
+                holder.trim(),
+                data_dir.display()
+            );
+        }
+    };
+    lock.set_len(0)?;
+    lock.rewind()?;
+    write!(lock, "{}", std::process::id())?;
+    Ok(lock)
 }
 
 impl RunningNode {

@@ -23,28 +23,30 @@ impl Node {
     fn start(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Node {
         let log = unique_log(data_dir);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_provernode"));
-        cmd.args([
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-            "--sqlite-synchronous",
-            "normal",
-            "--lease-secs",
-            "3",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(extra)
-        .env("PROVERNODE_LOG", "info,provernode_agent=debug")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap());
+        cmd.args(["run", "--listen", "127.0.0.1:0", "--sqlite-synchronous", "normal"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .args(if extra.contains(&"--lease-secs") {
+                &[][..]
+            } else {
+                &["--lease-secs", "3"][..]
+            })
+            .env("PROVERNODE_LOG", "info,provernode_agent=debug")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap());
         for (k, v) in env {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("start provernode run");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
-        let first = lines.next().expect("the node printed nothing").unwrap();
+        let Some(Ok(first)) = lines.next() else {
+            panic!(
+                "the node did not start:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        };
         let base = first
             .strip_prefix("provernode listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
@@ -550,4 +552,63 @@ fn the_client_commands_drive_a_node() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&down.stderr).contains("cannot reach the node"));
+}
+
+#[test]
+fn a_late_result_for_an_expired_lease_is_ignored_and_the_task_proved_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // The first result is held for 5 s without heartbeats: its 2 s lease
+    // expires, the sweeper requeues the task, the other worker proves it,
+    // and the held result arrives late.
+    let node = Node::start(
+        &dir.path().join("data"),
+        &["--workers", "2", "--lease-secs", "2"],
+        &[("PROVERNODE_FAULT_HOLD_FIRST_RESULT_MS", "5000")],
+    );
+    let id = node.submit(fib(42));
+    let t = node.wait_terminal(&id, LONG);
+    assert_eq!(t["state"], "succeeded", "{t}");
+    let history = t["attempt_history"].as_array().unwrap();
+    assert_eq!(history.len(), 2, "{t}");
+    assert_eq!(history[0]["outcome"], "lease_lost", "{t}");
+    assert_eq!(history[1]["outcome"], "succeeded", "{t}");
+    let start = Instant::now();
+    while !node.log_text().contains("result ignored (late or duplicate)") {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the late result never came:\n{}",
+            node.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Still exactly one success, and the stored proof verifies.
+    let t = node.task(&id);
+    assert_eq!(t["attempt_history"].as_array().unwrap().len(), 2, "{t}");
+    assert_eq!(
+        &verify(&node.proof(&id))[4..],
+        &provernode_guests::fibonacci(42).to_le_bytes()
+    );
+}
+
+#[test]
+fn a_second_node_on_the_same_data_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let node = Node::start(&data, &["--workers", "1"], &[]);
+    let out = Command::new(env!("CARGO_BIN_EXE_provernode"))
+        .args(["run", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("another provernode (pid {})", node.pid())),
+        "{err}"
+    );
+    // The first node was not disturbed.
+    assert_eq!(
+        node.wait_terminal(&node.submit(fib(3)), LONG)["state"],
+        "succeeded"
+    );
 }
