@@ -74,6 +74,8 @@ pub struct AgentConfig {
     /// Backends this agent claims work for.
     pub backends: Vec<String>,
     pub lease_ttl: Duration,
+    /// Claim only tasks whose attempt memory limit fits here.
+    pub max_claim_memory_bytes: Option<u64>,
     /// How long an idle slot waits before asking again (a submit wakes it sooner).
     pub idle_poll: Duration,
     /// Verifies every proof before it is reported.
@@ -128,6 +130,7 @@ async fn slot_loop(
         owner: owner.clone(),
         backends: config.backends.clone(),
         lease_ttl_ms: config.lease_ttl.as_millis() as u64,
+        max_memory_bytes: config.max_claim_memory_bytes,
     };
     let mut backoff = Duration::from_millis(100);
     loop {

@@ -53,6 +53,7 @@ fn claims(c: &mut Criterion) {
             owner: "bench/w0".into(),
             backends: vec!["trace".into()],
             lease_ttl_ms: 60_000,
+            max_memory_bytes: None,
         };
         let mut next = 0u64;
         group.bench_function(label, |b| {

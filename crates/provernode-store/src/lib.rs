@@ -1,7 +1,8 @@
 //! The durable task queue.
 //!
 //! One [`Store`] trait, free of any database's types, implemented on SQLite
-//! ([`SqliteStore`], the embedded default). Every transition is a single
+//! ([`SqliteStore`], the embedded default) and PostgreSQL ([`PgStore`], the
+//! cluster's shared queue, where claims use `FOR UPDATE SKIP LOCKED`). Every transition is a single
 //! guarded statement (or a short transaction that starts with one), so
 //! claims, heartbeats, results and sweeps are atomic however many workers
 //! race:
@@ -15,12 +16,15 @@
 //! Architecture invariant: the store never spawns processes and never calls
 //! a backend; it only records what agents report.
 
+mod postgres;
+mod rows;
 mod sqlite;
 
 use async_trait::async_trait;
 use provernode_core::{Abi, Cause, Digest, ProgramId, TaskLimits, TaskState};
 use uuid::Uuid;
 
+pub use postgres::PgStore;
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 pub type TaskId = Uuid;
@@ -110,6 +114,9 @@ pub struct ClaimRequest {
     /// Backends the claimer can run.
     pub backends: Vec<String>,
     pub lease_ttl_ms: u64,
+    /// Only tasks whose attempt memory limit fits in this many bytes (what
+    /// the claimer has free); `None` takes any.
+    pub max_memory_bytes: Option<u64>,
 }
 
 /// A claimed task: everything a worker needs to run the attempt.

@@ -1,15 +1,16 @@
 //! The embedded store: SQLite in WAL mode through sqlx.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use provernode_core::{sha256, Abi, Cause, Digest, ProgramId, TaskLimits, TaskState};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+use provernode_core::{sha256, TaskState};
+
+use crate::rows::{
+    attempt_from_row, parse_id, parse_state, task_from_row, to_i64, ATTEMPT_COLUMNS, TASK_COLUMNS,
 };
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use uuid::Uuid;
 
@@ -52,21 +53,12 @@ pub struct SqliteStore {
     clock: Clock,
 }
 
-fn system_now_ms() -> i64 {
+pub(crate) fn system_now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
-
-fn to_i64(v: u64, what: &'static str) -> Result<i64, StoreError> {
-    i64::try_from(v).map_err(|_| StoreError::OutOfRange(what))
-}
-
-const TASK_COLUMNS: &str = "id, program_id, program_name, abi, backend, proof_kind, input_digest, length(input) AS input_len, \
-     max_cycles, max_guest_memory_bytes, timeout_ms, memory_limit_bytes, max_attempts, priority, deadline_ms, \
-     idempotency_key, state, cause, detail, attempts, lease_owner, lease_expires_ms, public_output, cycles, \
-     created_ms, updated_ms, finished_ms";
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and applies migrations.
@@ -200,58 +192,6 @@ impl SqliteStore {
     }
 }
 
-fn parse_id(s: &str) -> Result<TaskId, StoreError> {
-    Uuid::parse_str(s).map_err(|_| StoreError::Corrupt(format!("task id {s:?} is not a UUID")))
-}
-
-fn parse_state(s: String) -> Result<TaskState, StoreError> {
-    TaskState::from_str(&s).map_err(StoreError::Corrupt)
-}
-
-fn task_from_row(r: &SqliteRow) -> Result<TaskRecord, StoreError> {
-    let corrupt = |what: &str| StoreError::Corrupt(format!("bad {what} in tasks row"));
-    let id: String = r.get("id");
-    let program_id: String = r.get("program_id");
-    let input_digest: String = r.get("input_digest");
-    let abi: String = r.get("abi");
-    let cause: Option<String> = r.get("cause");
-    let u = |v: i64| u64::try_from(v).unwrap_or(0);
-    Ok(TaskRecord {
-        id: parse_id(&id)?,
-        program_id: ProgramId(Digest::from_str(&program_id).map_err(|_| corrupt("program_id"))?),
-        program_name: r.get("program_name"),
-        abi: Abi::from_str(&abi).map_err(|_| corrupt("abi"))?,
-        backend: r.get("backend"),
-        proof_kind: r.get("proof_kind"),
-        input_digest: Digest::from_str(&input_digest).map_err(|_| corrupt("input_digest"))?,
-        input_len: u(r.get("input_len")),
-        limits: TaskLimits {
-            max_cycles: u(r.get("max_cycles")),
-            max_guest_memory_bytes: u(r.get("max_guest_memory_bytes")),
-            timeout_ms: u(r.get("timeout_ms")),
-            memory_limit_bytes: u(r.get("memory_limit_bytes")),
-            max_attempts: u32::try_from(r.get::<i64, _>("max_attempts"))
-                .map_err(|_| corrupt("max_attempts"))?,
-        },
-        priority: r.get::<i64, _>("priority") as i32,
-        deadline_ms: r.get("deadline_ms"),
-        idempotency_key: r.get("idempotency_key"),
-        state: parse_state(r.get("state"))?,
-        cause: cause
-            .map(|c| Cause::from_str(&c).map_err(StoreError::Corrupt))
-            .transpose()?,
-        detail: r.get("detail"),
-        attempts: u32::try_from(r.get::<i64, _>("attempts")).map_err(|_| corrupt("attempts"))?,
-        lease_owner: r.get("lease_owner"),
-        lease_expires_ms: r.get("lease_expires_ms"),
-        public_output: r.get("public_output"),
-        cycles: r.get::<Option<i64>, _>("cycles").map(u),
-        created_ms: r.get("created_ms"),
-        updated_ms: r.get("updated_ms"),
-        finished_ms: r.get("finished_ms"),
-    })
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn submit(&self, task: NewTask) -> Result<Submitted, StoreError> {
@@ -330,25 +270,13 @@ impl Store for SqliteStore {
     }
 
     async fn attempts(&self, id: TaskId) -> Result<Vec<AttemptRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT attempt, owner, started_ms, ended_ms, outcome, detail, stderr_tail \
-             FROM attempts WHERE task_id = ? ORDER BY attempt",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE task_id = ? ORDER BY attempt"
+        ))
         .bind(id.to_string())
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| AttemptRecord {
-                attempt: u32::try_from(r.get::<i64, _>("attempt")).unwrap_or(0),
-                owner: r.get("owner"),
-                started_ms: r.get("started_ms"),
-                ended_ms: r.get("ended_ms"),
-                outcome: r.get("outcome"),
-                detail: r.get("detail"),
-                stderr_tail: r.get("stderr_tail"),
-            })
-            .collect())
+        rows.iter().map(attempt_from_row).collect()
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<TaskRecord>, StoreError> {
@@ -433,7 +361,12 @@ impl Store for SqliteStore {
         for b in &request.backends {
             sep.push_bind(b);
         }
-        q.push(") ORDER BY priority DESC, created_ms, id LIMIT 1) RETURNING id, attempts");
+        q.push(")");
+        if let Some(max) = request.max_memory_bytes {
+            q.push(" AND memory_limit_bytes <= ")
+                .push_bind(to_i64(max, "max_memory_bytes")?);
+        }
+        q.push(" ORDER BY priority DESC, created_ms, id LIMIT 1) RETURNING id, attempts");
         let Some(row) = q.build().fetch_optional(&mut *tx).await? else {
             tx.commit().await?;
             return Ok(None);

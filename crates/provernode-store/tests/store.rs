@@ -1,5 +1,6 @@
-//! The store's contract, against a real SQLite database in a temporary
-//! directory. (The same suite runs against PostgreSQL once that store lands.)
+//! The store's contract. The same suite runs against a real SQLite database
+//! in a temporary directory and a real, throwaway PostgreSQL server
+//! (`test-postgres`: initdb + pg_ctl on a private port).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic by design
 
@@ -10,13 +11,13 @@ use std::sync::Arc;
 use provernode_core::{sha256, Abi, Cause, ProgramId, TaskLimits, TaskState};
 use provernode_store::{
     AttemptFailure, CancelOutcome, ClaimRequest, Completion, FailureOutcome, LeaseStatus, ListFilter,
-    NewTask, SqliteOptions, SqliteStore, Store, StoreError, Synchronous,
+    NewTask, PgStore, SqliteOptions, SqliteStore, Store, StoreError, Synchronous,
 };
 
 struct Fixture {
-    store: SqliteStore,
+    store: Arc<dyn Store>,
     clock: Arc<AtomicI64>,
-    _dir: tempfile::TempDir,
+    _guard: Box<dyn std::any::Any + Send>,
 }
 
 impl Fixture {
@@ -25,9 +26,13 @@ impl Fixture {
     }
 }
 
-async fn fixture() -> Fixture {
+fn clock() -> Arc<AtomicI64> {
+    Arc::new(AtomicI64::new(1_700_000_000_000))
+}
+
+async fn sqlite() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(AtomicI64::new(1_700_000_000_000));
+    let clock = clock();
     let c = clock.clone();
     let options = SqliteOptions {
         synchronous: Synchronous::Normal,
@@ -38,9 +43,28 @@ async fn fixture() -> Fixture {
         .unwrap()
         .with_clock(move || c.load(Ordering::SeqCst));
     Fixture {
-        store,
+        store: Arc::new(store),
         clock,
-        _dir: dir,
+        _guard: Box::new(dir),
+    }
+}
+
+async fn postgres() -> Fixture {
+    let pg = tokio::task::spawn_blocking(test_postgres::TempPostgres::start)
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = pg.create_database().unwrap_or_else(|e| panic!("{e}"));
+    let clock = clock();
+    let c = clock.clone();
+    let store = PgStore::connect(&url, 8)
+        .await
+        .unwrap()
+        .with_clock(move || c.load(Ordering::SeqCst));
+    Fixture {
+        store: Arc::new(store),
+        clock,
+        _guard: Box::new(pg),
     }
 }
 
@@ -69,6 +93,7 @@ fn claim_req(owner: &str) -> ClaimRequest {
         owner: owner.into(),
         backends: vec!["trace".into()],
         lease_ttl_ms: 10_000,
+        max_memory_bytes: None,
     }
 }
 
@@ -81,9 +106,7 @@ fn failure(cause: Cause, retryable: bool) -> AttemptFailure {
     }
 }
 
-#[tokio::test]
-async fn submit_then_read_back_and_list() {
-    let f = fixture().await;
+async fn submit_then_read_back_and_list(f: Fixture) {
     let s = f.store.submit(task(b"abc")).await.unwrap();
     assert!(!s.deduplicated);
     let t = f.store.task(s.id).await.unwrap().unwrap();
@@ -118,9 +141,7 @@ async fn submit_then_read_back_and_list() {
     assert!(f.store.task(uuid::Uuid::now_v7()).await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn an_idempotency_key_returns_the_first_task_and_refuses_a_different_one() {
-    let f = fixture().await;
+async fn an_idempotency_key_returns_the_first_task_and_refuses_a_different_one(f: Fixture) {
     let mut t = task(b"x");
     t.idempotency_key = Some("order-17".into());
     let a = f.store.submit(t.clone()).await.unwrap();
@@ -134,9 +155,7 @@ async fn an_idempotency_key_returns_the_first_task_and_refuses_a_different_one()
     }
 }
 
-#[tokio::test]
-async fn claims_follow_priority_then_age_and_skip_other_backends() {
-    let f = fixture().await;
+async fn claims_follow_priority_then_age_and_skip_other_backends(f: Fixture) {
     let low = f.store.submit(task(b"1")).await.unwrap();
     f.advance(1);
     let mut hi = task(b"2");
@@ -162,9 +181,7 @@ async fn claims_follow_priority_then_age_and_skip_other_backends() {
     assert_eq!(t.lease_owner.as_deref(), Some("w1"));
 }
 
-#[tokio::test]
-async fn concurrent_claimers_never_take_the_same_task() {
-    let f = fixture().await;
+async fn concurrent_claimers_never_take_the_same_task(f: Fixture) {
     let n = 200;
     for i in 0..n {
         f.store.submit(task(format!("{i}").as_bytes())).await.unwrap();
@@ -189,9 +206,7 @@ async fn concurrent_claimers_never_take_the_same_task() {
     assert_eq!(seen.len(), n);
 }
 
-#[tokio::test]
-async fn a_result_is_accepted_once_and_a_duplicate_is_ignored() {
-    let f = fixture().await;
+async fn a_result_is_accepted_once_and_a_duplicate_is_ignored(f: Fixture) {
     let id = f.store.submit(task(b"a")).await.unwrap().id;
     let lease = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
     let r = lease.lease_ref();
@@ -213,9 +228,7 @@ async fn a_result_is_accepted_once_and_a_duplicate_is_ignored() {
     assert_eq!(attempts[0].outcome.as_deref(), Some("succeeded"));
 }
 
-#[tokio::test]
-async fn a_late_result_for_an_expired_lease_is_ignored_and_the_new_holder_wins() {
-    let f = fixture().await;
+async fn a_late_result_for_an_expired_lease_is_ignored_and_the_new_holder_wins(f: Fixture) {
     let id = f.store.submit(task(b"a")).await.unwrap().id;
     let old = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
     f.advance(10_001);
@@ -255,9 +268,7 @@ async fn a_late_result_for_an_expired_lease_is_ignored_and_the_new_holder_wins()
     assert_eq!(attempts[1].outcome.as_deref(), Some("succeeded"));
 }
 
-#[tokio::test]
-async fn heartbeats_keep_a_lease_alive() {
-    let f = fixture().await;
+async fn heartbeats_keep_a_lease_alive(f: Fixture) {
     f.store.submit(task(b"a")).await.unwrap();
     let lease = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
     for _ in 0..5 {
@@ -270,9 +281,7 @@ async fn heartbeats_keep_a_lease_alive() {
     }
 }
 
-#[tokio::test]
-async fn every_lost_lease_counts_and_the_task_is_quarantined_after_max_attempts() {
-    let f = fixture().await;
+async fn every_lost_lease_counts_and_the_task_is_quarantined_after_max_attempts(f: Fixture) {
     let id = f.store.submit(task(b"poison")).await.unwrap().id;
     for attempt in 1..=3 {
         let lease = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
@@ -296,9 +305,7 @@ async fn every_lost_lease_counts_and_the_task_is_quarantined_after_max_attempts(
     assert!(f.store.claim(&claim_req("w1")).await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn retryable_failures_requeue_then_quarantine_with_every_cause() {
-    let f = fixture().await;
+async fn retryable_failures_requeue_then_quarantine_with_every_cause(f: Fixture) {
     let id = f.store.submit(task(b"hog")).await.unwrap().id;
     let causes = [Cause::OutOfMemory, Cause::Crashed(9), Cause::Timeout];
     for (i, cause) in causes.iter().enumerate() {
@@ -325,9 +332,7 @@ async fn retryable_failures_requeue_then_quarantine_with_every_cause() {
     assert_eq!(attempts[1].stderr_tail.as_deref(), Some("last words"));
 }
 
-#[tokio::test]
-async fn a_permanent_failure_fails_at_once() {
-    let f = fixture().await;
+async fn a_permanent_failure_fails_at_once(f: Fixture) {
     let id = f.store.submit(task(b"bad")).await.unwrap().id;
     let lease = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
     assert_eq!(
@@ -352,9 +357,7 @@ async fn a_permanent_failure_fails_at_once() {
     ));
 }
 
-#[tokio::test]
-async fn cancelling_ends_queued_and_leased_tasks_and_the_holder_sees_it() {
-    let f = fixture().await;
+async fn cancelling_ends_queued_and_leased_tasks_and_the_holder_sees_it(f: Fixture) {
     let queued = f.store.submit(task(b"q")).await.unwrap().id;
     let leased = f.store.submit(task(b"l")).await.unwrap().id;
     let lease = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
@@ -386,9 +389,7 @@ async fn cancelling_ends_queued_and_leased_tasks_and_the_holder_sees_it() {
     );
 }
 
-#[tokio::test]
-async fn deadlines_end_tasks_and_are_never_claimed_past() {
-    let f = fixture().await;
+async fn deadlines_end_tasks_and_are_never_claimed_past(f: Fixture) {
     let now = f.clock.load(Ordering::SeqCst);
     let mut t = task(b"d");
     t.deadline_ms = Some(now + 1_000);
@@ -404,9 +405,7 @@ async fn deadlines_end_tasks_and_are_never_claimed_past() {
     );
 }
 
-#[tokio::test]
-async fn expiring_the_leases_of_a_dead_owner_counts_an_attempt() {
-    let f = fixture().await;
+async fn expiring_the_leases_of_a_dead_owner_counts_an_attempt(f: Fixture) {
     let a = f.store.submit(task(b"a")).await.unwrap().id;
     let b = f.store.submit(task(b"b")).await.unwrap().id;
     f.store.claim(&claim_req("node-1/w0")).await.unwrap().unwrap();
@@ -422,3 +421,36 @@ async fn expiring_the_leases_of_a_dead_owner_counts_an_attempt() {
     assert!(counts.contains(&(TaskState::Queued, 2)));
     f.store.ping().await.unwrap();
 }
+
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::sqlite().await).await
+            })*
+        }
+        mod on_postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::postgres().await).await
+            })*
+        }
+    };
+}
+
+on_every_store!(
+    submit_then_read_back_and_list,
+    an_idempotency_key_returns_the_first_task_and_refuses_a_different_one,
+    claims_follow_priority_then_age_and_skip_other_backends,
+    concurrent_claimers_never_take_the_same_task,
+    a_result_is_accepted_once_and_a_duplicate_is_ignored,
+    a_late_result_for_an_expired_lease_is_ignored_and_the_new_holder_wins,
+    heartbeats_keep_a_lease_alive,
+    every_lost_lease_counts_and_the_task_is_quarantined_after_max_attempts,
+    retryable_failures_requeue_then_quarantine_with_every_cause,
+    a_permanent_failure_fails_at_once,
+    cancelling_ends_queued_and_leased_tasks_and_the_holder_sees_it,
+    deadlines_end_tasks_and_are_never_claimed_past,
+    expiring_the_leases_of_a_dead_owner_counts_an_attempt,
+);

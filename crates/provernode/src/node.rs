@@ -181,6 +181,7 @@ pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode> {
         slots,
         backends,
         lease_ttl,
+        max_claim_memory_bytes: None,
         idle_poll: Duration::from_millis(500),
         registry,
         hold_first_result: std::env::var("PROVERNODE_FAULT_HOLD_FIRST_RESULT_MS")

@@ -1,0 +1,574 @@
+//! The cluster store: PostgreSQL through sqlx. The same guarded statements as
+//! the SQLite store; claims take the best queued task with
+//! `FOR UPDATE SKIP LOCKED`, so any number of brokers hand out work
+//! concurrently without ever giving one task to two claimers. Sweeps are
+//! safe from several brokers at once: each expired lease is ended by
+//! exactly one guarded update.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use provernode_core::{sha256, TaskState};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{Postgres, Row};
+use uuid::Uuid;
+
+use crate::rows::{
+    attempt_from_row, parse_id, parse_state, task_from_row, to_i64, ATTEMPT_COLUMNS, TASK_COLUMNS,
+};
+use crate::{
+    AttemptFailure, AttemptRecord, CancelOutcome, ClaimRequest, Completion, FailureOutcome, Lease, LeaseRef,
+    LeaseStatus, ListFilter, NewTask, Store, StoreError, Submitted, SweepReport, TaskId, TaskRecord,
+};
+
+type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    clock: Clock,
+}
+
+type Tx<'a> = sqlx::Transaction<'a, Postgres>;
+
+impl PgStore {
+    /// Connects to `url` and applies migrations (several brokers may do this
+    /// at once: sqlx serialises them with an advisory lock).
+    pub async fn connect(url: &str, max_connections: u32) -> Result<PgStore, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(PgStore {
+            pool,
+            clock: Arc::new(crate::sqlite::system_now_ms),
+        })
+    }
+
+    /// Replaces the clock (tests move time forward without sleeping).
+    pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> PgStore {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn task_in<'e, E>(executor: E, id: TaskId) -> Result<Option<TaskRecord>, StoreError>
+    where
+        E: sqlx::Executor<'e, Database = Postgres>,
+    {
+        let row = sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(executor)
+            .await?;
+        row.map(|r| task_from_row(&r)).transpose()
+    }
+
+    async fn current_state(&self, id: TaskId) -> Result<Option<TaskState>, StoreError> {
+        let row = sqlx::query("SELECT state FROM tasks WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| parse_state(r.get("state"))).transpose()
+    }
+
+    async fn attempt_summary(tx: &mut Tx<'_>, id: &str) -> Result<String, StoreError> {
+        let rows = sqlx::query("SELECT attempt, outcome FROM attempts WHERE task_id = $1 ORDER BY attempt")
+            .bind(id)
+            .fetch_all(&mut **tx)
+            .await?;
+        let parts: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                let n: i64 = r.get("attempt");
+                let o: Option<String> = r.get("outcome");
+                format!("#{n} {}", o.unwrap_or_else(|| "unfinished".into()))
+            })
+            .collect();
+        Ok(format!(
+            "quarantined after {} attempts: {}",
+            parts.len(),
+            parts.join(", ")
+        ))
+    }
+
+    async fn lose_leases(
+        tx: &mut Tx<'_>,
+        now: i64,
+        condition: &str,
+        bind: Option<String>,
+        report: &mut SweepReport,
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "UPDATE tasks SET \
+                state = CASE WHEN attempts >= max_attempts THEN 'quarantined' ELSE 'queued' END, \
+                cause = CASE WHEN attempts >= max_attempts THEN 'lease_lost' ELSE NULL END, \
+                finished_ms = CASE WHEN attempts >= max_attempts THEN $1 ELSE NULL END, \
+                lease_token = NULL, lease_owner = NULL, lease_expires_ms = NULL, updated_ms = $1 \
+             WHERE state = 'leased' AND {condition} \
+             RETURNING id, attempts, state"
+        );
+        let mut q = sqlx::query(&sql).bind(now);
+        if let Some(b) = bind {
+            q = q.bind(b);
+        }
+        let rows = q.fetch_all(&mut **tx).await?;
+        for r in rows {
+            let id: String = r.get("id");
+            let attempt: i64 = r.get("attempts");
+            let state: String = r.get("state");
+            sqlx::query(
+                "UPDATE attempts SET ended_ms = $1, outcome = 'lease_lost', \
+                 detail = 'the lease expired or its holder died before reporting' \
+                 WHERE task_id = $2 AND attempt = $3 AND ended_ms IS NULL",
+            )
+            .bind(now)
+            .bind(&id)
+            .bind(attempt)
+            .execute(&mut **tx)
+            .await?;
+            let task_id = parse_id(&id)?;
+            if state == "quarantined" {
+                let summary = Self::attempt_summary(tx, &id).await?;
+                sqlx::query("UPDATE tasks SET detail = $1 WHERE id = $2")
+                    .bind(summary)
+                    .bind(&id)
+                    .execute(&mut **tx)
+                    .await?;
+                report.quarantined.push(task_id);
+            } else {
+                report.requeued.push(task_id);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn submit(&self, task: NewTask) -> Result<Submitted, StoreError> {
+        let now = self.now();
+        let id = Uuid::now_v7();
+        let input_digest = sha256(&task.input);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO programs (id, name, abi, elf, created_ms) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(task.program_id.to_string())
+        .bind(&task.program_name)
+        .bind(task.abi.name())
+        .bind(&task.elf)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO tasks (id, program_id, program_name, abi, backend, proof_kind, input, input_digest, \
+                max_cycles, max_guest_memory_bytes, timeout_ms, memory_limit_bytes, max_attempts, priority, \
+                deadline_ms, idempotency_key, state, attempts, created_ms, updated_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 'queued', 0, $17, $17) \
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(id.to_string())
+        .bind(task.program_id.to_string())
+        .bind(&task.program_name)
+        .bind(task.abi.name())
+        .bind(&task.backend)
+        .bind(&task.proof_kind)
+        .bind(&task.input)
+        .bind(input_digest.to_string())
+        .bind(to_i64(task.limits.max_cycles, "max_cycles")?)
+        .bind(to_i64(task.limits.max_guest_memory_bytes, "max_guest_memory_bytes")?)
+        .bind(to_i64(task.limits.timeout_ms, "timeout_ms")?)
+        .bind(to_i64(task.limits.memory_limit_bytes, "memory_limit_bytes")?)
+        .bind(i64::from(task.limits.max_attempts))
+        .bind(i64::from(task.priority))
+        .bind(task.deadline_ms)
+        .bind(&task.idempotency_key)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            tx.commit().await?;
+            return Ok(Submitted {
+                id,
+                deduplicated: false,
+            });
+        }
+        let key = task.idempotency_key.unwrap_or_default();
+        let row =
+            sqlx::query("SELECT id, program_id, input_digest, backend FROM tasks WHERE idempotency_key = $1")
+                .bind(&key)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        let existing = parse_id(&row.get::<String, _>("id"))?;
+        let same = row.get::<String, _>("program_id") == task.program_id.to_string()
+            && row.get::<String, _>("input_digest") == input_digest.to_string()
+            && row.get::<String, _>("backend") == task.backend;
+        if !same {
+            return Err(StoreError::IdempotencyConflict { key, existing });
+        }
+        Ok(Submitted {
+            id: existing,
+            deduplicated: true,
+        })
+    }
+
+    async fn task(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {
+        Self::task_in(&self.pool, id).await
+    }
+
+    async fn attempts(&self, id: TaskId) -> Result<Vec<AttemptRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE task_id = $1 ORDER BY attempt"
+        ))
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(attempt_from_row).collect()
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<TaskRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks \
+             WHERE ($1::TEXT IS NULL OR state = $1) AND ($2::TEXT IS NULL OR id < $2) \
+             ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(filter.state.map(|s| s.as_str()))
+        .bind(filter.before.map(|b| b.to_string()))
+        .bind(i64::from(filter.limit.clamp(1, 1000)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    async fn proof(&self, id: TaskId) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query("SELECT envelope FROM results WHERE task_id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get("envelope")))
+    }
+
+    async fn cancel(&self, id: TaskId, detail: &str) -> Result<CancelOutcome, StoreError> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "UPDATE tasks SET state = 'cancelled', cause = 'cancelled', detail = $1, lease_token = NULL, \
+                lease_owner = NULL, lease_expires_ms = NULL, finished_ms = $2, updated_ms = $2 \
+             WHERE id = $3 AND state IN ('queued', 'leased') RETURNING attempts",
+        )
+        .bind(detail)
+        .bind(now)
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if row.is_some() {
+            sqlx::query(
+                "UPDATE attempts SET ended_ms = $1, outcome = 'cancelled', detail = $2 \
+                 WHERE task_id = $3 AND ended_ms IS NULL",
+            )
+            .bind(now)
+            .bind(detail)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(CancelOutcome::Cancelled);
+        }
+        tx.commit().await?;
+        Ok(match self.current_state(id).await? {
+            Some(state) => CancelOutcome::AlreadyTerminal(state),
+            None => CancelOutcome::NotFound,
+        })
+    }
+
+    async fn claim(&self, request: &ClaimRequest) -> Result<Option<Lease>, StoreError> {
+        if request.backends.is_empty() {
+            return Ok(None);
+        }
+        let now = self.now();
+        let token = Uuid::new_v4().to_string();
+        let expires = now.saturating_add(to_i64(request.lease_ttl_ms, "lease_ttl_ms")?);
+        let max_memory = match request.max_memory_bytes {
+            Some(m) => Some(to_i64(m, "max_memory_bytes")?),
+            None => None,
+        };
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "UPDATE tasks SET state = 'leased', lease_token = $1, lease_owner = $2, lease_expires_ms = $3, \
+                attempts = attempts + 1, updated_ms = $4 \
+             WHERE id = (SELECT id FROM tasks WHERE state = 'queued' \
+                            AND (deadline_ms IS NULL OR deadline_ms > $4) \
+                            AND backend = ANY($5) \
+                            AND ($6::BIGINT IS NULL OR memory_limit_bytes <= $6) \
+                         ORDER BY priority DESC, created_ms, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, attempts",
+        )
+        .bind(&token)
+        .bind(&request.owner)
+        .bind(expires)
+        .bind(now)
+        .bind(&request.backends)
+        .bind(max_memory)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        let id: String = row.get("id");
+        let attempt: i64 = row.get("attempts");
+        sqlx::query(
+            "INSERT INTO attempts (task_id, attempt, owner, lease_token, started_ms) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&id)
+        .bind(attempt)
+        .bind(&request.owner)
+        .bind(&token)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let task_id = parse_id(&id)?;
+        let task = Self::task_in(&mut *tx, task_id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("claimed task {id} vanished")))?;
+        let blobs = sqlx::query(
+            "SELECT t.input AS input, p.elf AS elf FROM tasks t JOIN programs p ON p.id = t.program_id WHERE t.id = $1",
+        )
+        .bind(&id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(Lease {
+            task,
+            elf: blobs.get("elf"),
+            input: blobs.get("input"),
+            token,
+            attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
+            expires_ms: expires,
+        }))
+    }
+
+    async fn heartbeat(&self, lease: &LeaseRef, ttl_ms: u64) -> Result<LeaseStatus, StoreError> {
+        let now = self.now();
+        let expires = now.saturating_add(to_i64(ttl_ms, "lease_ttl_ms")?);
+        let done = sqlx::query(
+            "UPDATE tasks SET lease_expires_ms = $1, updated_ms = $2 \
+             WHERE id = $3 AND lease_token = $4 AND state = 'leased' AND lease_expires_ms >= $2",
+        )
+        .bind(expires)
+        .bind(now)
+        .bind(lease.task_id.to_string())
+        .bind(&lease.token)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(LeaseStatus::Live { expires_ms: expires });
+        }
+        let state = self.current_state(lease.task_id).await?;
+        Ok(LeaseStatus::Gone {
+            state: state.unwrap_or(TaskState::Cancelled),
+        })
+    }
+
+    async fn complete(
+        &self,
+        lease: &LeaseRef,
+        envelope: &[u8],
+        public_output: &[u8],
+        cycles: u64,
+    ) -> Result<Completion, StoreError> {
+        let now = self.now();
+        let id = lease.task_id.to_string();
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE tasks SET state = 'succeeded', cause = NULL, detail = NULL, lease_token = NULL, \
+                lease_owner = NULL, lease_expires_ms = NULL, public_output = $1, cycles = $2, \
+                finished_ms = $3, updated_ms = $3 \
+             WHERE id = $4 AND lease_token = $5 AND state = 'leased' AND lease_expires_ms >= $3",
+        )
+        .bind(public_output)
+        .bind(to_i64(cycles, "cycles")?)
+        .bind(now)
+        .bind(&id)
+        .bind(&lease.token)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.commit().await?;
+            let reason = match self.current_state(lease.task_id).await? {
+                None => "no such task".to_owned(),
+                Some(TaskState::Leased) => "the lease is no longer held by this attempt".to_owned(),
+                Some(state) => format!("the task is already {state}"),
+            };
+            return Ok(Completion::Ignored { reason });
+        }
+        sqlx::query("INSERT INTO results (task_id, envelope, created_ms) VALUES ($1, $2, $3)")
+            .bind(&id)
+            .bind(envelope)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE attempts SET ended_ms = $1, outcome = 'succeeded' WHERE task_id = $2 AND lease_token = $3",
+        )
+        .bind(now)
+        .bind(&id)
+        .bind(&lease.token)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Completion::Accepted)
+    }
+
+    async fn fail(&self, lease: &LeaseRef, failure: &AttemptFailure) -> Result<FailureOutcome, StoreError> {
+        let now = self.now();
+        let id = lease.task_id.to_string();
+        let cause = failure.cause.to_string();
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "UPDATE tasks SET \
+                state = CASE WHEN $1 AND attempts < max_attempts THEN 'queued' \
+                             WHEN $1 THEN 'quarantined' ELSE 'failed' END, \
+                cause = CASE WHEN $1 AND attempts < max_attempts THEN NULL ELSE $2 END, \
+                detail = CASE WHEN $1 AND attempts < max_attempts THEN NULL ELSE $3 END, \
+                finished_ms = CASE WHEN $1 AND attempts < max_attempts THEN NULL ELSE $4 END, \
+                lease_token = NULL, lease_owner = NULL, lease_expires_ms = NULL, updated_ms = $4 \
+             WHERE id = $5 AND lease_token = $6 AND state = 'leased' \
+             RETURNING state",
+        )
+        .bind(failure.retryable)
+        .bind(&cause)
+        .bind(&failure.detail)
+        .bind(now)
+        .bind(&id)
+        .bind(&lease.token)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.commit().await?;
+            let reason = match self.current_state(lease.task_id).await? {
+                None => "no such task".to_owned(),
+                Some(state) => format!("the lease is no longer held (task is {state})"),
+            };
+            return Ok(FailureOutcome::Ignored { reason });
+        };
+        sqlx::query(
+            "UPDATE attempts SET ended_ms = $1, outcome = $2, detail = $3, stderr_tail = $4 \
+             WHERE task_id = $5 AND lease_token = $6 AND ended_ms IS NULL",
+        )
+        .bind(now)
+        .bind(&cause)
+        .bind(&failure.detail)
+        .bind(&failure.stderr_tail)
+        .bind(&id)
+        .bind(&lease.token)
+        .execute(&mut *tx)
+        .await?;
+        let state = parse_state(row.get("state"))?;
+        let outcome = match state {
+            TaskState::Queued => FailureOutcome::Requeued,
+            TaskState::Quarantined => {
+                let summary = Self::attempt_summary(&mut tx, &id).await?;
+                sqlx::query("UPDATE tasks SET detail = $1 WHERE id = $2")
+                    .bind(format!("{summary}; last: {}", failure.detail))
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                FailureOutcome::Quarantined(failure.cause)
+            }
+            _ => FailureOutcome::Failed(failure.cause),
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn sweep(&self) -> Result<SweepReport, StoreError> {
+        let now = self.now();
+        let mut report = SweepReport::default();
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "UPDATE tasks SET state = 'failed', cause = 'deadline_passed', \
+                detail = 'the deadline passed before the task finished', lease_token = NULL, \
+                lease_owner = NULL, lease_expires_ms = NULL, finished_ms = $1, updated_ms = $1 \
+             WHERE state IN ('queued', 'leased') AND deadline_ms IS NOT NULL AND deadline_ms <= $1 \
+             RETURNING id",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        for r in rows {
+            let id: String = r.get("id");
+            sqlx::query(
+                "UPDATE attempts SET ended_ms = $1, outcome = 'deadline_passed' WHERE task_id = $2 AND ended_ms IS NULL",
+            )
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+            report.deadline_passed.push(parse_id(&id)?);
+        }
+        Self::lose_leases(&mut tx, now, "lease_expires_ms < $1", None, &mut report).await?;
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    async fn expire_leases(&self, owner_prefix: Option<&str>) -> Result<SweepReport, StoreError> {
+        let now = self.now();
+        let mut report = SweepReport::default();
+        let mut tx = self.pool.begin().await?;
+        match owner_prefix {
+            Some(prefix) => {
+                let pattern = format!(
+                    "{}%",
+                    prefix
+                        .replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_")
+                );
+                Self::lose_leases(
+                    &mut tx,
+                    now,
+                    "lease_owner LIKE $2 ESCAPE '\\'",
+                    Some(pattern),
+                    &mut report,
+                )
+                .await?
+            }
+            None => Self::lose_leases(&mut tx, now, "TRUE", None, &mut report).await?,
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    async fn counts(&self) -> Result<Vec<(TaskState, u64)>, StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM tasks GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut counts: Vec<(TaskState, u64)> = TaskState::ALL.iter().map(|&s| (s, 0)).collect();
+        for r in rows {
+            let state = parse_state(r.get("state"))?;
+            let n: i64 = r.get("n");
+            if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == state) {
+                slot.1 = u64::try_from(n).unwrap_or(0);
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,101 @@
+//! Row decoding shared by the SQLite and PostgreSQL stores. Both schemas use
+//! 64-bit integers, text and byte strings only, so one generic decoder fits.
+
+use std::str::FromStr;
+
+use provernode_core::{Abi, Cause, Digest, ProgramId, TaskLimits, TaskState};
+use sqlx::{ColumnIndex, Database, Decode, Row, Type};
+use uuid::Uuid;
+
+use crate::{AttemptRecord, StoreError, TaskId, TaskRecord};
+
+pub(crate) const TASK_COLUMNS: &str = "id, program_id, program_name, abi, backend, proof_kind, input_digest, \
+     CAST(length(input) AS BIGINT) AS input_len, \
+     max_cycles, max_guest_memory_bytes, timeout_ms, memory_limit_bytes, max_attempts, priority, deadline_ms, \
+     idempotency_key, state, cause, detail, attempts, lease_owner, lease_expires_ms, public_output, cycles, \
+     created_ms, updated_ms, finished_ms";
+
+pub(crate) fn to_i64(v: u64, what: &'static str) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::OutOfRange(what))
+}
+
+pub(crate) fn parse_id(s: &str) -> Result<TaskId, StoreError> {
+    Uuid::parse_str(s).map_err(|_| StoreError::Corrupt(format!("task id {s:?} is not a UUID")))
+}
+
+pub(crate) fn parse_state(s: String) -> Result<TaskState, StoreError> {
+    TaskState::from_str(&s).map_err(StoreError::Corrupt)
+}
+
+pub(crate) fn task_from_row<'r, R>(r: &'r R) -> Result<TaskRecord, StoreError>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+    R::Database: Database,
+{
+    let corrupt = |what: &str| StoreError::Corrupt(format!("bad {what} in tasks row"));
+    let id: String = r.get("id");
+    let program_id: String = r.get("program_id");
+    let input_digest: String = r.get("input_digest");
+    let abi: String = r.get("abi");
+    let cause: Option<String> = r.get("cause");
+    let u = |v: i64| u64::try_from(v).unwrap_or(0);
+    Ok(TaskRecord {
+        id: parse_id(&id)?,
+        program_id: ProgramId(Digest::from_str(&program_id).map_err(|_| corrupt("program_id"))?),
+        program_name: r.get("program_name"),
+        abi: Abi::from_str(&abi).map_err(|_| corrupt("abi"))?,
+        backend: r.get("backend"),
+        proof_kind: r.get("proof_kind"),
+        input_digest: Digest::from_str(&input_digest).map_err(|_| corrupt("input_digest"))?,
+        input_len: u(r.get("input_len")),
+        limits: TaskLimits {
+            max_cycles: u(r.get("max_cycles")),
+            max_guest_memory_bytes: u(r.get("max_guest_memory_bytes")),
+            timeout_ms: u(r.get("timeout_ms")),
+            memory_limit_bytes: u(r.get("memory_limit_bytes")),
+            max_attempts: u32::try_from(r.get::<i64, _>("max_attempts"))
+                .map_err(|_| corrupt("max_attempts"))?,
+        },
+        priority: i32::try_from(r.get::<i64, _>("priority")).map_err(|_| corrupt("priority"))?,
+        deadline_ms: r.get("deadline_ms"),
+        idempotency_key: r.get("idempotency_key"),
+        state: parse_state(r.get("state"))?,
+        cause: cause
+            .map(|c| Cause::from_str(&c).map_err(StoreError::Corrupt))
+            .transpose()?,
+        detail: r.get("detail"),
+        attempts: u32::try_from(r.get::<i64, _>("attempts")).map_err(|_| corrupt("attempts"))?,
+        lease_owner: r.get("lease_owner"),
+        lease_expires_ms: r.get("lease_expires_ms"),
+        public_output: r.get("public_output"),
+        cycles: r.get::<Option<i64>, _>("cycles").map(u),
+        created_ms: r.get("created_ms"),
+        updated_ms: r.get("updated_ms"),
+        finished_ms: r.get("finished_ms"),
+    })
+}
+
+pub(crate) const ATTEMPT_COLUMNS: &str = "attempt, owner, started_ms, ended_ms, outcome, detail, stderr_tail";
+
+pub(crate) fn attempt_from_row<'r, R>(r: &'r R) -> Result<AttemptRecord, StoreError>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(AttemptRecord {
+        attempt: u32::try_from(r.get::<i64, _>("attempt"))
+            .map_err(|_| StoreError::Corrupt("bad attempt number".into()))?,
+        owner: r.get("owner"),
+        started_ms: r.get("started_ms"),
+        ended_ms: r.get("ended_ms"),
+        outcome: r.get("outcome"),
+        detail: r.get("detail"),
+        stderr_tail: r.get("stderr_tail"),
+    })
+}
