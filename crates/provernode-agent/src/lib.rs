@@ -25,19 +25,43 @@ use provernode_worker::{AttemptResult, AttemptSpec, Slot, SlotConfig, StopReason
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
+mod http;
+
+pub use http::HttpSource;
+
+/// Why a work source call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The source could not be reached or failed; the same call may succeed later.
+    #[error("work source unavailable: {0}")]
+    Unavailable(String),
+    /// The source refused the call; repeating it will not help.
+    #[error("work source refused the request: {0}")]
+    Refused(String),
+}
+
+impl From<StoreError> for SourceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Database(_) => SourceError::Unavailable(e.to_string()),
+            other => SourceError::Refused(other.to_string()),
+        }
+    }
+}
+
 /// Where an agent gets work and reports on it.
 #[async_trait]
 pub trait WorkSource: Send + Sync + 'static {
-    async fn claim(&self, request: &ClaimRequest) -> Result<Option<Lease>, StoreError>;
-    async fn heartbeat(&self, lease: &LeaseRef, ttl_ms: u64) -> Result<LeaseStatus, StoreError>;
+    async fn claim(&self, request: &ClaimRequest) -> Result<Option<Lease>, SourceError>;
+    async fn heartbeat(&self, lease: &LeaseRef, ttl_ms: u64) -> Result<LeaseStatus, SourceError>;
     async fn complete(
         &self,
         lease: &LeaseRef,
         envelope: &[u8],
         public_output: &[u8],
         cycles: u64,
-    ) -> Result<Completion, StoreError>;
-    async fn fail(&self, lease: &LeaseRef, failure: &AttemptFailure) -> Result<FailureOutcome, StoreError>;
+    ) -> Result<Completion, SourceError>;
+    async fn fail(&self, lease: &LeaseRef, failure: &AttemptFailure) -> Result<FailureOutcome, SourceError>;
 }
 
 /// The embedded node's source: the store itself.
@@ -45,11 +69,11 @@ pub struct StoreSource(pub Arc<dyn Store>);
 
 #[async_trait]
 impl WorkSource for StoreSource {
-    async fn claim(&self, request: &ClaimRequest) -> Result<Option<Lease>, StoreError> {
-        self.0.claim(request).await
+    async fn claim(&self, request: &ClaimRequest) -> Result<Option<Lease>, SourceError> {
+        Ok(self.0.claim(request).await?)
     }
-    async fn heartbeat(&self, lease: &LeaseRef, ttl_ms: u64) -> Result<LeaseStatus, StoreError> {
-        self.0.heartbeat(lease, ttl_ms).await
+    async fn heartbeat(&self, lease: &LeaseRef, ttl_ms: u64) -> Result<LeaseStatus, SourceError> {
+        Ok(self.0.heartbeat(lease, ttl_ms).await?)
     }
     async fn complete(
         &self,
@@ -57,11 +81,47 @@ impl WorkSource for StoreSource {
         envelope: &[u8],
         public_output: &[u8],
         cycles: u64,
-    ) -> Result<Completion, StoreError> {
-        self.0.complete(lease, envelope, public_output, cycles).await
+    ) -> Result<Completion, SourceError> {
+        Ok(self.0.complete(lease, envelope, public_output, cycles).await?)
     }
-    async fn fail(&self, lease: &LeaseRef, failure: &AttemptFailure) -> Result<FailureOutcome, StoreError> {
-        self.0.fail(lease, failure).await
+    async fn fail(&self, lease: &LeaseRef, failure: &AttemptFailure) -> Result<FailureOutcome, SourceError> {
+        Ok(self.0.fail(lease, failure).await?)
+    }
+}
+
+/// A delay around `base` with ±50 % jitter, so many agents retrying after
+/// the same outage do not arrive together.
+fn jittered(base: Duration) -> Duration {
+    use rand::Rng;
+    base.mul_f64(rand::thread_rng().gen_range(0.5..1.5))
+}
+
+/// Repeats `call` while the source is unavailable, with jittered backoff,
+/// until it answers, refuses, or the agent must stop now.
+async fn with_retries<T, F, Fut>(what: &str, shutdown: &watch::Receiver<Shutdown>, mut call: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SourceError>>,
+{
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match call().await {
+            Ok(v) => return Some(v),
+            Err(SourceError::Refused(e)) => {
+                tracing::error!(%e, "{what} refused; giving up on it");
+                return None;
+            }
+            Err(SourceError::Unavailable(e)) => {
+                if *shutdown.borrow() == Shutdown::Now {
+                    tracing::error!(%e, "{what} failed and the agent is stopping; the lease will expire");
+                    return None;
+                }
+                let delay = jittered(backoff);
+                tracing::warn!(%e, "{what} failed; retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
     }
 }
 
@@ -150,12 +210,13 @@ async fn slot_loop(
                 }
             }
             Err(e) => {
-                tracing::warn!(slot = %owner, error = %e, "cannot claim work; retrying in {backoff:?}");
+                let delay = jittered(backoff);
+                tracing::warn!(slot = %owner, error = %e, "cannot claim work; retrying in {delay:?}");
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(delay) => {}
                     _ = shutdown.changed() => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }
     }
@@ -288,25 +349,37 @@ async fn run_attempt(
     let elapsed = started.elapsed();
     match outcome {
         Outcome::Checked(Ok((envelope, output, cycles))) => {
-            match source.complete(&lease_ref, &envelope, &output, cycles).await {
-                Ok(Completion::Accepted) => {
+            let reported = with_retries("reporting the result", shutdown, || {
+                source.complete(&lease_ref, &envelope, &output, cycles)
+            })
+            .await;
+            match reported {
+                Some(Completion::Accepted) => {
                     metrics::counter!("provernode_attempts_total", "backend" => task.backend.clone(), "outcome" => "succeeded").increment(1);
                     metrics::histogram!("provernode_attempt_seconds", "backend" => task.backend.clone())
                         .record(elapsed.as_secs_f64());
                     tracing::info!(task = %task.id, attempt = lease.attempt, cycles, seconds = elapsed.as_secs_f64(), "attempt succeeded");
                 }
-                Ok(Completion::Ignored { reason }) => {
+                Some(Completion::Ignored { reason }) => {
                     tracing::warn!(task = %task.id, attempt = lease.attempt, %reason, "result ignored (late or duplicate)");
                 }
-                Err(e) => tracing::error!(
+                None => tracing::error!(
                     task = %task.id,
-                    error = %e,
-                    "cannot report the result; the lease will expire and the task be retried"
+                    "the result was not reported; the lease will expire and the task be retried"
                 ),
             }
         }
         Outcome::Checked(Err(detail)) => {
-            report_failure(source, &lease, Cause::BackendError, true, detail, String::new()).await;
+            report_failure(
+                source,
+                shutdown,
+                &lease,
+                Cause::BackendError,
+                true,
+                detail,
+                String::new(),
+            )
+            .await;
         }
         Outcome::Failed {
             cause,
@@ -323,7 +396,7 @@ async fn run_attempt(
             } else {
                 (cause, retryable, detail)
             };
-            report_failure(source, &lease, cause, retryable, detail, stderr_tail).await;
+            report_failure(source, shutdown, &lease, cause, retryable, detail, stderr_tail).await;
         }
     }
 }
@@ -348,6 +421,7 @@ struct Expected {
 
 async fn report_failure(
     source: &dyn WorkSource,
+    shutdown: &watch::Receiver<Shutdown>,
     lease: &Lease,
     cause: Cause,
     retryable: bool,
@@ -367,14 +441,17 @@ async fn report_failure(
         detail,
         stderr_tail,
     };
-    match source.fail(&lease.lease_ref(), &failure).await {
-        Ok(FailureOutcome::Ignored { reason }) => {
+    let lease_ref = lease.lease_ref();
+    match with_retries("reporting the failure", shutdown, || {
+        source.fail(&lease_ref, &failure)
+    })
+    .await
+    {
+        Some(FailureOutcome::Ignored { reason }) => {
             tracing::info!(task = %task.id, %reason, "failure report ignored")
         }
-        Ok(outcome) => tracing::debug!(task = %task.id, ?outcome, "failure recorded"),
-        Err(e) => {
-            tracing::error!(task = %task.id, error = %e, "cannot report the failure; the lease will expire")
-        }
+        Some(outcome) => tracing::debug!(task = %task.id, ?outcome, "failure recorded"),
+        None => tracing::error!(task = %task.id, "the failure was not reported; the lease will expire"),
     }
 }
 

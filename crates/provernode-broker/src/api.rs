@@ -33,25 +33,42 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
+    ("POST", "/v1/agent/claim"),
+    ("POST", "/v1/agent/heartbeat"),
+    ("POST", "/v1/agent/complete"),
+    ("POST", "/v1/agent/fail"),
 ];
 
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
-    /// Bearer token required on /v1 and /metrics; `None` leaves them open
-    /// (only allowed on loopback, which the binary enforces).
-    pub token: Option<String>,
+    /// Bearer tokens accepted on the client API (/v1/tasks...) and /metrics;
+    /// empty leaves them open (only allowed on loopback, which the binary
+    /// enforces).
+    pub client_tokens: Vec<String>,
+    /// Bearer tokens accepted on the agent API (/v1/agent/...); empty means
+    /// the agent API is not served at all (the embedded node).
+    pub agent_tokens: Vec<String>,
+    /// Whether a submitted task's backend must be able to run on this very
+    /// machine (the embedded node) or only be known (a broker, whose agents
+    /// run elsewhere).
+    pub require_local_backend: bool,
     pub max_body_bytes: usize,
     pub max_input_bytes: usize,
     pub default_limits: TaskLimits,
+    /// Longest lease an agent may ask for.
+    pub max_lease_ms: u64,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
-            token: None,
+            client_tokens: Vec::new(),
+            agent_tokens: Vec::new(),
+            require_local_backend: true,
             max_body_bytes: 48 << 20,
             max_input_bytes: 16 << 20,
             default_limits: TaskLimits::default(),
+            max_lease_ms: 10 * 60 * 1000,
         }
     }
 }
@@ -70,43 +87,56 @@ pub struct ApiState {
 
 pub fn router(state: ApiState) -> Router {
     let max_body = state.config.max_body_bytes;
-    let protected = Router::new()
+    let clients = Router::new()
         .route("/v1/tasks", post(submit).get(list))
         .route("/v1/tasks/{id}", get(task))
         .route("/v1/tasks/{id}/proof", get(proof))
         .route("/v1/tasks/{id}/cancel", post(cancel))
         .route("/metrics", get(metrics_text))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new()
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_client_token,
+        ));
+    let mut app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .merge(protected)
-        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint; see docs/openapi.json") })
+        .merge(clients);
+    if !state.config.agent_tokens.is_empty() {
+        app = app.merge(crate::agent_api::routes(state.clone()));
+    }
+    app.fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint; see docs/openapi.json") })
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
 
-async fn require_token(
+/// Whether the request carries one of `tokens` (always true for none).
+/// Every token is compared in constant time, so timing leaks nothing.
+pub(crate) fn authorized(headers: &HeaderMap, tokens: &[String]) -> bool {
+    if tokens.is_empty() {
+        return true;
+    }
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    tokens.iter().fold(false, |ok, t| {
+        ok | bool::from(given.as_bytes().ct_eq(t.as_bytes()))
+    })
+}
+
+async fn require_client_token(
     State(state): State<ApiState>,
     headers: HeaderMap,
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(expected) = &state.config.token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        // Constant time, so the comparison leaks nothing about the token.
-        let ok: bool = given.as_bytes().ct_eq(expected.as_bytes()).into();
-        if !ok {
-            return ApiError::new(
-                ErrorCode::Unauthorized,
-                "missing or wrong bearer token: send `Authorization: Bearer <token>` with the node's token",
-            )
-            .into_response();
-        }
+    if !authorized(&headers, &state.config.client_tokens) {
+        return ApiError::new(
+            ErrorCode::Unauthorized,
+            "missing or wrong bearer token: send `Authorization: Bearer <token>` with a client token of this node (agent tokens cannot use the client API)",
+        )
+        .into_response();
     }
     next.run(request).await
 }
@@ -148,11 +178,11 @@ struct SubmitRequest {
     idempotency_key: Option<String>,
 }
 
-fn bad(code: ErrorCode, message: impl Into<String>) -> ApiError {
+pub(crate) fn bad(code: ErrorCode, message: impl Into<String>) -> ApiError {
     ApiError::new(code, message)
 }
 
-fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+pub(crate) fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     body.map(|Json(v)| v).map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             bad(
@@ -179,9 +209,11 @@ async fn submit(
         .registry
         .get(&backend_name)
         .map_err(|e| bad(ErrorCode::UnknownBackend, e.to_string()))?;
-    backend
-        .available()
-        .map_err(|e| bad(ErrorCode::BackendUnavailable, e.to_string()))?;
+    if state.config.require_local_backend {
+        backend
+            .available()
+            .map_err(|e| bad(ErrorCode::BackendUnavailable, e.to_string()))?;
+    }
     let abi = match &req.abi {
         Some(a) => Some(a.parse::<Abi>().map_err(|e| bad(ErrorCode::InvalidRequest, e))?),
         None => None,
@@ -405,7 +437,7 @@ async fn submit(
     Ok((status, Json(body)).into_response())
 }
 
-fn parse_task_id(id: &str) -> Result<Uuid, ApiError> {
+pub(crate) fn parse_task_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(id).map_err(|_| bad(ErrorCode::NotFound, format!("no task {id:?}: task ids are UUIDs")))
 }
 

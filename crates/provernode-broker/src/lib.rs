@@ -9,6 +9,7 @@
 //! Architecture invariant: the broker never runs a backend or a worker; it
 //! validates, stores and serves. Proofs arrive through the store.
 
+mod agent_api;
 mod api;
 mod error;
 mod sweeper;

@@ -27,6 +27,18 @@ pub enum ClientError {
     Malformed(String),
 }
 
+impl ClientError {
+    /// Whether trying again later could succeed (unreachable, overloaded or
+    /// failing node), as opposed to a request the node refuses.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Unreachable { .. } => true,
+            ClientError::Api { status, .. } => *status >= 500 || *status == 429,
+            ClientError::Malformed(_) => false,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct NodeClient {
     base: String,
@@ -116,6 +128,12 @@ impl NodeClient {
 
     pub async fn cancel(&self, id: &str) -> Result<Value, ClientError> {
         self.json(self.request(reqwest::Method::POST, &format!("/v1/tasks/{id}/cancel")))
+            .await
+    }
+
+    /// POSTs a JSON body to an agent API path (`/v1/agent/...`).
+    pub async fn agent_post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        self.json(self.request(reqwest::Method::POST, path).json(body))
             .await
     }
 

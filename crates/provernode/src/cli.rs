@@ -82,6 +82,11 @@ pub enum Command {
     },
     /// Run the prover node: durable queue, isolated workers, HTTP API.
     Run(RunNode),
+    /// Run a cluster broker: the HTTP API (clients and agents) over a shared PostgreSQL
+    /// database. Run any number of them; they keep no state of their own.
+    Broker(BrokerArgs),
+    /// Run a cluster agent: claim work from a broker and prove it in isolated workers.
+    Agent(AgentArgs),
     /// (internal) A worker process; the node starts these itself.
     #[command(hide = true)]
     Worker {
@@ -184,6 +189,81 @@ pub struct RunNode {
     /// Largest task input accepted.
     #[arg(long, default_value_t = 16)]
     pub max_input_mib: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct BrokerArgs {
+    /// The shared PostgreSQL database.
+    #[arg(long, env = "PROVERNODE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    /// Address of the HTTP API. Anything but loopback requires --client-token.
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub listen: std::net::SocketAddr,
+    /// Tokens clients send (repeatable, or comma-separated in the environment).
+    #[arg(
+        long = "client-token",
+        env = "PROVERNODE_CLIENT_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub client_tokens: Vec<String>,
+    /// Tokens agents send (repeatable, or comma-separated in the environment). Required.
+    #[arg(
+        long = "agent-token",
+        env = "PROVERNODE_AGENT_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub agent_tokens: Vec<String>,
+    /// Database connections of this broker.
+    #[arg(long, default_value_t = 16)]
+    pub max_connections: u32,
+    /// How often this broker sweeps expired leases and passed deadlines.
+    #[arg(long, default_value_t = 1.0)]
+    pub sweep_secs: f64,
+    #[arg(long, default_value_t = 600.0)]
+    pub default_timeout_secs: f64,
+    #[arg(long, default_value_t = 4096)]
+    pub default_memory_limit_mib: u64,
+    #[arg(long, default_value_t = 3)]
+    pub default_max_attempts: u32,
+    #[arg(long, default_value_t = 16)]
+    pub max_input_mib: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// The broker's base URL.
+    #[arg(long, env = "PROVERNODE_BROKER")]
+    pub broker: String,
+    /// An agent token of the broker.
+    #[arg(long, env = "PROVERNODE_AGENT_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// This agent's name in lease owners and logs [default: <hostname>-<pid>].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Worker processes proving at once.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Lease length; heartbeats every third of it.
+    #[arg(long, default_value_t = 30.0)]
+    pub lease_secs: f64,
+    /// Only claim tasks whose attempt memory limit fits in this many MiB [default: this machine's memory].
+    #[arg(long)]
+    pub max_task_memory_mib: Option<u64>,
+    /// BACKEND=fresh or BACKEND=warm (repeatable); default warm.
+    #[arg(long = "worker-mode", value_parser = parse_mode)]
+    pub worker_modes: Vec<(String, String)>,
+    #[arg(long, default_value_t = 100)]
+    pub warm_max_attempts: u32,
+    #[arg(long, default_value_t = 2048)]
+    pub warm_max_rss_mib: u64,
+    /// On SIGTERM, how long running attempts may finish before they are stopped.
+    #[arg(long, default_value_t = 30.0)]
+    pub drain_secs: f64,
+    /// Where private worker directories go when /dev/shm is not writable.
+    #[arg(long, default_value = "provernode-agent-scratch")]
+    pub scratch_dir: PathBuf,
 }
 
 fn parse_mode(s: &str) -> Result<(String, String), String> {

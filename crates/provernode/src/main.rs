@@ -3,6 +3,7 @@
 
 mod cli;
 mod client;
+mod cluster;
 mod demo;
 mod node;
 mod oneshot;
@@ -35,6 +36,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 fn dispatch(cli: cli::Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => runtime()?.block_on(node::run(args)),
+        Command::Broker(args) => runtime()?.block_on(cluster::broker(args)),
+        Command::Agent(args) => runtime()?.block_on(cluster::agent(args)),
         Command::Worker { dir } => {
             provernode_worker::child::serve(&dir, &provernode_backends::Registry::default())?;
             Ok(())
@@ -61,7 +64,7 @@ fn init_logging(cli: &cli::Cli) {
     use tracing_subscriber::EnvFilter;
     // A node logs its work; one-shot commands and workers only warn.
     let default = match cli.command {
-        Command::Run(_) => "info",
+        Command::Run(_) | Command::Broker(_) | Command::Agent(_) => "info",
         _ => "warn",
     };
     let filter = EnvFilter::try_from_env("PROVERNODE_LOG").unwrap_or_else(|_| EnvFilter::new(default));

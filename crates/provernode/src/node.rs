@@ -33,7 +33,7 @@ pub struct RunningNode {
     _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
-fn secs(s: f64, what: &str) -> Result<Duration> {
+pub(crate) fn secs(s: f64, what: &str) -> Result<Duration> {
     if !(s.is_finite() && s > 0.0) {
         bail!("{what} must be a positive number of seconds, got {s}");
     }
@@ -106,36 +106,15 @@ pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode> {
     let scratch = scratch_root(&fallback_scratch);
     let registry = Registry::default();
     let backends: Vec<String> = registry.available().map(|b| b.name().to_owned()).collect();
-    let modes = args
-        .worker_modes
-        .iter()
-        .map(|(backend, mode)| {
-            let m = if mode == "fresh" {
-                WorkerMode::Fresh
-            } else {
-                WorkerMode::Warm {
-                    max_attempts: args.warm_max_attempts.max(1),
-                    max_rss_bytes: args.warm_max_rss_mib << 20,
-                }
-            };
-            (backend.clone(), m)
-        })
-        .collect::<Vec<_>>();
-    let slots = (0..args.workers)
-        .map(|i| SlotConfig {
-            exe: worker_exe.clone(),
-            exe_args: vec!["worker".into()],
-            name: format!("w{i}"),
-            scratch: scratch.clone(),
-            limiter: limiter.clone(),
-            modes: modes.clone(),
-            default_mode: WorkerMode::Warm {
-                max_attempts: args.warm_max_attempts.max(1),
-                max_rss_bytes: args.warm_max_rss_mib << 20,
-            },
-            startup_timeout: Duration::from_secs(600),
-        })
-        .collect();
+    let slots = slot_configs(
+        args.workers,
+        &args.worker_modes,
+        args.warm_max_attempts,
+        args.warm_max_rss_mib,
+        &scratch,
+        &worker_exe,
+        &limiter,
+    );
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
@@ -146,7 +125,10 @@ pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode> {
         store: dyn_store.clone(),
         registry: registry.clone(),
         config: Arc::new(ApiConfig {
-            token: args.token.clone().filter(|t| !t.is_empty()),
+            client_tokens: args.token.clone().filter(|t| !t.is_empty()).into_iter().collect(),
+            agent_tokens: Vec::new(),
+            require_local_backend: true,
+            max_lease_ms: 10 * 60 * 1000,
             max_input_bytes: args.max_input_mib << 20,
             max_body_bytes: (args.max_input_mib << 20) * 2 + (16 << 20),
             default_limits,
@@ -257,7 +239,44 @@ impl RunningNode {
     }
 }
 
-async fn terminate_signal() -> Result<&'static str> {
+/// The worker slots of a node or agent.
+pub(crate) fn slot_configs(
+    workers: usize,
+    worker_modes: &[(String, String)],
+    warm_max_attempts: u32,
+    warm_max_rss_mib: u64,
+    scratch: &Path,
+    worker_exe: &Path,
+    limiter: &provernode_worker::LimiterKind,
+) -> Vec<SlotConfig> {
+    let warm = WorkerMode::Warm {
+        max_attempts: warm_max_attempts.max(1),
+        max_rss_bytes: warm_max_rss_mib << 20,
+    };
+    let modes: Vec<(String, WorkerMode)> = worker_modes
+        .iter()
+        .map(|(backend, mode)| {
+            (
+                backend.clone(),
+                if mode == "fresh" { WorkerMode::Fresh } else { warm },
+            )
+        })
+        .collect();
+    (0..workers)
+        .map(|i| SlotConfig {
+            exe: worker_exe.to_path_buf(),
+            exe_args: vec!["worker".into()],
+            name: format!("w{i}"),
+            scratch: scratch.to_path_buf(),
+            limiter: limiter.clone(),
+            modes: modes.clone(),
+            default_mode: warm,
+            startup_timeout: Duration::from_secs(600),
+        })
+        .collect()
+}
+
+pub(crate) async fn terminate_signal() -> Result<&'static str> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
