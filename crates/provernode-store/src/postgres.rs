@@ -15,7 +15,8 @@ use sqlx::{Postgres, Row};
 use uuid::Uuid;
 
 use crate::rows::{
-    attempt_from_row, parse_id, parse_state, task_from_row, to_i64, ATTEMPT_COLUMNS, TASK_COLUMNS,
+    attempt_from_row, attempt_summary, counts_from_rows, not_held_reason, parse_id, parse_state,
+    task_from_row, to_i64, ATTEMPT_COLUMNS, TASK_COLUMNS,
 };
 use crate::{
     AttemptFailure, AttemptRecord, CancelOutcome, ClaimRequest, Completion, FailureOutcome, Lease, LeaseRef,
@@ -86,19 +87,7 @@ impl PgStore {
             .bind(id)
             .fetch_all(&mut **tx)
             .await?;
-        let parts: Vec<String> = rows
-            .iter()
-            .map(|r| {
-                let n: i64 = r.get("attempt");
-                let o: Option<String> = r.get("outcome");
-                format!("#{n} {}", o.unwrap_or_else(|| "unfinished".into()))
-            })
-            .collect();
-        Ok(format!(
-            "quarantined after {} attempts: {}",
-            parts.len(),
-            parts.join(", ")
-        ))
+        Ok(attempt_summary(&rows))
     }
 
     async fn lose_leases(
@@ -407,11 +396,7 @@ impl Store for PgStore {
         .await?;
         if done.rows_affected() != 1 {
             tx.commit().await?;
-            let reason = match self.current_state(lease.task_id).await? {
-                None => "no such task".to_owned(),
-                Some(TaskState::Leased) => "the lease is no longer held by this attempt".to_owned(),
-                Some(state) => format!("the task is already {state}"),
-            };
+            let reason = not_held_reason(self.current_state(lease.task_id).await?);
             return Ok(Completion::Ignored { reason });
         }
         sqlx::query("INSERT INTO results (task_id, envelope, created_ms) VALUES ($1, $2, $3)")
@@ -458,10 +443,7 @@ impl Store for PgStore {
         .await?;
         let Some(row) = row else {
             tx.commit().await?;
-            let reason = match self.current_state(lease.task_id).await? {
-                None => "no such task".to_owned(),
-                Some(state) => format!("the lease is no longer held (task is {state})"),
-            };
+            let reason = not_held_reason(self.current_state(lease.task_id).await?);
             return Ok(FailureOutcome::Ignored { reason });
         };
         sqlx::query(
@@ -556,15 +538,7 @@ impl Store for PgStore {
         let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM tasks GROUP BY state")
             .fetch_all(&self.pool)
             .await?;
-        let mut counts: Vec<(TaskState, u64)> = TaskState::ALL.iter().map(|&s| (s, 0)).collect();
-        for r in rows {
-            let state = parse_state(r.get("state"))?;
-            let n: i64 = r.get("n");
-            if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == state) {
-                slot.1 = u64::try_from(n).unwrap_or(0);
-            }
-        }
-        Ok(counts)
+        counts_from_rows(&rows)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

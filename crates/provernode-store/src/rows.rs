@@ -99,3 +99,52 @@ where
         stderr_tail: r.get("stderr_tail"),
     })
 }
+
+/// "quarantined after N attempts: #1 cause, #2 cause, ..." from rows of
+/// (attempt, outcome), for the detail of a quarantined task.
+pub(crate) fn attempt_summary<'r, R>(rows: &'r [R]) -> String
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let parts: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let n: i64 = r.get("attempt");
+            let o: Option<String> = r.get("outcome");
+            format!("#{n} {}", o.unwrap_or_else(|| "unfinished".into()))
+        })
+        .collect();
+    format!("quarantined after {} attempts: {}", parts.len(), parts.join(", "))
+}
+
+/// Task counts per state (every state listed, zero when absent) from rows
+/// of (state, n).
+pub(crate) fn counts_from_rows<'r, R>(rows: &'r [R]) -> Result<Vec<(TaskState, u64)>, StoreError>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let mut counts: Vec<(TaskState, u64)> = TaskState::ALL.iter().map(|&s| (s, 0)).collect();
+    for r in rows {
+        let state = parse_state(r.get("state"))?;
+        let n: i64 = r.get("n");
+        if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == state) {
+            slot.1 = u64::try_from(n).unwrap_or(0);
+        }
+    }
+    Ok(counts)
+}
+
+/// Why a result or failure report was not applied, from the task's state now.
+pub(crate) fn not_held_reason(state: Option<TaskState>) -> String {
+    match state {
+        None => "no such task".to_owned(),
+        Some(TaskState::Leased) => "the lease is no longer held by this attempt".to_owned(),
+        Some(state) => format!("the task is already {state}"),
+    }
+}

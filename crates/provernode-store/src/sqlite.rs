@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use provernode_core::{sha256, TaskState};
 
 use crate::rows::{
-    attempt_from_row, parse_id, parse_state, task_from_row, to_i64, ATTEMPT_COLUMNS, TASK_COLUMNS,
+    attempt_from_row, attempt_summary, counts_from_rows, not_held_reason, parse_id, parse_state,
+    task_from_row, to_i64, ATTEMPT_COLUMNS, TASK_COLUMNS,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
@@ -115,19 +116,7 @@ impl SqliteStore {
             .bind(id)
             .fetch_all(&mut **tx)
             .await?;
-        let parts: Vec<String> = rows
-            .iter()
-            .map(|r| {
-                let n: i64 = r.get("attempt");
-                let o: Option<String> = r.get("outcome");
-                format!("#{n} {}", o.unwrap_or_else(|| "unfinished".into()))
-            })
-            .collect();
-        Ok(format!(
-            "quarantined after {} attempts: {}",
-            parts.len(),
-            parts.join(", ")
-        ))
+        Ok(attempt_summary(&rows))
     }
 
     /// Requeues or quarantines leased tasks matching `condition`, closing their
@@ -454,11 +443,7 @@ impl Store for SqliteStore {
         .await?;
         if done.rows_affected() != 1 {
             tx.commit().await?;
-            let reason = match self.current_state(lease.task_id).await? {
-                None => "no such task".to_owned(),
-                Some(TaskState::Leased) => "the lease is no longer held by this attempt".to_owned(),
-                Some(state) => format!("the task is already {state}"),
-            };
+            let reason = not_held_reason(self.current_state(lease.task_id).await?);
             return Ok(Completion::Ignored { reason });
         }
         sqlx::query("INSERT INTO results (task_id, envelope, created_ms) VALUES (?, ?, ?)")
@@ -505,10 +490,7 @@ impl Store for SqliteStore {
         .await?;
         let Some(row) = row else {
             tx.commit().await?;
-            let reason = match self.current_state(lease.task_id).await? {
-                None => "no such task".to_owned(),
-                Some(state) => format!("the lease is no longer held (task is {state})"),
-            };
+            let reason = not_held_reason(self.current_state(lease.task_id).await?);
             return Ok(FailureOutcome::Ignored { reason });
         };
         sqlx::query(
@@ -604,15 +586,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM tasks GROUP BY state")
             .fetch_all(&self.pool)
             .await?;
-        let mut counts: Vec<(TaskState, u64)> = TaskState::ALL.iter().map(|&s| (s, 0)).collect();
-        for r in rows {
-            let state = parse_state(r.get("state"))?;
-            let n: i64 = r.get("n");
-            if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == state) {
-                slot.1 = u64::try_from(n).unwrap_or(0);
-            }
-        }
-        Ok(counts)
+        counts_from_rows(&rows)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

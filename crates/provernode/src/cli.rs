@@ -149,31 +149,14 @@ pub struct RunNode {
     /// Where the queue database and scratch files live.
     #[arg(long, env = "PROVERNODE_DATA_DIR", default_value = "provernode-data")]
     pub data_dir: PathBuf,
-    /// Worker processes proving at once.
-    #[arg(long, default_value_t = 2)]
-    pub workers: usize,
+    #[command(flatten)]
+    pub slots: SlotFlags,
     /// Address of the HTTP API. Anything but loopback requires --token.
     #[arg(long, default_value = "127.0.0.1:7878")]
     pub listen: std::net::SocketAddr,
     /// Bearer token clients must send.
     #[arg(long, env = "PROVERNODE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Lease length; a worker's holder heartbeats every third of it.
-    #[arg(long, default_value_t = 30.0)]
-    pub lease_secs: f64,
-    /// How a backend's workers live: BACKEND=fresh (a process per attempt) or
-    /// BACKEND=warm (reused, recycled). Repeatable. Default: every backend warm.
-    #[arg(long = "worker-mode", value_parser = parse_mode)]
-    pub worker_modes: Vec<(String, String)>,
-    /// Attempts a warm worker serves before it is replaced.
-    #[arg(long, default_value_t = 100)]
-    pub warm_max_attempts: u32,
-    /// Resident memory past which a warm worker is replaced after its attempt.
-    #[arg(long, default_value_t = 2048)]
-    pub warm_max_rss_mib: u64,
-    /// On SIGTERM, how long running attempts may finish before they are stopped.
-    #[arg(long, default_value_t = 30.0)]
-    pub drain_secs: f64,
     /// SQLite durability: `full` survives power loss, `normal` survives process crashes.
     #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
     pub sqlite_synchronous: String,
@@ -242,28 +225,38 @@ pub struct AgentArgs {
     /// This agent's name in lease owners and logs [default: <hostname>-<pid>].
     #[arg(long)]
     pub name: Option<String>,
-    /// Worker processes proving at once.
-    #[arg(long, default_value_t = 2)]
-    pub workers: usize,
-    /// Lease length; heartbeats every third of it.
-    #[arg(long, default_value_t = 30.0)]
-    pub lease_secs: f64,
+    #[command(flatten)]
+    pub slots: SlotFlags,
     /// Only claim tasks whose attempt memory limit fits in this many MiB [default: this machine's memory].
     #[arg(long)]
     pub max_task_memory_mib: Option<u64>,
-    /// BACKEND=fresh or BACKEND=warm (repeatable); default warm.
+    /// Where private worker directories go when /dev/shm is not writable.
+    #[arg(long, default_value = "provernode-agent-scratch")]
+    pub scratch_dir: PathBuf,
+}
+
+/// How a node or agent runs its worker processes.
+#[derive(Args, Debug, Clone)]
+pub struct SlotFlags {
+    /// Worker processes proving at once.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Lease length; the holder heartbeats every third of it.
+    #[arg(long, default_value_t = 30.0)]
+    pub lease_secs: f64,
+    /// How a backend's workers live: BACKEND=fresh (a process per attempt) or
+    /// BACKEND=warm (reused, recycled). Repeatable. Default: every backend warm.
     #[arg(long = "worker-mode", value_parser = parse_mode)]
     pub worker_modes: Vec<(String, String)>,
+    /// Attempts a warm worker serves before it is replaced.
     #[arg(long, default_value_t = 100)]
     pub warm_max_attempts: u32,
+    /// Resident memory past which a warm worker is replaced after its attempt.
     #[arg(long, default_value_t = 2048)]
     pub warm_max_rss_mib: u64,
     /// On SIGTERM, how long running attempts may finish before they are stopped.
     #[arg(long, default_value_t = 30.0)]
     pub drain_secs: f64,
-    /// Where private worker directories go when /dev/shm is not writable.
-    #[arg(long, default_value = "provernode-agent-scratch")]
-    pub scratch_dir: PathBuf,
 }
 
 fn parse_mode(s: &str) -> Result<(String, String), String> {

@@ -100,11 +100,11 @@ fn total_memory_bytes() -> Option<u64> {
 }
 
 pub async fn agent(args: AgentArgs) -> Result<()> {
-    if args.workers == 0 || args.workers > 256 {
-        bail!("--workers must be between 1 and 256, got {}", args.workers);
+    if args.slots.workers == 0 || args.slots.workers > 256 {
+        bail!("--workers must be between 1 and 256, got {}", args.slots.workers);
     }
-    let lease_ttl = secs(args.lease_secs, "--lease-secs")?;
-    let drain = secs(args.drain_secs, "--drain-secs")?;
+    let lease_ttl = secs(args.slots.lease_secs, "--lease-secs")?;
+    let drain = secs(args.slots.drain_secs, "--drain-secs")?;
     let exe = std::env::current_exe().context("cannot find the provernode executable to start workers")?;
     let name = args.name.clone().unwrap_or_else(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "agent".into());
@@ -120,15 +120,7 @@ pub async fn agent(args: AgentArgs) -> Result<()> {
     let client = NodeClient::new(&args.broker, Some(args.token.clone()))?;
     let config = AgentConfig {
         owner: name.clone(),
-        slots: slot_configs(
-            args.workers,
-            &args.worker_modes,
-            args.warm_max_attempts,
-            args.warm_max_rss_mib,
-            &scratch,
-            &exe,
-            &limiter,
-        ),
+        slots: slot_configs(&args.slots, &scratch, &exe, &limiter),
         backends: backends.clone(),
         lease_ttl,
         max_claim_memory_bytes: args
@@ -149,7 +141,7 @@ pub async fn agent(args: AgentArgs) -> Result<()> {
         Arc::new(Notify::new()),
         shutdown_rx,
     ));
-    tracing::info!(agent = %name, broker = %args.broker, workers = args.workers, ?backends, "provernode agent is running");
+    tracing::info!(agent = %name, broker = %args.broker, workers = args.slots.workers, ?backends, "provernode agent is running");
     println!("provernode agent {name} working for {}", args.broker);
     let signal = terminate_signal().await?;
     tracing::info!(signal, drain_secs = drain.as_secs_f64(), "draining");

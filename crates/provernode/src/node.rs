@@ -18,7 +18,7 @@ use provernode_worker::{detect_limiter, scratch_root, SlotConfig, WorkerMode};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
-use crate::cli::RunNode;
+use crate::cli::{RunNode, SlotFlags};
 
 /// A node running in this process.
 pub struct RunningNode {
@@ -41,8 +41,8 @@ pub(crate) fn secs(s: f64, what: &str) -> Result<Duration> {
 }
 
 pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode> {
-    if args.workers == 0 || args.workers > 256 {
-        bail!("--workers must be between 1 and 256, got {}", args.workers);
+    if args.slots.workers == 0 || args.slots.workers > 256 {
+        bail!("--workers must be between 1 and 256, got {}", args.slots.workers);
     }
     if !args.listen.ip().is_loopback() && args.token.as_deref().is_none_or(str::is_empty) {
         bail!(
@@ -50,7 +50,7 @@ pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode> {
             args.listen
         );
     }
-    let lease_ttl = secs(args.lease_secs, "--lease-secs")?;
+    let lease_ttl = secs(args.slots.lease_secs, "--lease-secs")?;
     if lease_ttl < Duration::from_secs(1) {
         bail!("--lease-secs must be at least 1");
     }
@@ -106,15 +106,7 @@ pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode> {
     let scratch = scratch_root(&fallback_scratch);
     let registry = Registry::default();
     let backends: Vec<String> = registry.available().map(|b| b.name().to_owned()).collect();
-    let slots = slot_configs(
-        args.workers,
-        &args.worker_modes,
-        args.warm_max_attempts,
-        args.warm_max_rss_mib,
-        &scratch,
-        &worker_exe,
-        &limiter,
-    );
+    let slots = slot_configs(&args.slots, &scratch, &worker_exe, &limiter);
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
@@ -241,19 +233,17 @@ impl RunningNode {
 
 /// The worker slots of a node or agent.
 pub(crate) fn slot_configs(
-    workers: usize,
-    worker_modes: &[(String, String)],
-    warm_max_attempts: u32,
-    warm_max_rss_mib: u64,
+    flags: &SlotFlags,
     scratch: &Path,
     worker_exe: &Path,
     limiter: &provernode_worker::LimiterKind,
 ) -> Vec<SlotConfig> {
     let warm = WorkerMode::Warm {
-        max_attempts: warm_max_attempts.max(1),
-        max_rss_bytes: warm_max_rss_mib << 20,
+        max_attempts: flags.warm_max_attempts.max(1),
+        max_rss_bytes: flags.warm_max_rss_mib << 20,
     };
-    let modes: Vec<(String, WorkerMode)> = worker_modes
+    let modes: Vec<(String, WorkerMode)> = flags
+        .worker_modes
         .iter()
         .map(|(backend, mode)| {
             (
@@ -262,7 +252,7 @@ pub(crate) fn slot_configs(
             )
         })
         .collect();
-    (0..workers)
+    (0..flags.workers)
         .map(|i| SlotConfig {
             exe: worker_exe.to_path_buf(),
             exe_args: vec!["worker".into()],
@@ -288,11 +278,11 @@ pub(crate) async fn terminate_signal() -> Result<&'static str> {
 
 pub async fn run(args: RunNode) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the provernode executable to start workers")?;
-    let drain = secs(args.drain_secs, "--drain-secs")?;
+    let drain = secs(args.slots.drain_secs, "--drain-secs")?;
     let node = start(&args, exe).await?;
     tracing::info!(
         addr = %node.addr,
-        workers = args.workers,
+        workers = args.slots.workers,
         data_dir = %args.data_dir.display(),
         "provernode is running"
     );
@@ -312,14 +302,16 @@ pub async fn run(args: RunNode) -> Result<()> {
 pub fn temporary(data_dir: &Path, workers: usize) -> RunNode {
     RunNode {
         data_dir: data_dir.to_path_buf(),
-        workers,
+        slots: SlotFlags {
+            workers,
+            lease_secs: 30.0,
+            worker_modes: Vec::new(),
+            warm_max_attempts: 100,
+            warm_max_rss_mib: 2048,
+            drain_secs: 10.0,
+        },
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         token: None,
-        lease_secs: 30.0,
-        worker_modes: Vec::new(),
-        warm_max_attempts: 100,
-        warm_max_rss_mib: 2048,
-        drain_secs: 10.0,
         sqlite_synchronous: "normal".into(),
         default_timeout_secs: 600.0,
         default_memory_limit_mib: 4096,

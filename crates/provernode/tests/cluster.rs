@@ -5,6 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic by design
 
+mod common;
+
+use common::{children, kill9};
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -79,36 +83,11 @@ impl Drop for Proc {
     fn drop(&mut self) {
         // Workers live in their own process groups: take them down too.
         for w in children(self.child.id()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(w as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            kill9(w);
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn children(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
-            continue;
-        };
-        let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
-        if after
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse::<u32>().ok())
-            == Some(pid)
-        {
-            out.push(p);
-        }
-    }
-    out
 }
 
 fn free_port() -> u16 {
@@ -365,10 +344,7 @@ fn an_agent_killed_mid_attempt_loses_a_counted_attempt_and_the_task_completes_el
     let started = Instant::now();
     // The agent and its worker die together, as when a machine is lost.
     for w in children(c.agents[victim].pid()) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(w as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+        kill9(w);
     }
     c.agents[victim].kill9();
     c.wait_until(0, &id, |t| t["attempts"].as_u64() == Some(2));

@@ -4,6 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic by design
 
+mod common;
+
+use common::{children, kill9};
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -177,10 +181,7 @@ impl Drop for Node {
         let _ = self.child.kill();
         let _ = self.child.wait();
         for w in workers {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(w as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            kill9(w);
         }
         let _ = &self.data_dir;
     }
@@ -194,29 +195,6 @@ fn unique_log(base: &Path) -> PathBuf {
         }
     }
     unreachable!()
-}
-
-fn children(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
-            continue;
-        };
-        // Fields after the command (which may hold spaces) start after ')'.
-        let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
-        let ppid: u32 = after
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        if ppid == pid {
-            out.push(p);
-        }
-    }
-    out
 }
 
 fn verify(bytes: &[u8]) -> Vec<u8> {
@@ -251,11 +229,7 @@ fn a_worker_killed_mid_proof_is_recorded_as_crashed_and_the_task_retried() {
         );
         std::thread::sleep(Duration::from_millis(5));
     };
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(worker as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    kill9(worker);
     let t = node.wait_terminal(&id, LONG);
     assert_eq!(t["state"], "succeeded", "{t}");
     assert_eq!(t["attempts"], 2, "{t}");
