@@ -139,6 +139,30 @@ async fn submit_then_read_back_and_list(f: Fixture) {
         .unwrap();
     assert_eq!(page.len(), 1);
     assert!(f.store.task(uuid::Uuid::now_v7()).await.unwrap().is_none());
+    f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
+    let by_state = |state| {
+        let store = f.store.clone();
+        async move {
+            store
+                .list(&ListFilter {
+                    state: Some(state),
+                    limit: 10,
+                    before: None,
+                })
+                .await
+                .unwrap()
+                .iter()
+                .map(|t| t.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        by_state(TaskState::Leased).await,
+        vec![s.id],
+        "the oldest was claimed"
+    );
+    assert_eq!(by_state(TaskState::Queued).await, vec![s2.id]);
+    assert!(by_state(TaskState::Succeeded).await.is_empty());
 }
 
 async fn an_idempotency_key_returns_the_first_task_and_refuses_a_different_one(f: Fixture) {
