@@ -37,10 +37,13 @@ impl Registry {
     pub fn new(verify_limits: Limits) -> Registry {
         let backends: Vec<Arc<dyn Backend>> = vec![
             Arc::new(TraceBackend { verify_limits }),
+            #[cfg(feature = "risc0")]
+            Arc::new(provernode_backend_risc0::Risc0Backend::default()),
+            #[cfg(not(feature = "risc0"))]
             Arc::new(NotBuilt {
                 name: "risc0",
                 abis: &[Abi::Risc0],
-                reason: "RISC Zero support is not compiled into this binary (it will come with the `risc0` cargo feature, which this release does not have yet)",
+                reason: "RISC Zero support is not compiled into this binary: rebuild with `--features risc0` (a long C++ build, see README)",
             }),
             Arc::new(NotBuilt {
                 name: "sp1",
@@ -154,7 +157,12 @@ mod tests {
     fn trace_is_always_available_and_unbuilt_backends_say_why() {
         let r = Registry::default();
         assert!(r.get("trace").unwrap().available().is_ok());
-        for name in ["risc0", "sp1"] {
+        let unbuilt: &[&str] = if cfg!(feature = "risc0") {
+            &["sp1"]
+        } else {
+            &["risc0", "sp1"]
+        };
+        for name in unbuilt {
             let b = r.get(name).unwrap();
             let err = b.available().unwrap_err();
             assert!(err.reason.contains("not compiled"), "{err}");

@@ -1,0 +1,236 @@
+use provernode_core::{
+    sha256, Abi, Backend, BackendError, Execution, Limits, Program, ProgramId, ProofEnvelope, ProveOptions,
+    Unavailable, Verified, VerifyError,
+};
+use risc0_binfmt::ProgramBinary;
+use risc0_zkos_v1compat::V1COMPAT_ELF;
+use risc0_zkvm::{
+    compute_image_id, Executor, ExecutorEnv, ExitCode, InnerReceipt, LocalProver, Prover, ProverOpts,
+    Receipt, GUEST_MAX_MEM,
+};
+
+use crate::BACKEND_NAME;
+
+const PROOF_MAGIC: [u8; 8] = *b"PNRISC0\0";
+const PROOF_VERSION: u16 = 1;
+const KINDS: &[&str] = &["composite", "succinct"];
+
+/// RISC Zero on the CPU. `segment_po2` bounds segment size (memory per
+/// segment proof); `None` keeps risc0's default.
+#[derive(Clone, Debug, Default)]
+pub struct Risc0Backend {
+    pub segment_po2: Option<u32>,
+}
+
+fn prover_error(message: impl std::fmt::Display) -> BackendError {
+    BackendError::Prover {
+        backend: BACKEND_NAME.into(),
+        message: message.to_string(),
+    }
+}
+
+impl Risc0Backend {
+    /// The program as risc0 runs it: user ELF + v1compat kernel. Validates
+    /// the ELF first (risc0's executor panics on some malformed ones).
+    fn blob(&self, program: &Program) -> Result<Vec<u8>, BackendError> {
+        if program.abi() != Abi::Risc0 {
+            return Err(BackendError::UnsupportedAbi {
+                backend: BACKEND_NAME.into(),
+                abi: program.abi(),
+                program: program.name().into(),
+            });
+        }
+        risc0_binfmt::Program::load_elf(program.elf(), GUEST_MAX_MEM as u32).map_err(|e| {
+            BackendError::MalformedProgram {
+                program: program.name().into(),
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(ProgramBinary::new(program.elf(), V1COMPAT_ELF).encode())
+    }
+
+    fn env<'a>(&self, input: &'a [u8]) -> Result<ExecutorEnv<'a>, BackendError> {
+        let mut b = ExecutorEnv::builder();
+        b.write_slice(input);
+        if let Some(po2) = self.segment_po2 {
+            b.segment_limit_po2(po2);
+        }
+        b.build().map_err(prover_error)
+    }
+
+    fn check_exit(program: &Program, exit: ExitCode) -> Result<(), BackendError> {
+        match exit {
+            ExitCode::Halted(0) => Ok(()),
+            ExitCode::Halted(1) => Err(BackendError::InvalidInput {
+                program: program.name().into(),
+            }),
+            ExitCode::Halted(code) => Err(BackendError::GuestExit {
+                program: program.name().into(),
+                code,
+                stdout: String::new(),
+            }),
+            other => Err(prover_error(format!("the guest stopped with {other:?}"))),
+        }
+    }
+}
+
+fn encode_proof(elf: &[u8], receipt: &Receipt) -> Result<Vec<u8>, BackendError> {
+    let receipt = bincode::serialize(receipt).map_err(prover_error)?;
+    let mut out = Vec::with_capacity(14 + elf.len() + receipt.len());
+    out.extend_from_slice(&PROOF_MAGIC);
+    out.extend_from_slice(&PROOF_VERSION.to_le_bytes());
+    out.extend_from_slice(&(elf.len() as u32).to_le_bytes());
+    out.extend_from_slice(elf);
+    out.extend_from_slice(&receipt);
+    Ok(out)
+}
+
+fn decode_proof(bytes: &[u8]) -> Result<(&[u8], Receipt), VerifyError> {
+    let bad = |reason: &str| VerifyError::MalformedProof {
+        reason: reason.into(),
+    };
+    if bytes.get(..8) != Some(&PROOF_MAGIC[..]) {
+        return Err(bad("not a risc0 proof (bad magic)"));
+    }
+    let version = bytes.get(8..10).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    if version != Some(PROOF_VERSION) {
+        return Err(bad("unsupported risc0 proof version"));
+    }
+    let len = bytes
+        .get(10..14)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or_else(|| bad("truncated"))?;
+    let elf = bytes.get(14..14 + len).ok_or_else(|| bad("truncated ELF"))?;
+    let receipt: Receipt =
+        bincode::deserialize(&bytes[14 + len..]).map_err(|e| VerifyError::MalformedProof {
+            reason: format!("receipt: {e}"),
+        })?;
+    Ok((elf, receipt))
+}
+
+impl Backend for Risc0Backend {
+    fn name(&self) -> &'static str {
+        BACKEND_NAME
+    }
+
+    fn version(&self) -> String {
+        format!("risc0-zkvm {}", risc0_zkvm::VERSION)
+    }
+
+    fn abis(&self) -> &'static [Abi] {
+        &[Abi::Risc0]
+    }
+
+    fn proof_kinds(&self) -> &'static [&'static str] {
+        KINDS
+    }
+
+    fn available(&self) -> Result<(), Unavailable> {
+        Ok(())
+    }
+
+    fn execute(&self, program: &Program, input: &[u8], _limits: &Limits) -> Result<Execution, BackendError> {
+        let blob = self.blob(program)?;
+        let session = LocalProver::new("local")
+            .execute(self.env(input)?, &blob)
+            .map_err(prover_error)?;
+        Self::check_exit(program, session.exit_code)?;
+        Ok(Execution {
+            public_output: session.journal.bytes,
+            cycles: session.segments.iter().map(|s| s.cycles as u64).sum(),
+            stdout: Vec::new(),
+        })
+    }
+
+    fn prove(
+        &self,
+        program: &Program,
+        input: &[u8],
+        options: &ProveOptions,
+    ) -> Result<ProofEnvelope, BackendError> {
+        let kind = options.proof_kind.as_deref().unwrap_or(KINDS[0]);
+        let opts = match kind {
+            "composite" => ProverOpts::composite(),
+            "succinct" => ProverOpts::succinct(),
+            other => {
+                return Err(VerifyError::UnknownProofKind {
+                    found: other.into(),
+                    known: KINDS.join(", "),
+                }
+                .into())
+            }
+        };
+        let blob = self.blob(program)?;
+        let info = LocalProver::new("local")
+            .prove_with_opts(self.env(input)?, &blob, &opts)
+            .map_err(prover_error)?;
+        let exit = info
+            .receipt
+            .claim()
+            .map_err(prover_error)?
+            .as_value()
+            .map_err(prover_error)?
+            .exit_code;
+        Self::check_exit(program, exit)?;
+        Ok(ProofEnvelope {
+            backend: BACKEND_NAME.into(),
+            backend_version: self.version(),
+            proof_kind: kind.into(),
+            abi: Abi::Risc0,
+            program_id: program.id(),
+            input_digest: sha256(input),
+            cycles: info.stats.user_cycles,
+            public_output: info.receipt.journal.bytes.clone(),
+            proof: encode_proof(program.elf(), &info.receipt)?,
+        })
+    }
+
+    fn verify(&self, envelope: &ProofEnvelope) -> Result<Verified, BackendError> {
+        if envelope.backend != BACKEND_NAME {
+            return Err(VerifyError::WrongBackend {
+                expected: BACKEND_NAME.into(),
+                found: envelope.backend.clone(),
+            }
+            .into());
+        }
+        let (elf, receipt) = decode_proof(&envelope.proof)?;
+        let proved = ProgramId::of_elf(elf);
+        if proved != envelope.program_id {
+            return Err(VerifyError::ProgramIdMismatch {
+                claimed: envelope.program_id,
+                proved,
+            }
+            .into());
+        }
+        let kind_ok = matches!(
+            (&receipt.inner, envelope.proof_kind.as_str()),
+            (InnerReceipt::Composite(_), "composite") | (InnerReceipt::Succinct(_), "succinct")
+        );
+        if !kind_ok {
+            return Err(VerifyError::Invalid {
+                reason: format!("the receipt is not a {} receipt", envelope.proof_kind),
+            }
+            .into());
+        }
+        let image_id = compute_image_id(&ProgramBinary::new(elf, V1COMPAT_ELF).encode()).map_err(|e| {
+            VerifyError::MalformedProof {
+                reason: e.to_string(),
+            }
+        })?;
+        receipt.verify(image_id).map_err(|e| VerifyError::Invalid {
+            reason: e.to_string(),
+        })?;
+        if receipt.journal.bytes != envelope.public_output {
+            return Err(VerifyError::OutputMismatch {
+                claimed: hex_string(&envelope.public_output),
+                proved: hex_string(&receipt.journal.bytes),
+            }
+            .into());
+        }
+        Ok(Verified::of(envelope))
+    }
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
