@@ -160,18 +160,8 @@ pub struct RunNode {
     /// SQLite durability: `full` survives power loss, `normal` survives process crashes.
     #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
     pub sqlite_synchronous: String,
-    /// Default wall-clock limit of one attempt.
-    #[arg(long, default_value_t = 600.0)]
-    pub default_timeout_secs: f64,
-    /// Default memory limit of one attempt's worker process.
-    #[arg(long, default_value_t = 4096)]
-    pub default_memory_limit_mib: u64,
-    /// Default attempts before a task is quarantined.
-    #[arg(long, default_value_t = 3)]
-    pub default_max_attempts: u32,
-    /// Largest task input accepted.
-    #[arg(long, default_value_t = 16)]
-    pub max_input_mib: usize,
+    #[command(flatten)]
+    pub tasks: TaskDefaults,
 }
 
 #[derive(Args, Debug)]
@@ -204,14 +194,8 @@ pub struct BrokerArgs {
     /// How often this broker sweeps expired leases and passed deadlines.
     #[arg(long, default_value_t = 1.0)]
     pub sweep_secs: f64,
-    #[arg(long, default_value_t = 600.0)]
-    pub default_timeout_secs: f64,
-    #[arg(long, default_value_t = 4096)]
-    pub default_memory_limit_mib: u64,
-    #[arg(long, default_value_t = 3)]
-    pub default_max_attempts: u32,
-    #[arg(long, default_value_t = 16)]
-    pub max_input_mib: usize,
+    #[command(flatten)]
+    pub tasks: TaskDefaults,
 }
 
 #[derive(Args, Debug)]
@@ -233,6 +217,23 @@ pub struct AgentArgs {
     /// Where private worker directories go when /dev/shm is not writable.
     #[arg(long, default_value = "provernode-agent-scratch")]
     pub scratch_dir: PathBuf,
+}
+
+/// Limits a task gets when it asks for none, and the largest input accepted.
+#[derive(Args, Debug, Clone)]
+pub struct TaskDefaults {
+    /// Default wall-clock limit of one attempt.
+    #[arg(long, default_value_t = 600.0)]
+    pub default_timeout_secs: f64,
+    /// Default memory limit of one attempt's worker process.
+    #[arg(long, default_value_t = 4096)]
+    pub default_memory_limit_mib: u64,
+    /// Default attempts before a task is quarantined.
+    #[arg(long, default_value_t = 3)]
+    pub default_max_attempts: u32,
+    /// Largest task input accepted.
+    #[arg(long, default_value_t = 16)]
+    pub max_input_mib: usize,
 }
 
 /// How a node or agent runs its worker processes.

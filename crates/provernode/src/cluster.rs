@@ -8,15 +8,14 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use provernode_agent::{AgentConfig, HttpSource, Shutdown};
 use provernode_backends::Registry;
-use provernode_broker::{router, sweep_forever, ApiConfig, ApiState};
+use provernode_broker::{router, sweep_forever, ApiState};
 use provernode_client::NodeClient;
-use provernode_core::TaskLimits;
 use provernode_store::{PgStore, Store};
 use provernode_worker::{detect_limiter, scratch_root};
 use tokio::sync::{watch, Notify};
 
 use crate::cli::{AgentArgs, BrokerArgs};
-use crate::node::{secs, slot_configs, terminate_signal};
+use crate::node::{api_config, secs, slot_configs, terminate_signal};
 
 pub async fn broker(args: BrokerArgs) -> Result<()> {
     let client_tokens: Vec<String> = args.client_tokens.into_iter().filter(|t| !t.is_empty()).collect();
@@ -44,20 +43,7 @@ pub async fn broker(args: BrokerArgs) -> Result<()> {
     let state = ApiState {
         store: store.clone(),
         registry: Registry::default(),
-        config: Arc::new(ApiConfig {
-            client_tokens,
-            agent_tokens,
-            require_local_backend: false,
-            max_input_bytes: args.max_input_mib << 20,
-            max_body_bytes: (args.max_input_mib << 20) * 2 + (16 << 20),
-            default_limits: TaskLimits {
-                timeout_ms: secs(args.default_timeout_secs, "--default-timeout-secs")?.as_millis() as u64,
-                memory_limit_bytes: args.default_memory_limit_mib << 20,
-                max_attempts: args.default_max_attempts.max(1),
-                ..TaskLimits::default()
-            },
-            max_lease_ms: 10 * 60 * 1000,
-        }),
+        config: Arc::new(api_config(&args.tasks, client_tokens, agent_tokens, false)?),
         // No local workers to wake; readiness is the store's.
         wake: Arc::new(Notify::new()),
         accepting_work: Arc::new(AtomicBool::new(true)),

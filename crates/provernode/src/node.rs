@@ -18,7 +18,7 @@ use provernode_worker::{detect_limiter, scratch_root, SlotConfig, WorkerMode};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
-use crate::cli::{RunNode, SlotFlags};
+use crate::cli::{RunNode, SlotFlags, TaskDefaults};
 
 /// A node running in this process.
 pub struct RunningNode {
@@ -54,12 +54,6 @@ pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode> {
     if lease_ttl < Duration::from_secs(1) {
         bail!("--lease-secs must be at least 1");
     }
-    let default_limits = TaskLimits {
-        timeout_ms: secs(args.default_timeout_secs, "--default-timeout-secs")?.as_millis() as u64,
-        memory_limit_bytes: args.default_memory_limit_mib << 20,
-        max_attempts: args.default_max_attempts.max(1),
-        ..TaskLimits::default()
-    };
     let data_dir = &args.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
@@ -116,15 +110,12 @@ pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode> {
     let state = ApiState {
         store: dyn_store.clone(),
         registry: registry.clone(),
-        config: Arc::new(ApiConfig {
-            client_tokens: args.token.clone().filter(|t| !t.is_empty()).into_iter().collect(),
-            agent_tokens: Vec::new(),
-            require_local_backend: true,
-            max_lease_ms: 10 * 60 * 1000,
-            max_input_bytes: args.max_input_mib << 20,
-            max_body_bytes: (args.max_input_mib << 20) * 2 + (16 << 20),
-            default_limits,
-        }),
+        config: Arc::new(api_config(
+            &args.tasks,
+            args.token.clone().filter(|t| !t.is_empty()).into_iter().collect(),
+            Vec::new(),
+            true,
+        )?),
         wake: wake.clone(),
         accepting_work: accepting.clone(),
         metrics,
@@ -231,6 +222,30 @@ impl RunningNode {
     }
 }
 
+/// The API settings shared by the embedded node and brokers.
+pub(crate) fn api_config(
+    tasks: &TaskDefaults,
+    client_tokens: Vec<String>,
+    agent_tokens: Vec<String>,
+    require_local_backend: bool,
+) -> Result<ApiConfig> {
+    Ok(ApiConfig {
+        client_tokens,
+        agent_tokens,
+        require_local_backend,
+        max_input_bytes: tasks.max_input_mib << 20,
+        // Room for the input as hex or base64 plus the rest of the request.
+        max_body_bytes: (tasks.max_input_mib << 20) * 2 + (16 << 20),
+        default_limits: TaskLimits {
+            timeout_ms: secs(tasks.default_timeout_secs, "--default-timeout-secs")?.as_millis() as u64,
+            memory_limit_bytes: tasks.default_memory_limit_mib << 20,
+            max_attempts: tasks.default_max_attempts.max(1),
+            ..TaskLimits::default()
+        },
+        max_lease_ms: 10 * 60 * 1000,
+    })
+}
+
 /// The worker slots of a node or agent.
 pub(crate) fn slot_configs(
     flags: &SlotFlags,
@@ -313,9 +328,11 @@ pub fn temporary(data_dir: &Path, workers: usize) -> RunNode {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         token: None,
         sqlite_synchronous: "normal".into(),
-        default_timeout_secs: 600.0,
-        default_memory_limit_mib: 4096,
-        default_max_attempts: 3,
-        max_input_mib: 16,
+        tasks: TaskDefaults {
+            default_timeout_secs: 600.0,
+            default_memory_limit_mib: 4096,
+            default_max_attempts: 3,
+            max_input_mib: 16,
+        },
     }
 }
