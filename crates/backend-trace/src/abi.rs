@@ -58,6 +58,15 @@ trait Host<const RV64: bool> {
     fn stdout(&self) -> &[u8];
 }
 
+/// Appends committed bytes, refusing a public output past its cap.
+fn commit_output(buf: &mut Vec<u8>, data: &[u8], what: &str) -> Result<(), Trap> {
+    if buf.len() + data.len() > MAX_PUBLIC_OUTPUT {
+        return Err(bad(format!("{what} exceed {MAX_PUBLIC_OUTPUT} bytes")));
+    }
+    buf.extend_from_slice(data);
+    Ok(())
+}
+
 fn append_capped(buf: &mut Vec<u8>, data: &[u8], cap: usize) {
     let room = cap.saturating_sub(buf.len());
     buf.extend_from_slice(&data[..data.len().min(room)]);
@@ -146,12 +155,7 @@ impl Host<false> for Risc0Host<'_> {
                         let data = guest_bytes(m, ptr, len)?;
                         match fd {
                             1 | 2 => append_capped(&mut self.stdout, &data, MAX_STDOUT),
-                            3 => {
-                                if self.journal.len() + data.len() > MAX_PUBLIC_OUTPUT {
-                                    return Err(bad(format!("journal exceeds {MAX_PUBLIC_OUTPUT} bytes")));
-                                }
-                                self.journal.extend_from_slice(&data);
-                            }
+                            3 => commit_output(&mut self.journal, &data, "journal")?,
                             _ => {
                                 return Err(bad(format!(
                                     "SYS_WRITE to fd {fd}; RISC Zero guests write stdout (1), stderr (2) or the journal (3)"
@@ -278,12 +282,7 @@ impl Host<true> for Sp1Host {
                 let data = guest_bytes(m, a1, a2)?;
                 match a0 {
                     1 | 2 => append_capped(&mut self.stdout, &data, MAX_STDOUT),
-                    SP1_FD_PUBLIC_VALUES => {
-                        if self.public_values.len() + data.len() > MAX_PUBLIC_OUTPUT {
-                            return Err(bad(format!("public values exceed {MAX_PUBLIC_OUTPUT} bytes")));
-                        }
-                        self.public_values.extend_from_slice(&data);
-                    }
+                    SP1_FD_PUBLIC_VALUES => commit_output(&mut self.public_values, &data, "public values")?,
                     3 => {
                         return Err(bad(
                             "WRITE to fd 3, which SP1 silently ignores: SP1 file descriptors are offset by 10, public values go to fd 13",

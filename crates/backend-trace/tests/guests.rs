@@ -8,7 +8,7 @@ use provernode_core::{
     sha256, Abi, Backend, BackendError, Fault, Limits, Program, ProgramId, ProofEnvelope, ProveOptions,
     VerifyError,
 };
-use provernode_guests::{find, InputArgs};
+use provernode_guests::find;
 use rand::{Rng, SeedableRng};
 
 fn program(name: &str, abi: Abi) -> Program {
@@ -462,5 +462,4 @@ fn program_ids_differ_between_abis_and_guests() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), n);
-    let _ = InputArgs::default();
 }
