@@ -49,9 +49,11 @@ impl Risc0Backend {
         Ok(ProgramBinary::new(program.elf(), V1COMPAT_ELF).encode())
     }
 
-    fn env<'a>(&self, input: &'a [u8]) -> Result<ExecutorEnv<'a>, BackendError> {
+    fn env<'a>(&self, input: &'a [u8], limits: &Limits) -> Result<ExecutorEnv<'a>, BackendError> {
         let mut b = ExecutorEnv::builder();
         b.write_slice(input);
+        // risc0 counts user cycles against the session limit, as trace does.
+        b.session_limit(Some(limits.max_cycles));
         if let Some(po2) = self.segment_po2 {
             b.segment_limit_po2(po2);
         }
@@ -71,6 +73,21 @@ impl Risc0Backend {
             }),
             other => Err(prover_error(format!("the guest stopped with {other:?}"))),
         }
+    }
+}
+
+/// risc0 reports its session limit as an untyped error; this is the one
+/// place that recognises it (its text is "Session limit exceeded: ...").
+fn run_error(program: &Program, limits: &Limits, e: impl std::fmt::Display) -> BackendError {
+    let message = e.to_string();
+    if message.contains("Session limit exceeded") {
+        BackendError::CycleLimit {
+            program: program.name().into(),
+            pc: None,
+            limit: limits.max_cycles,
+        }
+    } else {
+        prover_error(message)
     }
 }
 
@@ -129,11 +146,11 @@ impl Backend for Risc0Backend {
         Ok(())
     }
 
-    fn execute(&self, program: &Program, input: &[u8], _limits: &Limits) -> Result<Execution, BackendError> {
+    fn execute(&self, program: &Program, input: &[u8], limits: &Limits) -> Result<Execution, BackendError> {
         let blob = self.blob(program)?;
         let session = LocalProver::new("local")
-            .execute(self.env(input)?, &blob)
-            .map_err(prover_error)?;
+            .execute(self.env(input, limits)?, &blob)
+            .map_err(|e| run_error(program, limits, e))?;
         Self::check_exit(program, session.exit_code)?;
         Ok(Execution {
             public_output: session.journal.bytes,
@@ -162,8 +179,8 @@ impl Backend for Risc0Backend {
         };
         let blob = self.blob(program)?;
         let info = LocalProver::new("local")
-            .prove_with_opts(self.env(input)?, &blob, &opts)
-            .map_err(prover_error)?;
+            .prove_with_opts(self.env(input, &options.limits)?, &blob, &opts)
+            .map_err(|e| run_error(program, &options.limits, e))?;
         let exit = info
             .receipt
             .claim()

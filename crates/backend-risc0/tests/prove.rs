@@ -41,6 +41,18 @@ fn risc0_commits_exactly_what_trace_commits_and_its_proof_verifies() {
             risc0.verify(&forged),
             Err(BackendError::Verify(VerifyError::OutputMismatch { .. }))
         ));
+        let mut tampered = env.clone();
+        let last = tampered.proof.len() - 100;
+        tampered.proof[last] ^= 0x40;
+        assert!(
+            matches!(
+                risc0.verify(&tampered),
+                Err(BackendError::Verify(
+                    VerifyError::Invalid { .. } | VerifyError::MalformedProof { .. }
+                ))
+            ),
+            "{name}: a flipped receipt byte must not verify"
+        );
         let mut swapped = env.clone();
         swapped.program_id = program("sha256-chain").id();
         assert!(matches!(
@@ -65,4 +77,47 @@ fn an_sp1_elf_is_refused() {
         .execute(&p, &[0; 4], &Limits::default())
         .unwrap_err();
     assert!(matches!(err, BackendError::UnsupportedAbi { .. }), "{err}");
+}
+
+#[test]
+fn a_succinct_receipt_verifies_and_commits_what_trace_commits() {
+    let risc0 = Risc0Backend::default();
+    let p = program("fibonacci");
+    let input = 50u32.to_le_bytes();
+    let expected = TraceBackend::new()
+        .execute(&p, &input, &Limits::default())
+        .unwrap()
+        .public_output;
+    let options = ProveOptions {
+        proof_kind: Some("succinct".into()),
+        ..ProveOptions::default()
+    };
+    let env = risc0.prove(&p, &input, &options).unwrap();
+    assert_eq!(env.proof_kind, "succinct");
+    assert_eq!(env.public_output, expected);
+    assert_eq!(risc0.verify(&env).unwrap().public_output, expected);
+    let mut relabelled = env.clone();
+    relabelled.proof_kind = "composite".into();
+    assert!(
+        risc0.verify(&relabelled).is_err(),
+        "a succinct receipt is not a composite one"
+    );
+}
+
+#[test]
+fn the_cycle_limit_stops_an_endless_guest() {
+    let limits = Limits {
+        max_cycles: 100_000,
+        ..Limits::default()
+    };
+    let err = Risc0Backend::default()
+        .execute(&program("spin"), &[], &limits)
+        .unwrap_err();
+    match &err {
+        BackendError::CycleLimit { program, limit, .. } => {
+            assert_eq!(program, "spin");
+            assert_eq!(*limit, 100_000);
+        }
+        other => panic!("expected a cycle limit, got {other}"),
+    }
 }

@@ -406,7 +406,7 @@ fn drive<const RV64: bool, H: Host<RV64>>(
             },
             Trap::CycleLimit => BackendError::CycleLimit {
                 program: name(),
-                pc,
+                pc: Some(pc),
                 limit: limits.max_cycles,
             },
             Trap::Ecall => BackendError::Prover {

@@ -176,6 +176,25 @@ pub fn load(elf: &[u8], abi: Abi) -> Result<Image, String> {
                 "segment {i} at {vaddr:#x} is not readable, which SP1 refuses"
             ));
         }
+        if abi == Abi::Sp1 && flags & PF_X != 0 {
+            // SP1 decodes every word of an executable segment up front and
+            // stops on one that is not an instruction.
+            for (k, w) in data.chunks_exact(4).enumerate() {
+                let word = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+                // (Fence and system encodings decode; they fault only if run.)
+                use crate::decode::{Illegal, Op};
+                if let Op::Illegal(
+                    why @ (Illegal::Unknown | Illegal::Compressed | Illegal::Atomic | Illegal::Float),
+                ) = crate::decode::decode(word, true).op
+                {
+                    return Err(format!(
+                        "word {word:#010x} at {:#x} in executable segment {i} is not an RV64IM instruction ({}); SP1 decodes every word of an executable segment, so keep constant data (.rodata) in a segment without execute permission",
+                        vaddr + 4 * k as u64,
+                        why.why()
+                    ));
+                }
+            }
+        }
         if abi == Abi::Sp1 && vaddr < 0x7800_0000 {
             return Err(format!(
                 "segment {i} at {vaddr:#x} is below 0x78000000, where SP1 keeps the stack; link the image at 0x78000000"

@@ -177,7 +177,7 @@ fn an_endless_loop_hits_the_cycle_limit_with_its_pc() {
             BackendError::CycleLimit { program, pc, limit } => {
                 assert_eq!(program, "spin");
                 assert_eq!(*limit, 100_000);
-                assert_ne!(*pc, 0);
+                assert!(pc.is_some_and(|pc| pc != 0), "{pc:?}");
             }
             other => panic!("{abi}: expected a cycle limit, got {other}"),
         }
@@ -235,10 +235,30 @@ fn patched(name: &str, abi: Abi, word: u32) -> (Program, u64) {
     (Program::from_elf("patched", elf).unwrap(), entry)
 }
 
+fn word_expected(abi: Abi) -> u32 {
+    if abi == Abi::Sp1 {
+        0x0010_0073
+    } else {
+        0xffff_ffff
+    }
+}
+
 #[test]
 fn an_illegal_instruction_is_reported_with_program_and_pc() {
+    // SP1 refuses an undecodable word anywhere in its executable segment at
+    // load time, so for SP1 the word that faults when run is an ebreak.
+    let sp1 = patched("fibonacci", Abi::Sp1, 0xffff_ffff).0;
+    match TraceBackend::new().execute(&sp1, &fib_input(3), &Limits::default()) {
+        Err(BackendError::MalformedProgram { reason, .. }) => {
+            assert!(
+                reason.contains("0xffffffff") && reason.contains("not an RV64IM instruction"),
+                "{reason}"
+            )
+        }
+        other => panic!("sp1: expected a malformed program, got {other:?}"),
+    }
     for abi in Abi::ALL {
-        let (p, entry) = patched("fibonacci", abi, 0xffff_ffff);
+        let (p, entry) = patched("fibonacci", abi, word_expected(abi));
         let err = TraceBackend::new()
             .execute(&p, &fib_input(3), &Limits::default())
             .unwrap_err();
@@ -248,7 +268,10 @@ fn an_illegal_instruction_is_reported_with_program_and_pc() {
                 pc,
                 fault: Fault::IllegalInstruction { word, .. },
             } => {
-                assert_eq!((program.as_str(), *pc, *word), ("patched", entry, 0xffff_ffff));
+                assert_eq!(
+                    (program.as_str(), *pc, *word),
+                    ("patched", entry, word_expected(abi))
+                );
             }
             other => panic!("{abi}: {other}"),
         }
@@ -325,6 +348,22 @@ fn malformed_elfs_are_rejected_with_the_reason() {
     past_end[phoff + 16..phoff + 20].copy_from_slice(&0x10_0000u32.to_le_bytes());
     past_end[phoff + 20..phoff + 24].copy_from_slice(&0x10_0000u32.to_le_bytes());
     assert!(malformed(past_end).contains("past the end of the file"));
+
+    // Constant data in SP1's executable segment: mark the read-only segment
+    // (rodata, the second) executable too.
+    let mut data_as_code = find("fibonacci").unwrap().elf(Abi::Sp1).to_vec();
+    let phoff = u64::from_le_bytes(data_as_code[32..40].try_into().unwrap()) as usize;
+    let rodata_flags = phoff + 56 + 4;
+    assert_eq!(
+        data_as_code[rodata_flags], 4,
+        "the sp1 image keeps rodata read-only"
+    );
+    data_as_code[rodata_flags] = 5;
+    let reason = malformed(data_as_code);
+    assert!(
+        reason.contains("not an RV64IM instruction") && reason.contains(".rodata"),
+        "{reason}"
+    );
 
     // An SP1 image linked below 0x78000000.
     let mut sp1 = find("fibonacci").unwrap().elf(Abi::Sp1).to_vec();

@@ -136,6 +136,11 @@ pub struct AgentConfig {
     pub lease_ttl: Duration,
     /// Claim only tasks whose attempt memory limit fits here.
     pub max_claim_memory_bytes: Option<u64>,
+    /// The sum of the memory limits of the attempts running at once stays
+    /// within this (`None`: no budget). Slots then take a large task only
+    /// when the others leave room for it, so two 14 GB SP1 proofs never
+    /// share a 24 GB machine and push it into the kernel's OOM killer.
+    pub memory_budget_bytes: Option<u64>,
     /// How long an idle slot waits before asking again (a submit wakes it sooner).
     pub idle_poll: Duration,
     /// Verifies every proof before it is reported.
@@ -163,6 +168,7 @@ pub async fn run(
     shutdown: watch::Receiver<Shutdown>,
 ) {
     let mut slots = JoinSet::new();
+    let budget = Arc::new(tokio::sync::Mutex::new(config.memory_budget_bytes));
     for slot_config in config.slots.clone() {
         let owner = format!("{}/{}", config.owner, slot_config.name);
         let slot = Slot::new(slot_config);
@@ -173,6 +179,7 @@ pub async fn run(
             source.clone(),
             wake.clone(),
             shutdown.clone(),
+            budget.clone(),
         ));
     }
     while slots.join_next().await.is_some() {}
@@ -185,8 +192,9 @@ async fn slot_loop(
     source: Arc<dyn WorkSource>,
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<Shutdown>,
+    budget: Arc<tokio::sync::Mutex<Option<u64>>>,
 ) {
-    let request = ClaimRequest {
+    let mut request = ClaimRequest {
         owner: owner.clone(),
         backends: config.backends.clone(),
         lease_ttl_ms: config.lease_ttl.as_millis() as u64,
@@ -197,10 +205,34 @@ async fn slot_loop(
         if *shutdown.borrow() != Shutdown::Running {
             break;
         }
-        match source.claim(&request).await {
+        // Claims go one slot at a time while a budget is kept, so that what
+        // one slot takes is seen by the next before it asks.
+        let mut left = budget.lock().await;
+        request.max_memory_bytes = match (*left, config.max_claim_memory_bytes) {
+            (Some(free), Some(cap)) => Some(free.min(cap)),
+            (free, cap) => free.or(cap),
+        };
+        let claimed = source.claim(&request).await;
+        let reserved = match (&claimed, left.as_mut()) {
+            (Ok(Some(lease)), Some(free)) => {
+                let need = lease.task.limits.memory_limit_bytes;
+                *free = free.saturating_sub(need);
+                need
+            }
+            _ => 0,
+        };
+        drop(left);
+        match claimed {
             Ok(Some(lease)) => {
                 backoff = Duration::from_millis(100);
                 run_attempt(&mut slot, &owner, lease, &config, source.as_ref(), &mut shutdown).await;
+                if let Some(free) = budget.lock().await.as_mut() {
+                    *free += reserved;
+                }
+                if reserved > 0 {
+                    // Room was freed: a slot that found nothing that fits may now.
+                    wake.notify_waiters();
+                }
             }
             Ok(None) => {
                 tokio::select! {

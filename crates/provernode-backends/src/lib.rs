@@ -35,22 +35,7 @@ impl Registry {
     /// The registry of this build. `verify_limits` bounds how much work a
     /// verifier that re-executes (trace) will do for one envelope.
     pub fn new(verify_limits: Limits) -> Registry {
-        let backends: Vec<Arc<dyn Backend>> = vec![
-            Arc::new(TraceBackend { verify_limits }),
-            #[cfg(feature = "risc0")]
-            Arc::new(provernode_backend_risc0::Risc0Backend::default()),
-            #[cfg(not(feature = "risc0"))]
-            Arc::new(NotBuilt {
-                name: "risc0",
-                abis: &[Abi::Risc0],
-                reason: "RISC Zero support is not compiled into this binary: rebuild with `--features risc0` (a long C++ build, see README)",
-            }),
-            Arc::new(NotBuilt {
-                name: "sp1",
-                abis: &[Abi::Sp1],
-                reason: "SP1 support is not compiled into this binary (it will come with the `sp1` cargo feature, which this release does not have yet)",
-            }),
-        ];
+        let backends: Vec<Arc<dyn Backend>> = vec![Arc::new(TraceBackend { verify_limits }), risc0(), sp1()];
         Registry { backends }
     }
 
@@ -99,18 +84,93 @@ pub enum VerifyEnvelopeError {
     Backend(#[from] BackendError),
 }
 
-/// A backend this binary was built without.
+/// Backend knobs come from the environment so that the node and every
+/// worker process it starts see the same values. A value that does not parse
+/// makes the backend unavailable with a message naming the variable; it is
+/// never silently replaced by a default.
+pub const RISC0_SEGMENT_PO2_ENV: &str = "PROVERNODE_RISC0_SEGMENT_PO2";
+pub const SP1_SHARD_SIZE_ENV: &str = "PROVERNODE_SP1_SHARD_SIZE";
+
+#[cfg_attr(not(any(feature = "risc0", feature = "sp1")), allow(dead_code))] // only real backends have knobs
+fn env_knob<T: std::str::FromStr>(
+    name: &'static str,
+    valid: impl Fn(&T) -> bool,
+    expected: &str,
+) -> Result<Option<T>, String> {
+    match std::env::var(name) {
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{name} is not valid UTF-8")),
+        Ok(raw) => match raw.trim().parse::<T>() {
+            Ok(v) if valid(&v) => Ok(Some(v)),
+            _ => Err(format!("{name}={raw:?} is not {expected}; fix or unset it")),
+        },
+    }
+}
+
+#[cfg(feature = "risc0")]
+fn risc0() -> Arc<dyn Backend> {
+    // risc0 accepts segment sizes 2^13 ..= 2^24 (its prover's range); 20 is
+    // its default and needs about 9 GB per segment proof.
+    match env_knob::<u32>(
+        RISC0_SEGMENT_PO2_ENV,
+        |p| (13..=24).contains(p),
+        "an integer from 13 to 24",
+    ) {
+        Ok(segment_po2) => Arc::new(provernode_backend_risc0::Risc0Backend { segment_po2 }),
+        Err(reason) => Arc::new(NotBuilt {
+            name: "risc0",
+            abis: &[Abi::Risc0],
+            reason,
+        }),
+    }
+}
+
+#[cfg(not(feature = "risc0"))]
+fn risc0() -> Arc<dyn Backend> {
+    Arc::new(NotBuilt {
+        name: "risc0",
+        abis: &[Abi::Risc0],
+        reason: "RISC Zero support is not compiled into this binary: rebuild with `--features risc0` (a long C++ build, see README)".into(),
+    })
+}
+
+#[cfg(feature = "sp1")]
+fn sp1() -> Arc<dyn Backend> {
+    match env_knob::<usize>(
+        SP1_SHARD_SIZE_ENV,
+        |s| s.is_power_of_two() && *s >= 1 << 16,
+        "a power of two of at least 65536",
+    ) {
+        Ok(shard_size) => Arc::new(provernode_backend_sp1::Sp1Backend::new(shard_size)),
+        Err(reason) => Arc::new(NotBuilt {
+            name: "sp1",
+            abis: &[Abi::Sp1],
+            reason,
+        }),
+    }
+}
+
+#[cfg(not(feature = "sp1"))]
+fn sp1() -> Arc<dyn Backend> {
+    Arc::new(NotBuilt {
+        name: "sp1",
+        abis: &[Abi::Sp1],
+        reason: "SP1 support is not compiled into this binary: rebuild with `--features sp1` (needs protoc; a long build, see README)".into(),
+    })
+}
+
+/// A backend this binary was built without, or whose settings are wrong.
 struct NotBuilt {
     name: &'static str,
     abis: &'static [Abi],
-    reason: &'static str,
+    reason: String,
 }
 
 impl NotBuilt {
     fn unavailable(&self) -> Unavailable {
         Unavailable {
             backend: self.name.to_owned(),
-            reason: self.reason.to_owned(),
+            reason: self.reason.clone(),
         }
     }
 }
@@ -157,17 +217,28 @@ mod tests {
     fn trace_is_always_available_and_unbuilt_backends_say_why() {
         let r = Registry::default();
         assert!(r.get("trace").unwrap().available().is_ok());
-        let unbuilt: &[&str] = if cfg!(feature = "risc0") {
-            &["sp1"]
-        } else {
-            &["risc0", "sp1"]
-        };
-        for name in unbuilt {
+        let unbuilt = [("risc0", cfg!(feature = "risc0")), ("sp1", cfg!(feature = "sp1"))];
+        for name in unbuilt.iter().filter(|(_, built)| !built).map(|(n, _)| n) {
             let b = r.get(name).unwrap();
             let err = b.available().unwrap_err();
             assert!(err.reason.contains("not compiled"), "{err}");
         }
         let err = r.get("nexus").err().unwrap();
         assert!(err.to_string().contains("trace, risc0, sp1"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_knob_is_an_error_naming_the_variable_never_a_silent_default() {
+        const VAR: &str = "PROVERNODE_TEST_KNOB_ONLY_THIS_TEST_SETS";
+        let small = |p: &u32| *p < 30;
+        assert_eq!(env_knob::<u32>(VAR, small, "small"), Ok(None));
+        std::env::set_var(VAR, " 20 ");
+        assert_eq!(env_knob::<u32>(VAR, small, "small"), Ok(Some(20)));
+        for bad in ["40", "twenty", ""] {
+            std::env::set_var(VAR, bad);
+            let err = env_knob::<u32>(VAR, small, "small").unwrap_err();
+            assert!(err.contains(VAR) && err.contains("is not small"), "{err}");
+        }
+        std::env::remove_var(VAR);
     }
 }

@@ -57,6 +57,10 @@ pub struct ApiConfig {
     pub default_limits: TaskLimits,
     /// Longest lease an agent may ask for.
     pub max_lease_ms: u64,
+    /// The most memory one attempt can be given here (the embedded node's
+    /// memory budget); a task that needs more is refused at submission
+    /// instead of waiting forever. `None` on a broker, whose agents differ.
+    pub max_task_memory_bytes: Option<u64>,
 }
 
 impl Default for ApiConfig {
@@ -69,6 +73,7 @@ impl Default for ApiConfig {
             max_input_bytes: 16 << 20,
             default_limits: TaskLimits::default(),
             max_lease_ms: 10 * 60 * 1000,
+            max_task_memory_bytes: None,
         }
     }
 }
@@ -353,6 +358,36 @@ async fn submit(
         Some(m) => m << 20,
         None => d.memory_limit_bytes,
     };
+    // A backend that states what its proofs need gets at least that: by
+    // default silently, and a task that asks for less is refused now rather
+    // than killed for memory on every attempt.
+    let needed = backend.min_memory_bytes(req.proof_kind.as_deref());
+    let memory_limit_bytes = match req.memory_limit_mib {
+        Some(m) if (m << 20) < needed => {
+            return Err(bad(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "backend {backend_name} needs at least {} MiB for these proofs (memory_limit_mib is {m}); raise memory_limit_mib or leave it out",
+                    needed >> 20
+                ),
+            ))
+        }
+        _ => memory_limit_bytes.max(needed),
+    };
+    if let Some(most) = state
+        .config
+        .max_task_memory_bytes
+        .filter(|m| memory_limit_bytes > *m)
+    {
+        return Err(bad(
+            ErrorCode::InvalidRequest,
+            format!(
+                "the task needs {} MiB per attempt, but this node gives one attempt at most {} MiB (its --memory-budget-mib); lower memory_limit_mib or run the node with a larger budget on a larger machine",
+                memory_limit_bytes >> 20,
+                most >> 20
+            ),
+        ));
+    }
     let max_attempts = match req.max_attempts {
         Some(n) if !(1..=100).contains(&n) => {
             return Err(bad(

@@ -166,8 +166,13 @@ pub enum BackendError {
     MalformedProgram { program: String, reason: String },
     #[error("program `{program}` faulted at pc {pc:#x}: {fault}")]
     GuestFault { program: String, pc: u64, fault: Fault },
-    #[error("program `{program}` ran past the cycle limit of {limit} (pc {pc:#x}); raise the limit (--max-cycles) if the input really needs more, or check the program for an endless loop")]
-    CycleLimit { program: String, pc: u64, limit: u64 },
+    #[error("program `{program}` ran past the cycle limit of {limit}{}; raise the limit (--max-cycles) if the input really needs more, or check the program for an endless loop", at_pc(.pc))]
+    CycleLimit {
+        program: String,
+        /// Where it stopped, when the backend says (real zkVMs do not).
+        pc: Option<u64>,
+        limit: u64,
+    },
     #[error("program `{program}` needed more than the guest memory limit of {limit_bytes} bytes (pc {pc:#x}); raise the limit (--max-memory) or use a smaller input")]
     MemoryLimit {
         program: String,
@@ -188,6 +193,10 @@ pub enum BackendError {
     Envelope(#[from] EnvelopeError),
     #[error("backend `{backend}` failed: {message}")]
     Prover { backend: String, message: String },
+}
+
+fn at_pc(pc: &Option<u64>) -> String {
+    pc.map(|pc| format!(" (pc {pc:#x})")).unwrap_or_default()
 }
 
 fn stdout_hint(stdout: &str) -> String {
@@ -219,6 +228,28 @@ pub trait Backend: Send + Sync {
 
     /// Whether the backend can run here; the reason when it cannot.
     fn available(&self) -> Result<(), Unavailable>;
+
+    /// Pays the backend's one-off start-up cost now (SP1's prover takes
+    /// minutes to start) instead of inside the first proof, so that callers
+    /// can measure it and warm workers can start ahead of work. Idempotent.
+    fn warm_up(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    /// Pays the per-program set-up cost (proving keys) now; the backend
+    /// keeps what it made for later proofs of the same program. Idempotent.
+    fn set_up(&self, _program: &Program) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    /// The prover process's memory below which proofs of this kind fail
+    /// (`None`: the default kind), measured, not guessed. The node gives a
+    /// task at least this much when it does not ask for a limit, refuses a
+    /// task that asks for less, and does not recycle a warm worker for
+    /// holding less.
+    fn min_memory_bytes(&self, _proof_kind: Option<&str>) -> u64 {
+        0
+    }
 
     /// Runs the guest and counts cycles; makes no proof.
     fn execute(&self, program: &Program, input: &[u8], limits: &Limits) -> Result<Execution, BackendError>;

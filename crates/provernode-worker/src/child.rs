@@ -53,7 +53,7 @@ pub fn serve(dir: &Path, registry: &Registry) -> Result<(), ChildError> {
             .strip_prefix("run ")
             .and_then(|n| n.trim().parse().ok())
             .ok_or_else(|| ChildError::Control(line.clone()))?;
-        let response = attempt(dir, n, registry)?;
+        let response = attempt(dir, n, registry, &|| say(&format!("started {n}")))?;
         let tmp = dir.join(format!("resp-{n}.json.tmp"));
         let json = serde_json::to_vec(&response).map_err(|source| ChildError::Request {
             path: tmp.display().to_string(),
@@ -67,7 +67,16 @@ pub fn serve(dir: &Path, registry: &Registry) -> Result<(), ChildError> {
     Ok(())
 }
 
-fn attempt(dir: &Path, n: u64, registry: &Registry) -> Result<Response, ChildError> {
+/// `started` is called once the backend is warm and the program set up:
+/// the supervisor bounds that part by the worker start-up limit and only
+/// what follows by the task's timeout (SP1's prover takes minutes to start,
+/// once per warm worker).
+fn attempt(
+    dir: &Path,
+    n: u64,
+    registry: &Registry,
+    started: &dyn Fn() -> Result<(), ChildError>,
+) -> Result<Response, ChildError> {
     let req_path = dir.join(protocol::request_json(n));
     let raw = std::fs::read(&req_path).map_err(io(&req_path))?;
     let req: Request = serde_json::from_slice(&raw).map_err(|source| ChildError::Request {
@@ -91,6 +100,11 @@ fn attempt(dir: &Path, n: u64, registry: &Registry) -> Result<Response, ChildErr
         Ok(p) => p,
         Err(e) => return Ok(failed(provernode_core::Cause::BackendError, false, e.to_string())),
     };
+    if let Err(e) = backend.warm_up().and_then(|()| backend.set_up(&program)) {
+        let (cause, retryable) = e.classify();
+        return Ok(failed(cause, retryable, e.to_string()));
+    }
+    started()?;
     let options = ProveOptions {
         limits: Limits {
             max_cycles: req.max_cycles,

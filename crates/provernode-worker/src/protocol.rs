@@ -1,7 +1,8 @@
 //! The files and lines exchanged between a slot and its worker.
 //!
-//! Control goes over the child's stdin and stdout, one line each way per
-//! attempt (`run N` / `provernode-worker: done N`); data goes through files in
+//! Control goes over the child's stdin and stdout: `run N` in, then
+//! `provernode-worker: started N` (backend warm, program set up: the task's
+//! timeout starts here) and `provernode-worker: done N` out; data goes through files in
 //! the private directory: `req-N.json`, `req-N.elf`, `req-N.input`, and back
 //! `resp-N.json` (written atomically) plus `resp-N.proof`.
 

@@ -349,7 +349,12 @@ impl Slot {
         let oom_before = w.cage.oom_kills();
         let (pid, caged, limit) = (w.pid, w.cage.is_cgroup(), w.cage.limit_bytes);
         let done_line = format!("{PROTOCOL_PREFIX}done {n}");
-        let deadline = Instant::now() + spec.timeout;
+        let started_line = format!("{PROTOCOL_PREFIX}started {n}");
+        // Until the worker says the backend is warm and the program set up,
+        // the start-up limit applies on top of the task's timeout; from then
+        // on, the task's timeout alone.
+        let mut deadline = Instant::now() + self.config.startup_timeout + spec.timeout;
+        let mut started = false;
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         let mut stop_open = true;
         let ending = if w.stdin.write_all(format!("run {n}\n").as_bytes()).await.is_err() {
@@ -368,6 +373,10 @@ impl Slot {
                     _ = sleep_until(deadline) => break Ending::Timeout,
                     line = w.stdout.next_line() => match line {
                         Ok(Some(l)) if l == done_line => break Ending::Done,
+                        Ok(Some(l)) if l == started_line => {
+                            started = true;
+                            deadline = Instant::now() + spec.timeout;
+                        }
                         Ok(Some(_)) => {}
                         _ => break Ending::Exited,
                     },
@@ -413,10 +422,17 @@ impl Slot {
                 fail(
                     Cause::Timeout,
                     true,
-                    format!(
-                        "the attempt ran past its wall-clock limit of {:.1} s; its worker (pid {pid}) and process group were killed",
-                        spec.timeout.as_secs_f64()
-                    ),
+                    if started {
+                        format!(
+                            "the attempt ran past its wall-clock limit of {:.1} s; its worker (pid {pid}) and process group were killed",
+                            spec.timeout.as_secs_f64()
+                        )
+                    } else {
+                        format!(
+                            "the backend did not start and set up the program within {:.1} s (worker start-up limit plus the task's timeout); its worker (pid {pid}) and process group were killed",
+                            (self.config.startup_timeout + spec.timeout).as_secs_f64()
+                        )
+                    },
                     String::new(),
                 )
             }

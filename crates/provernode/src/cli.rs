@@ -80,6 +80,10 @@ pub enum Command {
         #[arg(long, default_value_t = 2)]
         workers: usize,
     },
+    /// Prove and verify the same guest inputs on several backends in this process, and
+    /// measure cycles, prove and verify time, proof size, peak memory, start-up and set-up.
+    /// Results are merged into a JSON file and can be rendered as Markdown.
+    Bench(BenchArgs),
     /// Run the prover node: durable queue, isolated workers, HTTP API.
     Run(RunNode),
     /// Run a cluster broker: the HTTP API (clients and agents) over a shared PostgreSQL
@@ -252,9 +256,14 @@ pub struct SlotFlags {
     /// Attempts a warm worker serves before it is replaced.
     #[arg(long, default_value_t = 100)]
     pub warm_max_attempts: u32,
-    /// Resident memory past which a warm worker is replaced after its attempt.
+    /// Resident memory past which a warm worker is replaced after its attempt (raised for a
+    /// backend to what it needs to prove, e.g. SP1).
     #[arg(long, default_value_t = 2048)]
     pub warm_max_rss_mib: u64,
+    /// Most memory, in MiB, that the attempts running at once may be limited to in total: a
+    /// slot waits for room before it takes a large task. Default: 90% of this machine's memory.
+    #[arg(long)]
+    pub memory_budget_mib: Option<u64>,
     /// On SIGTERM, how long running attempts may finish before they are stopped.
     #[arg(long, default_value_t = 30.0)]
     pub drain_secs: f64,
@@ -366,4 +375,32 @@ fn parse_seed(s: &str) -> Result<[u8; 32], String> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(s, &mut out).map_err(|_| format!("expected 64 hex digits (32 bytes), got {s:?}"))?;
     Ok(out)
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// BACKEND or BACKEND:KIND to measure, in order (repeatable), e.g. `--target trace
+    /// --target risc0:composite --target sp1:core`. Default: every available backend, default kind.
+    #[arg(long = "target")]
+    pub targets: Vec<provernode_bench::Target>,
+    /// Job set: `standard` (fibonacci n=10,50,100,10^4,10^5; sha256-chain 10 and 1,000
+    /// rounds) or `quick` (fibonacci n=10, sha256-chain 10 rounds).
+    #[arg(long, default_value = "quick")]
+    pub jobs: String,
+    /// Only jobs of this program (repeatable).
+    #[arg(long = "program")]
+    pub programs: Vec<String>,
+    /// Timed verifications per proof (after one untimed).
+    #[arg(long, default_value_t = 100)]
+    pub verify_runs: u32,
+    /// JSON results file to merge this run into (rows with the same backend, kind, program
+    /// and input are replaced).
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+    /// Write the Markdown table of everything in --results (or of this run) to this file.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Only render --results into --markdown; measure nothing.
+    #[arg(long, requires_all = ["results", "markdown"])]
+    pub render_only: bool,
 }

@@ -15,7 +15,9 @@ use provernode_worker::{detect_limiter, scratch_root};
 use tokio::sync::{watch, Notify};
 
 use crate::cli::{AgentArgs, BrokerArgs};
-use crate::node::{api_config, secs, slot_configs, terminate_signal};
+use crate::node::{
+    api_config, memory_budget_bytes, secs, slot_configs, terminate_signal, total_memory_bytes,
+};
 
 pub async fn broker(args: BrokerArgs) -> Result<()> {
     let client_tokens: Vec<String> = args.client_tokens.into_iter().filter(|t| !t.is_empty()).collect();
@@ -73,18 +75,6 @@ pub async fn broker(args: BrokerArgs) -> Result<()> {
     Ok(())
 }
 
-fn total_memory_bytes() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kib: u64 = text
-        .lines()
-        .find(|l| l.starts_with("MemTotal:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
-}
-
 pub async fn agent(args: AgentArgs) -> Result<()> {
     if args.slots.workers == 0 || args.slots.workers > 256 {
         bail!("--workers must be between 1 and 256, got {}", args.slots.workers);
@@ -106,13 +96,14 @@ pub async fn agent(args: AgentArgs) -> Result<()> {
     let client = NodeClient::new(&args.broker, Some(args.token.clone()))?;
     let config = AgentConfig {
         owner: name.clone(),
-        slots: slot_configs(&args.slots, &scratch, &exe, &limiter),
+        slots: slot_configs(&args.slots, &scratch, &exe, &limiter, &registry),
         backends: backends.clone(),
         lease_ttl,
         max_claim_memory_bytes: args
             .max_task_memory_mib
             .map(|m| m << 20)
             .or_else(total_memory_bytes),
+        memory_budget_bytes: memory_budget_bytes(&args.slots),
         idle_poll: Duration::from_millis(250),
         registry,
         hold_first_result: std::env::var("PROVERNODE_FAULT_HOLD_FIRST_RESULT_MS")

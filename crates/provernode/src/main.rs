@@ -1,6 +1,7 @@
 //! `provernode`: the command line. It parses arguments and wires the library
 //! crates together; it holds no proving, queue or HTTP logic of its own.
 
+mod bench;
 mod cli;
 mod client;
 mod cluster;
@@ -35,6 +36,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn dispatch(cli: cli::Cli) -> Result<()> {
     match cli.command {
+        Command::Bench(args) => bench::run(&args),
         Command::Run(args) => runtime()?.block_on(node::run(args)),
         Command::Broker(args) => runtime()?.block_on(cluster::broker(args)),
         Command::Agent(args) => runtime()?.block_on(cluster::agent(args)),

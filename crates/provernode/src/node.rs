@@ -100,7 +100,8 @@ pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode> {
     let scratch = scratch_root(&fallback_scratch);
     let registry = Registry::default();
     let backends: Vec<String> = registry.available().map(|b| b.name().to_owned()).collect();
-    let slots = slot_configs(&args.slots, &scratch, &worker_exe, &limiter);
+    let slots = slot_configs(&args.slots, &scratch, &worker_exe, &limiter, &registry);
+    let memory_budget = memory_budget_bytes(&args.slots);
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
@@ -110,12 +111,15 @@ pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode> {
     let state = ApiState {
         store: dyn_store.clone(),
         registry: registry.clone(),
-        config: Arc::new(api_config(
-            &args.tasks,
-            args.token.clone().filter(|t| !t.is_empty()).into_iter().collect(),
-            Vec::new(),
-            true,
-        )?),
+        config: Arc::new(ApiConfig {
+            max_task_memory_bytes: memory_budget,
+            ..api_config(
+                &args.tasks,
+                args.token.clone().filter(|t| !t.is_empty()).into_iter().collect(),
+                Vec::new(),
+                true,
+            )?
+        }),
         wake: wake.clone(),
         accepting_work: accepting.clone(),
         metrics,
@@ -147,6 +151,7 @@ pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode> {
         backends,
         lease_ttl,
         max_claim_memory_bytes: None,
+        memory_budget_bytes: memory_budget,
         idle_poll: Duration::from_millis(500),
         registry,
         hold_first_result: std::env::var("PROVERNODE_FAULT_HOLD_FIRST_RESULT_MS")
@@ -243,7 +248,29 @@ pub(crate) fn api_config(
             ..TaskLimits::default()
         },
         max_lease_ms: 10 * 60 * 1000,
+        max_task_memory_bytes: None,
     })
+}
+
+/// What the attempts running at once may be limited to in total: the flag,
+/// else 90% of the machine's memory (`None` where that cannot be read).
+pub(crate) fn memory_budget_bytes(flags: &SlotFlags) -> Option<u64> {
+    flags
+        .memory_budget_mib
+        .map(|m| m << 20)
+        .or_else(|| total_memory_bytes().map(|t| t / 10 * 9))
+}
+
+pub(crate) fn total_memory_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = text
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 /// The worker slots of a node or agent.
@@ -252,21 +279,40 @@ pub(crate) fn slot_configs(
     scratch: &Path,
     worker_exe: &Path,
     limiter: &provernode_worker::LimiterKind,
+    registry: &Registry,
 ) -> Vec<SlotConfig> {
     let warm = WorkerMode::Warm {
         max_attempts: flags.warm_max_attempts.max(1),
         max_rss_bytes: flags.warm_max_rss_mib << 20,
     };
-    let modes: Vec<(String, WorkerMode)> = flags
+    // A warm worker is not recycled for holding what its backend needs to
+    // prove at all (SP1's prover keeps about 7 GB resident between proofs).
+    let warm_for = |backend: &str| match registry.get(backend) {
+        Ok(b) => WorkerMode::Warm {
+            max_attempts: flags.warm_max_attempts.max(1),
+            max_rss_bytes: (flags.warm_max_rss_mib << 20).max(b.min_memory_bytes(None)),
+        },
+        Err(_) => warm,
+    };
+    let mut modes: Vec<(String, WorkerMode)> = flags
         .worker_modes
         .iter()
         .map(|(backend, mode)| {
             (
                 backend.clone(),
-                if mode == "fresh" { WorkerMode::Fresh } else { warm },
+                if mode == "fresh" {
+                    WorkerMode::Fresh
+                } else {
+                    warm_for(backend)
+                },
             )
         })
         .collect();
+    for backend in registry.available() {
+        if !modes.iter().any(|(name, _)| name == backend.name()) && backend.min_memory_bytes(None) > 0 {
+            modes.push((backend.name().into(), warm_for(backend.name())));
+        }
+    }
     (0..flags.workers)
         .map(|i| SlotConfig {
             exe: worker_exe.to_path_buf(),
@@ -323,6 +369,7 @@ pub fn temporary(data_dir: &Path, workers: usize) -> RunNode {
             worker_modes: Vec::new(),
             warm_max_attempts: 100,
             warm_max_rss_mib: 2048,
+            memory_budget_mib: None,
             drain_secs: 10.0,
         },
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),

@@ -1,0 +1,46 @@
+//! The `sp1` backend: Succinct's SP1 zkVM (sp1-sdk 6.x, CPU prover) proving
+//! the same RV64IM guest ELFs the trace backend executes.
+//!
+//! Built only with the `prove` feature: sp1's crates take about 25 CPU-minutes
+//! to build and need `protoc`. Without it this crate is empty and the
+//! registry lists `sp1` as unavailable, saying how to build it.
+//!
+//! Costs shape the design: starting SP1's CPU prover takes minutes and
+//! gigabytes, and setting up one program's keys tens of seconds, while
+//! executing a guest takes milliseconds. So the prover is started once per
+//! process (on the first proof, or ahead of it through `Backend::warm_up`),
+//! proving keys are kept per program, and execution and verification use
+//! SP1's light node, which starts in about a second. The node runs SP1 in a
+//! warm worker so that all of this survives from one attempt to the next.
+//!
+//! Proof kinds: `core` and `compressed`. Groth16 and PLONK need gnark and
+//! circuit files downloaded at run time; they are reported unavailable with
+//! that reason, never faked.
+//!
+//! The proof bytes are `PNSP1\0\0\0`, u16 version, u32 + the user ELF, then
+//! the bincode `SP1ProofWithPublicValues`. The ELF travels with the proof so
+//! that a verifier with nothing but the envelope can recompute the
+//! verifying key of the program the envelope names.
+//!
+//! Architecture invariant: like every backend, no queue, network or files.
+
+#[cfg(feature = "prove")]
+mod prove;
+
+#[cfg(feature = "prove")]
+pub use prove::Sp1Backend;
+
+/// The registry name.
+pub const BACKEND_NAME: &str = "sp1";
+
+/// Proof kinds SP1 has that cannot be made on this kind of machine, and why.
+pub const UNAVAILABLE_KINDS: &[(&str, &str)] = &[
+    (
+        "groth16",
+        "SP1's Groth16 wrapping needs gnark (its Docker image or a Go >= 1.24 toolchain at build time) and circuit files downloaded at run time; provernode builds neither in, so use `compressed` and wrap elsewhere",
+    ),
+    (
+        "plonk",
+        "SP1's PLONK wrapping needs gnark (its Docker image or a Go >= 1.24 toolchain at build time) and circuit files downloaded at run time; provernode builds neither in, so use `compressed` and wrap elsewhere",
+    ),
+];

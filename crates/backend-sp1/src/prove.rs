@@ -1,0 +1,477 @@
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use provernode_core::{
+    sha256, Abi, Backend, BackendError, Execution, Limits, Program, ProgramId, ProofEnvelope, ProveOptions,
+    Unavailable, Verified, VerifyError,
+};
+use sp1_core_executor::{ExecutionError, SP1CoreOpts};
+use sp1_sdk::blocking::{CpuProver, LightProver, ProveRequest, Prover};
+use sp1_sdk::{
+    Elf, ExecutionReport, ProvingKey, SP1Context, SP1Proof, SP1ProofWithPublicValues, SP1ProvingKey,
+    SP1PublicValues, SP1Stdin, SP1VerifyingKey, SP1_CIRCUIT_VERSION,
+};
+
+use crate::{BACKEND_NAME, UNAVAILABLE_KINDS};
+
+const PROOF_MAGIC: [u8; 8] = *b"PNSP1\0\0\0";
+const PROOF_VERSION: u16 = 1;
+const KINDS: &[&str] = &["core", "compressed"];
+
+/// SP1 on the CPU. Cheap to construct: nothing starts until it is needed.
+pub struct Sp1Backend {
+    /// SP1's `shard_size` (cycles per shard estimate); `None` keeps SP1's
+    /// default. Fixed for the life of the prover, so it is a backend setting,
+    /// not a per-task one.
+    shard_size: Option<usize>,
+    /// The full CPU prover: minutes and gigabytes to start, made once.
+    prover: OnceLock<CpuProver>,
+    /// The light node: executes, sets up verifying keys and verifies.
+    light: OnceLock<LightProver>,
+    /// A runtime for the node's async execute (the SDK's blocking execute
+    /// turns its typed errors into strings; this keeps the cycle limit typed).
+    runtime: OnceLock<tokio::runtime::Runtime>,
+    /// Proving keys by program, made by the full prover.
+    keys: Mutex<HashMap<ProgramId, Arc<SP1ProvingKey>>>,
+    /// Verifying keys by program, for verification without the full prover.
+    vks: Mutex<HashMap<ProgramId, SP1VerifyingKey>>,
+}
+
+impl Default for Sp1Backend {
+    fn default() -> Self {
+        Sp1Backend::new(None)
+    }
+}
+
+impl std::fmt::Debug for Sp1Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sp1Backend")
+            .field("shard_size", &self.shard_size)
+            .field("prover_started", &self.prover.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn prover_error(message: impl std::fmt::Display) -> BackendError {
+    BackendError::Prover {
+        backend: BACKEND_NAME.into(),
+        message: message.to_string(),
+    }
+}
+
+/// SP1's constructors panic on failure; a panic becomes a typed error so the
+/// worker reports it instead of dying without a word.
+fn no_panic<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, BackendError> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        let detail = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "no message".into());
+        prover_error(format!("{what} panicked: {detail}"))
+    })
+}
+
+fn phase(name: &str, started: Instant, program: Option<&str>) {
+    let seconds = started.elapsed().as_secs_f64();
+    match program {
+        Some(program) => tracing::info!(
+            backend = BACKEND_NAME,
+            phase = name,
+            program,
+            seconds,
+            "phase done"
+        ),
+        None => tracing::info!(backend = BACKEND_NAME, phase = name, seconds, "phase done"),
+    }
+}
+
+impl Sp1Backend {
+    pub fn new(shard_size: Option<usize>) -> Sp1Backend {
+        Sp1Backend {
+            shard_size,
+            prover: OnceLock::new(),
+            light: OnceLock::new(),
+            runtime: OnceLock::new(),
+            keys: Mutex::new(HashMap::new()),
+            vks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn opts(&self) -> SP1CoreOpts {
+        let mut opts = SP1CoreOpts::default();
+        if let Some(shard_size) = self.shard_size {
+            opts.shard_size = shard_size;
+        }
+        opts
+    }
+
+    fn prover(&self) -> Result<&CpuProver, BackendError> {
+        if let Some(p) = self.prover.get() {
+            return Ok(p);
+        }
+        let started = Instant::now();
+        let opts = self.opts();
+        let prover = no_panic("starting SP1's CPU prover", || {
+            CpuProver::new_with_opts(Some(opts))
+        })?;
+        phase("start-up", started, None);
+        Ok(self.prover.get_or_init(|| prover))
+    }
+
+    fn light(&self) -> Result<&LightProver, BackendError> {
+        if let Some(l) = self.light.get() {
+            return Ok(l);
+        }
+        let light = no_panic("starting SP1's light node", LightProver::new)?;
+        Ok(self.light.get_or_init(|| light))
+    }
+
+    fn runtime(&self) -> Result<&tokio::runtime::Runtime, BackendError> {
+        if let Some(r) = self.runtime.get() {
+            return Ok(r);
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sp1-execute")
+            .enable_all()
+            .build()
+            .map_err(|e| prover_error(format!("cannot start a runtime for SP1's executor: {e}")))?;
+        Ok(self.runtime.get_or_init(|| runtime))
+    }
+
+    fn check_abi(program: &Program) -> Result<(), BackendError> {
+        if program.abi() == Abi::Sp1 {
+            Ok(())
+        } else {
+            Err(BackendError::UnsupportedAbi {
+                backend: BACKEND_NAME.into(),
+                abi: program.abi(),
+                program: program.name().into(),
+            })
+        }
+    }
+
+    /// Runs the guest on SP1's executor with the cycle limit, and maps its
+    /// exit code the way every backend does (1 = the guest rejected its input).
+    fn run(
+        &self,
+        node: &sp1_sdk::blocking::LightProver,
+        program: &Program,
+        input: &[u8],
+        limits: &Limits,
+    ) -> Result<(SP1PublicValues, ExecutionReport), BackendError> {
+        let context = SP1Context::builder().max_cycles(limits.max_cycles).build();
+        let elf: Elf = program.elf().into();
+        let run = no_panic("SP1's executor", || {
+            self.runtime()
+                .map(|rt| rt.block_on(node.inner().execute(&elf, stdin(input), context)))
+        })??;
+        let (public_values, _digest, report) = run.map_err(|e| {
+            match e.downcast_ref::<ExecutionError>() {
+                Some(ExecutionError::ExceededCycleLimit(limit)) => BackendError::CycleLimit {
+                    program: program.name().into(),
+                    pc: None,
+                    limit: *limit,
+                },
+                // Anything else SP1's executor refuses (a bad ELF, an
+                // unknown syscall, a fault) is the program's doing.
+                _ => BackendError::MalformedProgram {
+                    program: program.name().into(),
+                    reason: format!("SP1's executor stopped: {e:#}"),
+                },
+            }
+        })?;
+        match report.exit_code {
+            0 => Ok((public_values, report)),
+            1 => Err(BackendError::InvalidInput {
+                program: program.name().into(),
+            }),
+            code => Err(BackendError::GuestExit {
+                program: program.name().into(),
+                code: u32::try_from(code).unwrap_or(u32::MAX),
+                stdout: String::new(),
+            }),
+        }
+    }
+
+    fn proving_key(&self, program: &Program) -> Result<Arc<SP1ProvingKey>, BackendError> {
+        let id = program.id();
+        if let Some(pk) = self.keys.lock().map_err(prover_error)?.get(&id) {
+            return Ok(pk.clone());
+        }
+        let prover = self.prover()?;
+        let started = Instant::now();
+        let pk = prover
+            .setup(program.elf().into())
+            .map_err(|e| BackendError::MalformedProgram {
+                program: program.name().into(),
+                reason: format!("SP1's key set-up failed: {e}"),
+            })?;
+        phase("set-up", started, Some(program.name()));
+        let pk = Arc::new(pk);
+        self.keys.lock().map_err(prover_error)?.insert(id, pk.clone());
+        Ok(pk)
+    }
+
+    /// The verifying key of `elf`: from a proving key made here, else
+    /// computed by the light node (and kept).
+    fn verifying_key(&self, id: ProgramId, elf: &[u8]) -> Result<SP1VerifyingKey, BackendError> {
+        if let Some(pk) = self.keys.lock().map_err(prover_error)?.get(&id) {
+            return Ok(pk.verifying_key().clone());
+        }
+        if let Some(vk) = self.vks.lock().map_err(prover_error)?.get(&id) {
+            return Ok(vk.clone());
+        }
+        let light = self.light()?;
+        let vk = no_panic("SP1's key set-up", || light.setup(elf.into()))?
+            .map_err(|e| VerifyError::MalformedProof {
+                reason: format!("the proof's program cannot be set up by SP1: {e}"),
+            })?
+            .verifying_key()
+            .clone();
+        self.vks.lock().map_err(prover_error)?.insert(id, vk.clone());
+        Ok(vk)
+    }
+}
+
+fn stdin(input: &[u8]) -> SP1Stdin {
+    // One hint item, as the guests' runtime and trace's SP1 host read it.
+    let mut stdin = SP1Stdin::new();
+    stdin.write_slice(input);
+    stdin
+}
+
+fn encode_proof(elf: &[u8], proof: &SP1ProofWithPublicValues) -> Result<Vec<u8>, BackendError> {
+    let proof = bincode::serialize(proof).map_err(prover_error)?;
+    let elf_len = u32::try_from(elf.len()).map_err(|_| prover_error("the ELF is larger than 4 GiB"))?;
+    let mut out = Vec::with_capacity(14 + elf.len() + proof.len());
+    out.extend_from_slice(&PROOF_MAGIC);
+    out.extend_from_slice(&PROOF_VERSION.to_le_bytes());
+    out.extend_from_slice(&elf_len.to_le_bytes());
+    out.extend_from_slice(elf);
+    out.extend_from_slice(&proof);
+    Ok(out)
+}
+
+fn decode_proof(bytes: &[u8]) -> Result<(&[u8], SP1ProofWithPublicValues), VerifyError> {
+    let bad = |reason: &str| VerifyError::MalformedProof {
+        reason: reason.into(),
+    };
+    if bytes.get(..8) != Some(&PROOF_MAGIC[..]) {
+        return Err(bad("not an sp1 proof (bad magic)"));
+    }
+    let version = bytes.get(8..10).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    if version != Some(PROOF_VERSION) {
+        return Err(bad("unsupported sp1 proof version"));
+    }
+    let len = bytes
+        .get(10..14)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or_else(|| bad("truncated"))?;
+    let elf = bytes
+        .get(14..14usize.saturating_add(len))
+        .ok_or_else(|| bad("truncated ELF"))?;
+    let rest = &bytes[14 + len..];
+    let proof: SP1ProofWithPublicValues =
+        bincode::deserialize(rest).map_err(|e| VerifyError::MalformedProof {
+            reason: format!("sp1 proof: {e}"),
+        })?;
+    Ok((elf, proof))
+}
+
+fn proof_kind_name(proof: &SP1Proof) -> &'static str {
+    match proof {
+        SP1Proof::Core(_) => "core",
+        SP1Proof::Compressed(_) => "compressed",
+        SP1Proof::Plonk(_) => "plonk",
+        SP1Proof::Groth16(_) => "groth16",
+    }
+}
+
+impl Backend for Sp1Backend {
+    fn name(&self) -> &'static str {
+        BACKEND_NAME
+    }
+
+    fn version(&self) -> String {
+        format!("sp1-sdk 6.10.0 (circuit {SP1_CIRCUIT_VERSION})")
+    }
+
+    fn abis(&self) -> &'static [Abi] {
+        &[Abi::Sp1]
+    }
+
+    fn proof_kinds(&self) -> &'static [&'static str] {
+        KINDS
+    }
+
+    fn available(&self) -> Result<(), Unavailable> {
+        Ok(())
+    }
+
+    fn min_memory_bytes(&self, proof_kind: Option<&str>) -> u64 {
+        // Peaks measured on the CPU prover (docs/backends.md): core 10-12 GB,
+        // compressed 18 GB, with about 7 GB of that the prover itself.
+        match proof_kind {
+            Some("compressed") => 20 << 30,
+            _ => 14 << 30,
+        }
+    }
+
+    fn warm_up(&self) -> Result<(), BackendError> {
+        self.prover().map(|_| ())
+    }
+
+    fn set_up(&self, program: &Program) -> Result<(), BackendError> {
+        Self::check_abi(program)?;
+        self.proving_key(program).map(|_| ())
+    }
+
+    fn execute(&self, program: &Program, input: &[u8], limits: &Limits) -> Result<Execution, BackendError> {
+        Self::check_abi(program)?;
+        let (public_values, report) = self.run(self.light()?, program, input, limits)?;
+        Ok(Execution {
+            public_output: public_values.to_vec(),
+            cycles: report.total_instruction_count(),
+            stdout: Vec::new(),
+        })
+    }
+
+    fn prove(
+        &self,
+        program: &Program,
+        input: &[u8],
+        options: &ProveOptions,
+    ) -> Result<ProofEnvelope, BackendError> {
+        Self::check_abi(program)?;
+        let kind = options.proof_kind.as_deref().unwrap_or(KINDS[0]);
+        if let Some((_, reason)) = UNAVAILABLE_KINDS.iter().find(|(k, _)| *k == kind) {
+            return Err(Unavailable {
+                backend: BACKEND_NAME.into(),
+                reason: format!("proof kind `{kind}`: {reason}"),
+            }
+            .into());
+        }
+        if !KINDS.contains(&kind) {
+            return Err(VerifyError::UnknownProofKind {
+                found: kind.into(),
+                known: KINDS.join(", "),
+            }
+            .into());
+        }
+        // Execute first (milliseconds): a rejected input, a guest exit or an
+        // endless loop is reported as such before minutes of proving start.
+        let (_, report) = self.run(self.light()?, program, input, &options.limits)?;
+        let pk = self.proving_key(program)?;
+        let prover = self.prover()?;
+        let started = Instant::now();
+        let request = prover
+            .prove(&pk, stdin(input))
+            .cycle_limit(options.limits.max_cycles);
+        let request = if kind == "compressed" {
+            request.compressed()
+        } else {
+            request.core()
+        };
+        let proof = no_panic("SP1's prover", || request.run())?.map_err(prover_error)?;
+        phase("prove", started, Some(program.name()));
+        Ok(ProofEnvelope {
+            backend: BACKEND_NAME.into(),
+            backend_version: self.version(),
+            proof_kind: kind.into(),
+            abi: Abi::Sp1,
+            program_id: program.id(),
+            input_digest: sha256(input),
+            cycles: report.total_instruction_count(),
+            public_output: proof.public_values.to_vec(),
+            proof: encode_proof(program.elf(), &proof)?,
+        })
+    }
+
+    fn verify(&self, envelope: &ProofEnvelope) -> Result<Verified, BackendError> {
+        if envelope.backend != BACKEND_NAME {
+            return Err(VerifyError::WrongBackend {
+                expected: BACKEND_NAME.into(),
+                found: envelope.backend.clone(),
+            }
+            .into());
+        }
+        if !KINDS.contains(&envelope.proof_kind.as_str()) {
+            return Err(VerifyError::UnknownProofKind {
+                found: envelope.proof_kind.clone(),
+                known: KINDS.join(", "),
+            }
+            .into());
+        }
+        let (elf, proof) = decode_proof(&envelope.proof)?;
+        let proved = ProgramId::of_elf(elf);
+        if proved != envelope.program_id {
+            return Err(VerifyError::ProgramIdMismatch {
+                claimed: envelope.program_id,
+                proved,
+            }
+            .into());
+        }
+        let found = proof_kind_name(&proof.proof);
+        if found != envelope.proof_kind {
+            return Err(VerifyError::Invalid {
+                reason: format!(
+                    "the proof is a {found} proof, the envelope says {}",
+                    envelope.proof_kind
+                ),
+            }
+            .into());
+        }
+        let vk = self.verifying_key(proved, elf)?;
+        let light = self.light()?;
+        no_panic("SP1's verifier", || light.verify(&proof, &vk, None))?.map_err(|e| {
+            VerifyError::Invalid {
+                reason: e.to_string(),
+            }
+        })?;
+        if proof.public_values.as_slice() != envelope.public_output.as_slice() {
+            return Err(VerifyError::OutputMismatch {
+                claimed: hex_string(&envelope.public_output),
+                proved: hex_string(proof.public_values.as_slice()),
+            }
+            .into());
+        }
+        Ok(Verified::of(envelope))
+    }
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proof_bytes_round_trip_their_frame_and_reject_garbage() {
+        assert!(matches!(
+            decode_proof(b"PNRISC0\0\x01\0"),
+            Err(VerifyError::MalformedProof { .. })
+        ));
+        assert!(matches!(
+            decode_proof(b"PNSP1\0\0\0\x01\0\xff\xff\xff\x7f"),
+            Err(VerifyError::MalformedProof { .. })
+        ));
+        let mut bytes = PROOF_MAGIC.to_vec();
+        bytes.extend_from_slice(&PROOF_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&3u32.to_le_bytes());
+        bytes.extend_from_slice(b"elf");
+        bytes.extend_from_slice(b"not bincode");
+        match decode_proof(&bytes) {
+            Err(VerifyError::MalformedProof { reason }) => assert!(reason.contains("sp1 proof"), "{reason}"),
+            other => panic!(
+                "expected a malformed proof, got {:?}",
+                other.map(|(e, _)| e.len())
+            ),
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! SP1 against the trace backend, on the same committed ELFs. Runs only when
+//! built with the `prove` feature (`cargo test --release -p
+//! provernode-backend-sp1 --features prove -- --test-threads 1`).
+//!
+//! One backend is shared by every test here, as a warm worker shares it:
+//! SP1's CPU prover takes minutes and about 7 GB to start, so it is started
+//! once. A core proof of a small input then takes a few minutes on 2 cores
+//! and about 10 GB. Compressed proofs (about 15 minutes and 18 GB here) are
+//! made by the measurement run (docs/backends.md), not by this test.
+
+#![cfg(feature = "prove")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic by design
+
+use std::sync::OnceLock;
+
+use provernode_backend_sp1::Sp1Backend;
+use provernode_backend_trace::TraceBackend;
+use provernode_core::{Abi, Backend, BackendError, Limits, ProveOptions, VerifyError};
+
+fn sp1() -> &'static Sp1Backend {
+    static BACKEND: OnceLock<Sp1Backend> = OnceLock::new();
+    BACKEND.get_or_init(Sp1Backend::default)
+}
+
+fn program(name: &str) -> provernode_core::Program {
+    provernode_guests::find(name).unwrap().program(Abi::Sp1)
+}
+
+fn trace_output(name: &str, input: &[u8]) -> Vec<u8> {
+    TraceBackend::new()
+        .execute(&program(name), input, &Limits::default())
+        .unwrap()
+        .public_output
+}
+
+fn chain_input(rounds: u32) -> Vec<u8> {
+    let args = provernode_guests::InputArgs {
+        rounds: Some(rounds),
+        ..Default::default()
+    };
+    provernode_guests::find("sha256-chain")
+        .unwrap()
+        .encode_input(&args)
+        .unwrap()
+}
+
+#[test]
+fn sp1_executes_every_guest_to_trace_s_output() {
+    for (name, input) in [
+        ("fibonacci", 10u32.to_le_bytes().to_vec()),
+        ("fibonacci", 100_000u32.to_le_bytes().to_vec()),
+        ("sha256", b"abc".to_vec()),
+        ("sha256-chain", chain_input(1000)),
+    ] {
+        let executed = sp1().execute(&program(name), &input, &Limits::default()).unwrap();
+        assert_eq!(executed.public_output, trace_output(name, &input), "{name}");
+        assert!(executed.cycles > 0);
+    }
+}
+
+#[test]
+fn a_core_proof_commits_what_trace_commits_and_verifies() {
+    let p = program("fibonacci");
+    let input = 10u32.to_le_bytes();
+    let expected = trace_output("fibonacci", &input);
+    let env = sp1().prove(&p, &input, &ProveOptions::default()).unwrap();
+    assert_eq!(env.proof_kind, "core");
+    assert_eq!(env.public_output, expected);
+    assert_eq!(sp1().verify(&env).unwrap().public_output, expected);
+
+    // A verifier that never proved anything (no proving key, no full
+    // prover) checks the same envelope from its bytes alone.
+    let fresh = Sp1Backend::default();
+    assert_eq!(fresh.verify(&env).unwrap().public_output, expected);
+
+    let mut forged = env.clone();
+    forged.public_output[0] ^= 1;
+    assert!(matches!(
+        fresh.verify(&forged),
+        Err(BackendError::Verify(VerifyError::OutputMismatch { .. }))
+    ));
+    let mut swapped = env.clone();
+    swapped.program_id = program("sha256-chain").id();
+    assert!(matches!(
+        fresh.verify(&swapped),
+        Err(BackendError::Verify(VerifyError::ProgramIdMismatch { .. }))
+    ));
+    let mut relabelled = env.clone();
+    relabelled.proof_kind = "compressed".into();
+    assert!(fresh.verify(&relabelled).is_err());
+    let mut tampered = env.clone();
+    let at = tampered.proof.len() - 1000;
+    tampered.proof[at] ^= 0x40;
+    assert!(
+        matches!(
+            fresh.verify(&tampered),
+            Err(BackendError::Verify(
+                VerifyError::Invalid { .. } | VerifyError::MalformedProof { .. }
+            ))
+        ),
+        "a flipped proof byte must not verify"
+    );
+}
+
+#[test]
+fn rejected_input_is_invalid_input() {
+    let err = sp1()
+        .execute(&program("fibonacci"), &[1, 2, 3], &Limits::default())
+        .unwrap_err();
+    assert!(matches!(err, BackendError::InvalidInput { .. }), "{err}");
+    let err = sp1()
+        .prove(&program("fibonacci"), &[1, 2, 3], &ProveOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, BackendError::InvalidInput { .. }), "{err}");
+}
+
+#[test]
+fn the_cycle_limit_stops_an_endless_guest() {
+    let limits = Limits {
+        max_cycles: 100_000,
+        ..Limits::default()
+    };
+    let err = sp1().execute(&program("spin"), &[], &limits).unwrap_err();
+    match &err {
+        BackendError::CycleLimit { program, .. } => assert_eq!(program, "spin"),
+        other => panic!("expected a cycle limit, got {other}"),
+    }
+}
+
+#[test]
+fn a_risc0_elf_is_refused_and_gnark_kinds_say_why() {
+    let p = provernode_guests::find("fibonacci").unwrap().program(Abi::Risc0);
+    let err = sp1().execute(&p, &[0; 4], &Limits::default()).unwrap_err();
+    assert!(matches!(err, BackendError::UnsupportedAbi { .. }), "{err}");
+    for kind in ["groth16", "plonk"] {
+        let options = ProveOptions {
+            proof_kind: Some(kind.into()),
+            ..ProveOptions::default()
+        };
+        let err = sp1()
+            .prove(&program("fibonacci"), &10u32.to_le_bytes(), &options)
+            .unwrap_err();
+        match &err {
+            BackendError::Unavailable(u) => assert!(u.reason.contains("gnark"), "{err}"),
+            other => panic!("{kind}: expected unavailable, got {other}"),
+        }
+    }
+}

@@ -1,0 +1,522 @@
+//! Backends side by side: the same guest inputs proved and verified by each
+//! backend, with the figures an operator chooses a backend by (cycles, prove
+//! time, verify time, proof size, peak memory, start-up and set-up costs).
+//!
+//! Everything runs in this process, one target after another, so start-up
+//! and set-up are measured as a warm worker pays them: once per process and
+//! once per program. Peak memory is the process's high-water mark, reset
+//! before each proof (Linux `clear_refs`), so it includes what the backend
+//! keeps resident (SP1's prover) as a worker process would.
+//!
+//! Results are rows of JSON kept in a file and merged by (backend, kind,
+//! program, input), so a long table can be filled in several runs; the
+//! Markdown table is rendered from that file.
+//!
+//! Architecture invariant: the bench only calls the `Backend` trait through
+//! the registry; it never reaches into a backend's crate.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use provernode_backends::Registry;
+use provernode_core::{Abi, BackendError, Limits, ProveOptions};
+use serde::{Deserialize, Serialize};
+
+/// One guest input to prove.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    pub program: String,
+    /// How the input reads in the table (`n=10`, `rounds=1000`).
+    pub input_label: String,
+    pub input: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    UnknownBackend(#[from] provernode_backends::UnknownBackend),
+    #[error(transparent)]
+    Unavailable(#[from] provernode_core::Unavailable),
+    #[error("unknown job set `{0}`; use `standard` or `quick`")]
+    UnknownJobSet(String),
+    #[error("cannot encode the input of {program} {label}: {reason}")]
+    Input {
+        program: String,
+        label: String,
+        reason: String,
+    },
+    /// `job` reads like `risc0 (composite) on fibonacci n=10`.
+    #[error("{job}: {source}")]
+    Backend {
+        job: String,
+        #[source]
+        source: Box<BackendError>,
+    },
+    #[error("{job}: its output differs from trace's ({output}, trace {expected})")]
+    OutputDiffers {
+        job: String,
+        output: String,
+        expected: String,
+    },
+    #[error("the results file {path}: {reason}")]
+    Results { path: String, reason: String },
+}
+
+fn job(program: &str, label: String, args: provernode_guests::InputArgs) -> Result<Job, BenchError> {
+    let guest = provernode_guests::find(program).ok_or_else(|| BenchError::Input {
+        program: program.into(),
+        label: label.clone(),
+        reason: "no such built-in guest".into(),
+    })?;
+    let input = guest.encode_input(&args).map_err(|e| BenchError::Input {
+        program: program.into(),
+        label: label.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(Job {
+        program: program.into(),
+        input_label: label,
+        input,
+    })
+}
+
+/// The jobs of a named set: `standard` (the table in docs/backends.md:
+/// fibonacci n = 10, 50, 100, 10^4, 10^5 and sha256-chain 10 and 1,000
+/// rounds) or `quick` (fibonacci n = 10 and sha256-chain 10 rounds).
+pub fn jobs(set: &str) -> Result<Vec<Job>, BenchError> {
+    let (fib, rounds): (&[u32], &[u32]) = match set {
+        "standard" => (&[10, 50, 100, 10_000, 100_000], &[10, 1000]),
+        "quick" => (&[10], &[10]),
+        other => return Err(BenchError::UnknownJobSet(other.into())),
+    };
+    let mut out = Vec::new();
+    for &n in fib {
+        let args = provernode_guests::InputArgs {
+            n: Some(n),
+            ..Default::default()
+        };
+        out.push(job("fibonacci", format!("n={n}"), args)?);
+    }
+    for &r in rounds {
+        let args = provernode_guests::InputArgs {
+            rounds: Some(r),
+            ..Default::default()
+        };
+        out.push(job("sha256-chain", format!("rounds={r}"), args)?);
+    }
+    Ok(out)
+}
+
+/// A backend and one of its proof kinds (`risc0:succinct`); no kind means
+/// the backend's default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub backend: String,
+    pub kind: Option<String>,
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (backend, kind) = match s.split_once(':') {
+            Some((b, k)) => (b, Some(k.to_owned())),
+            None => (s, None),
+        };
+        if backend.is_empty() || kind.as_deref() == Some("") {
+            return Err(format!(
+                "{s:?} is not BACKEND or BACKEND:KIND (for example risc0:succinct)"
+            ));
+        }
+        Ok(Target {
+            backend: backend.into(),
+            kind,
+        })
+    }
+}
+
+/// One measured (backend, kind, program, input).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub backend: String,
+    pub backend_version: String,
+    pub proof_kind: String,
+    pub program: String,
+    pub input: String,
+    pub cycles: u64,
+    pub prove_seconds: f64,
+    pub verify_seconds_avg: f64,
+    pub verify_runs: u32,
+    /// The whole envelope as `provernode prove` writes it.
+    pub proof_bytes: u64,
+    /// The process's peak resident memory during the proof; `None` where
+    /// the platform cannot reset the high-water mark.
+    pub peak_rss_bytes: Option<u64>,
+    /// The backend's start-up in this run (paid once per process).
+    pub startup_seconds: f64,
+    /// This program's set-up in this run (paid once per program per process).
+    pub setup_seconds: f64,
+    /// Where it was measured: CPU count and model.
+    pub host: String,
+}
+
+impl Row {
+    fn key(&self) -> (String, String, String, String) {
+        (
+            self.backend.clone(),
+            self.proof_kind.clone(),
+            self.program.clone(),
+            self.input.clone(),
+        )
+    }
+}
+
+/// Clears the process's peak-RSS mark; false where that is not possible.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// CPU count and model, so a table says what it was measured on.
+pub fn host() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{cpus} × {model}")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Proves and verifies every job on one target, calling `on_row` as each
+/// finishes (a long run reports as it goes). Every proof is checked: it
+/// must verify, and its public output must equal trace's.
+pub fn run_target(
+    registry: &Registry,
+    target: &Target,
+    jobs: &[Job],
+    verify_runs: u32,
+    mut on_row: impl FnMut(&Row),
+) -> Result<Vec<Row>, BenchError> {
+    let backend = registry.get(&target.backend)?;
+    backend.available()?;
+    let kind = target
+        .kind
+        .clone()
+        .or_else(|| backend.proof_kinds().first().map(|k| (*k).to_owned()))
+        .unwrap_or_default();
+    let trace = registry.get("trace")?;
+    let host = host();
+    let describe = |job: &Job| {
+        format!(
+            "{} ({kind}) on {} {}",
+            target.backend, job.program, job.input_label
+        )
+    };
+    let fail = |job: &Job, source: BackendError| BenchError::Backend {
+        job: describe(job),
+        source: Box::new(source),
+    };
+
+    let started = Instant::now();
+    if let Some(first) = jobs.first() {
+        backend.warm_up().map_err(|e| fail(first, e))?;
+    }
+    let startup_seconds = started.elapsed().as_secs_f64();
+
+    let mut setups: BTreeMap<String, f64> = BTreeMap::new();
+    let mut rows = Vec::new();
+    for job in jobs {
+        let guest = provernode_guests::find(&job.program).ok_or_else(|| BenchError::Input {
+            program: job.program.clone(),
+            label: job.input_label.clone(),
+            reason: "no such built-in guest".into(),
+        })?;
+        let abi = backend.abis().first().copied().unwrap_or(Abi::Risc0);
+        let program = guest.program(abi);
+        if !setups.contains_key(&job.program) {
+            let started = Instant::now();
+            backend.set_up(&program).map_err(|e| fail(job, e))?;
+            setups.insert(job.program.clone(), started.elapsed().as_secs_f64());
+        }
+        let expected = trace
+            .execute(&program, &job.input, &Limits::default())
+            .map_err(|e| fail(job, e))?
+            .public_output;
+        let options = ProveOptions {
+            proof_kind: Some(kind.clone()),
+            ..ProveOptions::default()
+        };
+        let can_reset = reset_peak_rss();
+        let started = Instant::now();
+        let envelope = backend
+            .prove(&program, &job.input, &options)
+            .map_err(|e| fail(job, e))?;
+        let prove_seconds = started.elapsed().as_secs_f64();
+        let peak = if can_reset { peak_rss_bytes() } else { None };
+        if envelope.public_output != expected {
+            return Err(BenchError::OutputDiffers {
+                job: describe(job),
+                output: hex(&envelope.public_output),
+                expected: hex(&expected),
+            });
+        }
+        // One untimed verification first (it may compute and cache keys),
+        // then the timed runs.
+        backend.verify(&envelope).map_err(|e| fail(job, e))?;
+        let started = Instant::now();
+        for _ in 0..verify_runs {
+            backend.verify(&envelope).map_err(|e| fail(job, e))?;
+        }
+        let verify_seconds_avg = started.elapsed().as_secs_f64() / f64::from(verify_runs.max(1));
+        let proof_bytes = envelope.encode().map_err(|e| fail(job, e.into()))?.len() as u64;
+        let row = Row {
+            backend: target.backend.clone(),
+            backend_version: envelope.backend_version.clone(),
+            proof_kind: envelope.proof_kind.clone(),
+            program: job.program.clone(),
+            input: job.input_label.clone(),
+            cycles: envelope.cycles,
+            prove_seconds,
+            verify_seconds_avg,
+            verify_runs,
+            proof_bytes,
+            peak_rss_bytes: peak,
+            startup_seconds,
+            setup_seconds: setups.get(&job.program).copied().unwrap_or(0.0),
+            host: host.clone(),
+        };
+        on_row(&row);
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Reads a results file; a missing file is an empty one.
+pub fn load(path: &std::path::Path) -> Result<Vec<Row>, BenchError> {
+    match std::fs::read(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(BenchError::Results {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        }),
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| BenchError::Results {
+            path: path.display().to_string(),
+            reason: format!("not a bench results file ({e}); move it away or pick another --results path"),
+        }),
+    }
+}
+
+/// `old` with every row of `new` added, replacing rows with the same
+/// (backend, kind, program, input).
+pub fn merge(old: Vec<Row>, new: &[Row]) -> Vec<Row> {
+    let mut out: Vec<Row> = old
+        .into_iter()
+        .filter(|o| !new.iter().any(|n| n.key() == o.key()))
+        .collect();
+    out.extend_from_slice(new);
+    out
+}
+
+/// Writes a results file atomically.
+pub fn save(path: &std::path::Path, rows: &[Row]) -> Result<(), BenchError> {
+    let err = |reason: String| BenchError::Results {
+        path: path.display().to_string(),
+        reason,
+    };
+    let json = serde_json::to_vec_pretty(rows).map_err(|e| err(e.to_string()))?;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, json).map_err(|e| err(e.to_string()))?;
+    std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+}
+
+/// Table order: program, input size (n=100 after n=50), backend, kind.
+fn order(row: &Row) -> (String, u64, usize, String) {
+    let backend = ["trace", "risc0", "sp1"]
+        .iter()
+        .position(|b| *b == row.backend)
+        .unwrap_or(usize::MAX);
+    let size = row
+        .input
+        .split_once('=')
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(u64::MAX);
+    (row.program.clone(), size, backend, row.proof_kind.clone())
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+fn human_seconds(s: f64) -> String {
+    if s < 1e-3 {
+        format!("{:.0} µs", s * 1e6)
+    } else if s < 1.0 {
+        format!("{:.1} ms", s * 1e3)
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
+/// The results as Markdown: one table of proofs, one of fixed costs.
+pub fn markdown(rows: &[Row]) -> String {
+    let mut rows: Vec<&Row> = rows.iter().collect();
+    rows.sort_by_key(|r| order(r));
+    let mut out = String::new();
+    out.push_str(
+        "| program | input | backend | kind | cycles | prove | verify (avg) | proof size | peak memory |\n",
+    );
+    out.push_str("|---|---|---|---|---:|---:|---:|---:|---:|\n");
+    for r in &rows {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} (×{}) | {} | {} |\n",
+            r.program,
+            r.input,
+            r.backend,
+            r.proof_kind,
+            r.cycles,
+            human_seconds(r.prove_seconds),
+            human_seconds(r.verify_seconds_avg),
+            r.verify_runs,
+            human_bytes(r.proof_bytes),
+            r.peak_rss_bytes.map_or_else(|| "n/a".into(), human_bytes),
+        ));
+    }
+    // Fixed costs: one line per (backend, kind, program), from the row that
+    // paid them (the first job of each program in its run).
+    // (backend order, backend, kind, program) -> (start-up, set-up)
+    type FixedCosts = BTreeMap<(usize, String, String, String), (f64, f64)>;
+    let mut fixed = FixedCosts::new();
+    for r in &rows {
+        let key = (
+            order(r).2,
+            r.backend.clone(),
+            r.proof_kind.clone(),
+            r.program.clone(),
+        );
+        fixed.entry(key).or_insert((r.startup_seconds, r.setup_seconds));
+    }
+    out.push_str("\n| backend | kind | program | start-up (per process) | set-up (per program) |\n");
+    out.push_str("|---|---|---|---:|---:|\n");
+    for ((_, backend, kind, program), (startup, setup)) in &fixed {
+        out.push_str(&format!(
+            "| {backend} | {kind} | {program} | {} | {} |\n",
+            human_seconds(*startup),
+            human_seconds(*setup)
+        ));
+    }
+    let mut hosts: Vec<&str> = rows.iter().map(|r| r.host.as_str()).collect();
+    hosts.sort_unstable();
+    hosts.dedup();
+    out.push_str(&format!("\nMeasured on: {}.\n", hosts.join("; ")));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_and_bad_ones_say_the_form() {
+        assert_eq!(
+            "risc0:succinct".parse::<Target>(),
+            Ok(Target {
+                backend: "risc0".into(),
+                kind: Some("succinct".into())
+            })
+        );
+        assert_eq!("trace".parse::<Target>().unwrap().kind, None);
+        assert!("risc0:".parse::<Target>().unwrap_err().contains("BACKEND:KIND"));
+    }
+
+    #[test]
+    fn the_standard_set_is_the_issue_s_table() {
+        let labels: Vec<String> = jobs("standard")
+            .unwrap()
+            .iter()
+            .map(|j| format!("{} {}", j.program, j.input_label))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "fibonacci n=10",
+                "fibonacci n=50",
+                "fibonacci n=100",
+                "fibonacci n=10000",
+                "fibonacci n=100000",
+                "sha256-chain rounds=10",
+                "sha256-chain rounds=1000"
+            ]
+        );
+        assert!(matches!(jobs("huge"), Err(BenchError::UnknownJobSet(_))));
+    }
+
+    #[test]
+    fn trace_rows_are_measured_verified_merged_and_rendered() {
+        let registry = Registry::default();
+        let target: Target = "trace".parse().unwrap();
+        let mut seen = 0;
+        let rows = run_target(&registry, &target, &jobs("quick").unwrap(), 3, |_| seen += 1).unwrap();
+        assert_eq!(seen, 2);
+        assert_eq!(rows[0].program, "fibonacci");
+        assert!(rows
+            .iter()
+            .all(|r| r.cycles > 0 && r.proof_bytes > 0 && r.verify_runs == 3));
+
+        let mut again = rows[0].clone();
+        again.prove_seconds = 99.0;
+        let merged = merge(rows.clone(), std::slice::from_ref(&again));
+        assert_eq!(merged.len(), 2, "same key replaces");
+        assert!(merged.iter().any(|r| r.prove_seconds == 99.0));
+
+        let dir = std::env::temp_dir().join(format!("pn-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("results.json");
+        assert!(load(&path).unwrap().is_empty());
+        save(&path, &merged).unwrap();
+        assert_eq!(load(&path).unwrap(), merged);
+        std::fs::write(&path, "garbage").unwrap();
+        assert!(load(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("not a bench results file"));
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let md = markdown(&merged);
+        assert!(
+            md.contains("| fibonacci | n=10 | trace | execution-record |"),
+            "{md}"
+        );
+        assert!(md.contains("start-up (per process)"));
+    }
+
+    #[test]
+    fn an_unknown_backend_is_refused_with_the_known_ones() {
+        let err = run_target(&Registry::default(), &"nexus".parse().unwrap(), &[], 1, |_| {}).unwrap_err();
+        assert!(err.to_string().contains("trace, risc0, sp1"), "{err}");
+    }
+}

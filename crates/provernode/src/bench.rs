@@ -1,0 +1,83 @@
+//! `provernode bench`: wiring for `provernode-bench` (targets, files, output).
+
+use anyhow::{bail, Context, Result};
+use provernode_backends::Registry;
+use provernode_bench::{Row, Target};
+
+use crate::cli::BenchArgs;
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let mut rows: Vec<Row> = match &args.results {
+        Some(path) => provernode_bench::load(path)?,
+        None => Vec::new(),
+    };
+    if !args.render_only {
+        let registry = Registry::default();
+        let targets: Vec<Target> = if args.targets.is_empty() {
+            registry
+                .available()
+                .map(|b| Target {
+                    backend: b.name().into(),
+                    kind: None,
+                })
+                .collect()
+        } else {
+            args.targets.clone()
+        };
+        let mut jobs = provernode_bench::jobs(&args.jobs)?;
+        if !args.programs.is_empty() {
+            jobs.retain(|j| args.programs.contains(&j.program));
+            if jobs.is_empty() {
+                bail!(
+                    "no job of set `{}` is for {}; see `provernode programs`",
+                    args.jobs,
+                    args.programs.join(", ")
+                );
+            }
+        }
+        eprintln!(
+            "bench: {} job(s) on {} target(s), {} timed verification(s) each, on {}",
+            jobs.len(),
+            targets.len(),
+            args.verify_runs,
+            provernode_bench::host()
+        );
+        println!("backend\tkind\tprogram\tinput\tcycles\tprove_s\tverify_s_avg\tproof_bytes\tpeak_rss_bytes\tstartup_s\tsetup_s");
+        for target in &targets {
+            let measured = provernode_bench::run_target(&registry, target, &jobs, args.verify_runs, |r| {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{:.3}\t{:.6}\t{}\t{}\t{:.3}\t{:.3}",
+                    r.backend,
+                    r.proof_kind,
+                    r.program,
+                    r.input,
+                    r.cycles,
+                    r.prove_seconds,
+                    r.verify_seconds_avg,
+                    r.proof_bytes,
+                    r.peak_rss_bytes.map_or_else(|| "n/a".into(), |b| b.to_string()),
+                    r.startup_seconds,
+                    r.setup_seconds
+                );
+            })
+            .with_context(|| format!("bench target {}", target_name(target)))?;
+            rows = provernode_bench::merge(rows, &measured);
+            // Saved after every target: a long run keeps what it measured.
+            if let Some(path) = &args.results {
+                provernode_bench::save(path, &rows)?;
+            }
+        }
+    }
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, provernode_bench::markdown(&rows))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn target_name(t: &Target) -> String {
+    match &t.kind {
+        Some(k) => format!("{}:{k}", t.backend),
+        None => t.backend.clone(),
+    }
+}
