@@ -146,6 +146,11 @@ impl Backend for Risc0Backend {
         Ok(())
     }
 
+    fn program_key(&self, program: &Program) -> Result<Option<(&'static str, String)>, BackendError> {
+        let image_id = compute_image_id(&self.blob(program)?).map_err(prover_error)?;
+        Ok(Some(("image id", format!("0x{image_id}"))))
+    }
+
     fn execute(&self, program: &Program, input: &[u8], limits: &Limits) -> Result<Execution, BackendError> {
         let blob = self.blob(program)?;
         let session = LocalProver::new("local")

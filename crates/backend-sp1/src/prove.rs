@@ -10,8 +10,8 @@ use provernode_core::{
 use sp1_core_executor::{ExecutionError, SP1CoreOpts};
 use sp1_sdk::blocking::{CpuProver, LightProver, ProveRequest, Prover};
 use sp1_sdk::{
-    Elf, ExecutionReport, ProvingKey, SP1Context, SP1Proof, SP1ProofWithPublicValues, SP1ProvingKey,
-    SP1PublicValues, SP1Stdin, SP1VerifyingKey, SP1_CIRCUIT_VERSION,
+    Elf, ExecutionReport, HashableKey, ProvingKey, SP1Context, SP1Proof, SP1ProofWithPublicValues,
+    SP1ProvingKey, SP1PublicValues, SP1Stdin, SP1VerifyingKey, SP1_CIRCUIT_VERSION,
 };
 
 use crate::{BACKEND_NAME, UNAVAILABLE_KINDS};
@@ -328,6 +328,16 @@ impl Backend for Sp1Backend {
     fn set_up(&self, program: &Program) -> Result<(), BackendError> {
         Self::check_abi(program)?;
         self.proving_key(program).map(|_| ())
+    }
+
+    fn program_key_is_cheap(&self) -> bool {
+        false
+    }
+
+    fn program_key(&self, program: &Program) -> Result<Option<(&'static str, String)>, BackendError> {
+        Self::check_abi(program)?;
+        let vk = self.verifying_key(program.id(), program.elf())?;
+        Ok(Some(("vk hash", vk.bytes32())))
     }
 
     fn execute(&self, program: &Program, input: &[u8], limits: &Limits) -> Result<Execution, BackendError> {

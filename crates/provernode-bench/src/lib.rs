@@ -436,6 +436,30 @@ pub fn markdown(rows: &[Row]) -> String {
     out
 }
 
+/// Marks the part of a document that `provernode bench --markdown` rewrites.
+pub const TABLE_BEGIN: &str = "<!-- provernode bench: begin (generated; edit around it) -->";
+pub const TABLE_END: &str = "<!-- provernode bench: end -->";
+
+/// `document` with the text between the markers replaced by `table`; the
+/// table alone, between markers, when the document has none (a new file).
+pub fn splice(document: Option<&str>, table: &str) -> String {
+    let block = format!("{TABLE_BEGIN}\n{table}{TABLE_END}\n");
+    let Some(doc) = document else {
+        return block;
+    };
+    match (doc.find(TABLE_BEGIN), doc.find(TABLE_END)) {
+        (Some(a), Some(b)) if a < b => {
+            let after = &doc[b + TABLE_END.len()..];
+            format!(
+                "{}{block}{}",
+                &doc[..a],
+                after.strip_prefix('\n').unwrap_or(after)
+            )
+        }
+        _ => format!("{doc}\n{block}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -512,6 +536,21 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("start-up (per process)"));
+    }
+
+    #[test]
+    fn splice_rewrites_only_the_marked_table() {
+        let fresh = splice(None, "| t |\n");
+        assert!(fresh.starts_with(TABLE_BEGIN) && fresh.contains("| t |"));
+        let doc = format!("# Title\n\ntext\n\n{fresh}\nmore text\n");
+        let again = splice(Some(&doc), "| u |\n");
+        assert!(again.contains("| u |") && !again.contains("| t |"), "{again}");
+        assert!(
+            again.starts_with("# Title\n\ntext\n\n") && again.ends_with("\nmore text\n"),
+            "{again}"
+        );
+        let unmarked = splice(Some("# Doc\n"), "| v |\n");
+        assert!(unmarked.starts_with("# Doc\n") && unmarked.contains("| v |"));
     }
 
     #[test]

@@ -251,6 +251,21 @@ pub trait Backend: Send + Sync {
         0
     }
 
+    /// The identity the backend's verifier binds a proof to, for this
+    /// program: its name and value (RISC Zero's image id, SP1's verifying
+    /// key hash). `None` for backends without one (trace). May cost what
+    /// `set_up` costs.
+    fn program_key(&self, _program: &Program) -> Result<Option<(&'static str, String)>, BackendError> {
+        Ok(None)
+    }
+
+    /// Whether `program_key` is cheap (milliseconds) rather than a set-up
+    /// (SP1: tens of seconds per program); listings compute only cheap keys
+    /// unless asked.
+    fn program_key_is_cheap(&self) -> bool {
+        true
+    }
+
     /// Runs the guest and counts cycles; makes no proof.
     fn execute(&self, program: &Program, input: &[u8], limits: &Limits) -> Result<Execution, BackendError>;
 

@@ -69,8 +69,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
     }
     if let Some(path) = &args.markdown {
-        std::fs::write(path, provernode_bench::markdown(&rows))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        // Only the marked table is rewritten; the prose around it stays.
+        let existing = match std::fs::read_to_string(path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let text = provernode_bench::splice(existing.as_deref(), &provernode_bench::markdown(&rows));
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
 }

@@ -39,6 +39,10 @@ pub enum Command {
         /// Include test guests (endless loop, memory hog).
         #[arg(long)]
         all: bool,
+        /// Also compute keys that need a backend's set-up (SP1's verifying-key hash: tens of
+        /// seconds per program). RISC Zero's image id is always shown when risc0 is built in.
+        #[arg(long)]
+        keys: bool,
         #[arg(long)]
         json: bool,
     },
@@ -397,7 +401,8 @@ pub struct BenchArgs {
     /// and input are replaced).
     #[arg(long)]
     pub results: Option<PathBuf>,
-    /// Write the Markdown table of everything in --results (or of this run) to this file.
+    /// Write the Markdown table of everything in --results (or of this run) into this file,
+    /// between its `provernode bench` markers (the rest of the file is kept).
     #[arg(long)]
     pub markdown: Option<PathBuf>,
     /// Only render --results into --markdown; measure nothing.

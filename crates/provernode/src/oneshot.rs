@@ -17,7 +17,7 @@ use crate::cli::{Cli, Command, RunArgs};
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Programs { all, json } => programs(all, json),
+        Command::Programs { all, keys, json } => programs(all, keys, json),
         Command::Backends { json } => backends(json),
         Command::Execute(args) => execute(&args),
         Command::Prove {
@@ -40,23 +40,47 @@ fn table(header: &[&str]) -> Table {
     t
 }
 
-fn programs(all: bool, json: bool) -> Result<()> {
-    let guests = provernode_guests::all().iter().filter(|g| all || !g.test_only);
+fn programs(all: bool, keys: bool, json: bool) -> Result<()> {
+    let guests: Vec<_> = provernode_guests::all()
+        .iter()
+        .filter(|g| all || !g.test_only)
+        .collect();
+    // What each built-in real backend binds a proof to (image id, vk hash).
+    let registry = Registry::default();
+    let key = |p: &provernode_core::Program| -> Result<Option<(String, &'static str, String)>> {
+        for b in registry
+            .available()
+            .filter(|b| b.abis().contains(&p.abi()) && (keys || b.program_key_is_cheap()))
+        {
+            if let Some((what, value)) = b
+                .program_key(p)
+                .with_context(|| format!("{}: the {} key of {}", b.name(), p.abi(), p.name()))?
+            {
+                return Ok(Some((b.name().to_owned(), what, value)));
+            }
+        }
+        Ok(None)
+    };
     if json {
-        let list: Vec<_> = guests
-            .map(|g| {
-                json!({
-                    "name": g.name,
-                    "summary": g.summary,
-                    "input": g.input_help,
-                    "test_only": g.test_only,
-                    "programs": Abi::ALL.iter().map(|&abi| {
-                        let p = g.program(abi);
-                        json!({"abi": abi.name(), "isa": abi.isa(), "program_id": p.id().to_string(), "elf_bytes": p.elf().len()})
-                    }).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
+        let mut list = Vec::new();
+        for g in &guests {
+            let mut programs = Vec::new();
+            for &abi in Abi::ALL.iter() {
+                let p = g.program(abi);
+                let mut entry = json!({"abi": abi.name(), "isa": abi.isa(), "program_id": p.id().to_string(), "elf_bytes": p.elf().len()});
+                if let Some((backend, what, value)) = key(&p)? {
+                    entry["backend_key"] = json!({"backend": backend, "kind": what, "value": value});
+                }
+                programs.push(entry);
+            }
+            list.push(json!({
+                "name": g.name,
+                "summary": g.summary,
+                "input": g.input_help,
+                "test_only": g.test_only,
+                "programs": programs,
+            }));
+        }
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
     }
@@ -64,16 +88,22 @@ fn programs(all: bool, json: bool) -> Result<()> {
         "program",
         "abi",
         "program id (SHA-256 of the ELF)",
+        "backend key",
         "ELF bytes",
         "input",
     ]);
-    for g in guests {
+    for g in &guests {
         for abi in Abi::ALL {
             let p = g.program(abi);
+            let backend_key = match key(&p)? {
+                Some((backend, what, value)) => format!("{backend} {what} {value}"),
+                None => "-".into(),
+            };
             t.add_row(vec![
                 g.name.to_owned(),
                 format!("{abi} ({})", abi.isa()),
                 p.id().to_string(),
+                backend_key,
                 p.elf().len().to_string(),
                 g.input_help.to_owned(),
             ]);
