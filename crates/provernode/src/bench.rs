@@ -25,15 +25,17 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             args.targets.clone()
         };
         let mut jobs = provernode_bench::jobs(&args.jobs)?;
-        if !args.programs.is_empty() {
-            jobs.retain(|j| args.programs.contains(&j.program));
-            if jobs.is_empty() {
-                bail!(
-                    "no job of set `{}` is for {}; see `provernode programs`",
-                    args.jobs,
-                    args.programs.join(", ")
-                );
-            }
+        jobs.retain(|j| {
+            (args.programs.is_empty() || args.programs.contains(&j.program))
+                && (args.inputs.is_empty() || args.inputs.contains(&j.input_label))
+        });
+        if jobs.is_empty() {
+            bail!(
+                "no job of set `{}` matches --program {:?} --input {:?}; `--jobs standard` has fibonacci n=10,50,100,10000,100000 and sha256-chain rounds=10,1000",
+                args.jobs,
+                args.programs,
+                args.inputs
+            );
         }
         eprintln!(
             "bench: {} job(s) on {} target(s), {} timed verification(s) each, on {}",
@@ -44,7 +46,18 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         );
         println!("backend\tkind\tprogram\tinput\tcycles\tprove_s\tverify_s_avg\tproof_bytes\tpeak_rss_bytes\tstartup_s\tsetup_s");
         for target in &targets {
+            let results = args.results.as_deref();
+            let mut saved = rows.clone();
+            let mut save_error = None;
             let measured = provernode_bench::run_target(&registry, target, &jobs, args.verify_runs, |r| {
+                // Saved after every row: a run of hours keeps what it measured
+                // even if it is stopped.
+                saved = provernode_bench::merge(std::mem::take(&mut saved), std::slice::from_ref(r));
+                if let Some(path) = results {
+                    if let Err(e) = provernode_bench::save(path, &saved) {
+                        save_error.get_or_insert(e);
+                    }
+                }
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{:.3}\t{:.6}\t{}\t{}\t{:.3}\t{:.3}",
                     r.backend,
@@ -61,11 +74,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 );
             })
             .with_context(|| format!("bench target {}", target_name(target)))?;
-            rows = provernode_bench::merge(rows, &measured);
-            // Saved after every target: a long run keeps what it measured.
-            if let Some(path) = &args.results {
-                provernode_bench::save(path, &rows)?;
+            if let Some(e) = save_error {
+                return Err(e.into());
             }
+            rows = provernode_bench::merge(rows, &measured);
         }
     }
     if let Some(path) = &args.markdown {

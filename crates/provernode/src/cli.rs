@@ -394,6 +394,9 @@ pub struct BenchArgs {
     /// Only jobs of this program (repeatable).
     #[arg(long = "program")]
     pub programs: Vec<String>,
+    /// Only jobs with this input label, e.g. `n=10` or `rounds=1000` (repeatable).
+    #[arg(long = "input")]
+    pub inputs: Vec<String>,
     /// Timed verifications per proof (after one untimed).
     #[arg(long, default_value_t = 100)]
     pub verify_runs: u32,
