@@ -10,7 +10,7 @@
 //! executing a guest takes milliseconds. So the prover is started once per
 //! process (on the first proof, or ahead of it through `Backend::warm_up`),
 //! proving keys are kept per program, and execution and verification use
-//! SP1's light node, which starts in about a second. The node runs SP1 in a
+//! SP1's light node, which starts in seconds. The node runs SP1 in a
 //! warm worker so that all of this survives from one attempt to the next.
 //!
 //! Proof kinds: `core` and `compressed`. Groth16 and PLONK need gnark and
