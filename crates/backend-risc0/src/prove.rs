@@ -1,6 +1,6 @@
 use provernode_core::{
-    sha256, Abi, Backend, BackendError, Execution, Limits, Program, ProgramId, ProofEnvelope, ProveOptions,
-    Unavailable, Verified, VerifyError,
+    proof_frame, sha256, Abi, Backend, BackendError, Execution, Limits, Program, ProgramId, ProofEnvelope,
+    ProveOptions, Unavailable, Verified, VerifyError,
 };
 use risc0_binfmt::ProgramBinary;
 use risc0_zkos_v1compat::V1COMPAT_ELF;
@@ -93,35 +93,14 @@ fn run_error(program: &Program, limits: &Limits, e: impl std::fmt::Display) -> B
 
 fn encode_proof(elf: &[u8], receipt: &Receipt) -> Result<Vec<u8>, BackendError> {
     let receipt = bincode::serialize(receipt).map_err(prover_error)?;
-    let mut out = Vec::with_capacity(14 + elf.len() + receipt.len());
-    out.extend_from_slice(&PROOF_MAGIC);
-    out.extend_from_slice(&PROOF_VERSION.to_le_bytes());
-    out.extend_from_slice(&(elf.len() as u32).to_le_bytes());
-    out.extend_from_slice(elf);
-    out.extend_from_slice(&receipt);
-    Ok(out)
+    proof_frame::encode(&PROOF_MAGIC, PROOF_VERSION, elf, &receipt).map_err(prover_error)
 }
 
 fn decode_proof(bytes: &[u8]) -> Result<(&[u8], Receipt), VerifyError> {
-    let bad = |reason: &str| VerifyError::MalformedProof {
-        reason: reason.into(),
-    };
-    if bytes.get(..8) != Some(&PROOF_MAGIC[..]) {
-        return Err(bad("not a risc0 proof (bad magic)"));
-    }
-    let version = bytes.get(8..10).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    if version != Some(PROOF_VERSION) {
-        return Err(bad("unsupported risc0 proof version"));
-    }
-    let len = bytes
-        .get(10..14)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-        .ok_or_else(|| bad("truncated"))?;
-    let elf = bytes.get(14..14 + len).ok_or_else(|| bad("truncated ELF"))?;
-    let receipt: Receipt =
-        bincode::deserialize(&bytes[14 + len..]).map_err(|e| VerifyError::MalformedProof {
-            reason: format!("receipt: {e}"),
-        })?;
+    let (elf, receipt) = proof_frame::decode(bytes, &PROOF_MAGIC, PROOF_VERSION, BACKEND_NAME)?;
+    let receipt: Receipt = bincode::deserialize(receipt).map_err(|e| VerifyError::MalformedProof {
+        reason: format!("receipt: {e}"),
+    })?;
     Ok((elf, receipt))
 }
 
@@ -244,15 +223,11 @@ impl Backend for Risc0Backend {
         })?;
         if receipt.journal.bytes != envelope.public_output {
             return Err(VerifyError::OutputMismatch {
-                claimed: hex_string(&envelope.public_output),
-                proved: hex_string(&receipt.journal.bytes),
+                claimed: hex::encode(&envelope.public_output),
+                proved: hex::encode(&receipt.journal.bytes),
             }
             .into());
         }
         Ok(Verified::of(envelope))
     }
-}
-
-fn hex_string(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

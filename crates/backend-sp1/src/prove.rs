@@ -4,8 +4,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use provernode_core::{
-    sha256, Abi, Backend, BackendError, Execution, Limits, Program, ProgramId, ProofEnvelope, ProveOptions,
-    Unavailable, Verified, VerifyError,
+    proof_frame, sha256, Abi, Backend, BackendError, Execution, Limits, Program, ProgramId, ProofEnvelope,
+    ProveOptions, Unavailable, Verified, VerifyError,
 };
 use sp1_core_executor::{ExecutionError, SP1CoreOpts};
 use sp1_sdk::blocking::{CpuProver, LightProver, ProveRequest, Prover};
@@ -246,39 +246,14 @@ fn stdin(input: &[u8]) -> SP1Stdin {
 
 fn encode_proof(elf: &[u8], proof: &SP1ProofWithPublicValues) -> Result<Vec<u8>, BackendError> {
     let proof = bincode::serialize(proof).map_err(prover_error)?;
-    let elf_len = u32::try_from(elf.len()).map_err(|_| prover_error("the ELF is larger than 4 GiB"))?;
-    let mut out = Vec::with_capacity(14 + elf.len() + proof.len());
-    out.extend_from_slice(&PROOF_MAGIC);
-    out.extend_from_slice(&PROOF_VERSION.to_le_bytes());
-    out.extend_from_slice(&elf_len.to_le_bytes());
-    out.extend_from_slice(elf);
-    out.extend_from_slice(&proof);
-    Ok(out)
+    proof_frame::encode(&PROOF_MAGIC, PROOF_VERSION, elf, &proof).map_err(prover_error)
 }
 
 fn decode_proof(bytes: &[u8]) -> Result<(&[u8], SP1ProofWithPublicValues), VerifyError> {
-    let bad = |reason: &str| VerifyError::MalformedProof {
-        reason: reason.into(),
-    };
-    if bytes.get(..8) != Some(&PROOF_MAGIC[..]) {
-        return Err(bad("not an sp1 proof (bad magic)"));
-    }
-    let version = bytes.get(8..10).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    if version != Some(PROOF_VERSION) {
-        return Err(bad("unsupported sp1 proof version"));
-    }
-    let len = bytes
-        .get(10..14)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-        .ok_or_else(|| bad("truncated"))?;
-    let elf = bytes
-        .get(14..14usize.saturating_add(len))
-        .ok_or_else(|| bad("truncated ELF"))?;
-    let rest = &bytes[14 + len..];
-    let proof: SP1ProofWithPublicValues =
-        bincode::deserialize(rest).map_err(|e| VerifyError::MalformedProof {
-            reason: format!("sp1 proof: {e}"),
-        })?;
+    let (elf, proof) = proof_frame::decode(bytes, &PROOF_MAGIC, PROOF_VERSION, BACKEND_NAME)?;
+    let proof = bincode::deserialize(proof).map_err(|e| VerifyError::MalformedProof {
+        reason: format!("sp1 proof: {e}"),
+    })?;
     Ok((elf, proof))
 }
 
@@ -444,17 +419,13 @@ impl Backend for Sp1Backend {
         })?;
         if proof.public_values.as_slice() != envelope.public_output.as_slice() {
             return Err(VerifyError::OutputMismatch {
-                claimed: hex_string(&envelope.public_output),
-                proved: hex_string(proof.public_values.as_slice()),
+                claimed: hex::encode(&envelope.public_output),
+                proved: hex::encode(proof.public_values.as_slice()),
             }
             .into());
         }
         Ok(Verified::of(envelope))
     }
-}
-
-fn hex_string(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -197,10 +197,6 @@ pub fn host() -> String {
     format!("{cpus} × {model}")
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Proves and verifies every job on one target, calling `on_row` as each
 /// finishes (a long run reports as it goes). Every proof is checked: it
 /// must verify, and its public output must equal trace's.
@@ -270,8 +266,8 @@ pub fn run_target(
         if envelope.public_output != expected {
             return Err(BenchError::OutputDiffers {
                 job: describe(job),
-                output: hex(&envelope.public_output),
-                expected: hex(&expected),
+                output: hex::encode(&envelope.public_output),
+                expected: hex::encode(&expected),
             });
         }
         // One untimed verification first (it may compute and cache keys),

@@ -11,6 +11,7 @@ mod backend;
 mod envelope;
 mod ids;
 mod program;
+pub mod proof_frame;
 mod task;
 
 pub use backend::{
