@@ -586,3 +586,55 @@ fn a_second_node_on_the_same_data_directory_is_refused() {
         "succeeded"
     );
 }
+
+#[test]
+fn the_memory_budget_runs_large_tasks_one_at_a_time_and_refuses_one_that_cannot_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two slots, but a budget that holds one 600 MiB attempt at a time.
+    let node = Node::start(
+        &dir.path().join("data"),
+        &["--workers", "2", "--memory-budget-mib", "1000"],
+        &[],
+    );
+    let too_big = node
+        .http()
+        .post(format!("{}/v1/tasks", node.base))
+        .json(&json!({"program": "fibonacci", "input": {"n": 1}, "memory_limit_mib": 2000}))
+        .send()
+        .unwrap();
+    assert_eq!(too_big.status(), 400);
+    let body: Value = too_big.json().unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--memory-budget-mib"),
+        "{body}"
+    );
+    // Each attempt spins until its 1 s timeout; with the budget they cannot overlap.
+    let ids: Vec<String> = (0..2)
+        .map(|_| {
+            node.submit(
+                json!({"program": "spin", "timeout_secs": 1.0, "max_attempts": 1, "memory_limit_mib": 600}),
+            )
+        })
+        .collect();
+    let spans: Vec<(i64, i64)> = ids
+        .iter()
+        .map(|id| {
+            let t = node.wait_terminal(id, LONG);
+            assert_eq!(t["terminal_reason"], "timeout", "{t}");
+            let a = &t["attempt_history"][0];
+            (a["started_ms"].as_i64().unwrap(), a["ended_ms"].as_i64().unwrap())
+        })
+        .collect();
+    let (first, second) = if spans[0].0 <= spans[1].0 {
+        (spans[0], spans[1])
+    } else {
+        (spans[1], spans[0])
+    };
+    assert!(
+        second.0 >= first.1,
+        "the attempts overlapped: {first:?} and {second:?}"
+    );
+}
