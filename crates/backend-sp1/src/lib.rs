@@ -22,8 +22,12 @@
 //! that a verifier with nothing but the envelope can recompute the
 //! verifying key of the program the envelope names.
 //!
-//! Architecture invariant: like every backend, no queue, network or files.
+//! Architecture invariant: like every backend, no queue, network or files,
+//! except SP1's own shared memory in `/dev/shm`, which [`leftovers`] reclaims
+//! after dead processes (it is not behind `prove`, so the workspace tests
+//! cover it).
 
+pub mod leftovers;
 #[cfg(feature = "prove")]
 mod prove;
 

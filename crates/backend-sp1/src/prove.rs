@@ -1,11 +1,12 @@
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use provernode_core::{
-    proof_frame, sha256, Abi, Backend, BackendError, Execution, Limits, Program, ProgramId, ProofEnvelope,
-    ProveOptions, Unavailable, Verified, VerifyError,
+    proof_frame, sha256, Abi, Backend, BackendError, Execution, Leftover, Limits, Program, ProgramId,
+    ProofEnvelope, ProveOptions, Unavailable, Verified, VerifyError,
 };
 use sp1_core_executor::{ExecutionError, SP1CoreOpts};
 use sp1_sdk::blocking::{CpuProver, LightProver, ProveRequest, Prover};
@@ -37,6 +38,10 @@ pub struct Sp1Backend {
     keys: Mutex<HashMap<ProgramId, Arc<SP1ProvingKey>>>,
     /// Verifying keys by program, for verification without the full prover.
     vks: Mutex<HashMap<ProgramId, SP1VerifyingKey>>,
+    /// Set when SP1 failed in a way that can leave its executor thread and
+    /// shared memory behind (its cycle limit does); the process should not
+    /// serve another attempt.
+    abandoned_work: AtomicBool,
 }
 
 impl Default for Sp1Backend {
@@ -74,6 +79,17 @@ fn no_panic<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, BackendError> {
     })
 }
 
+fn log_removed(removed: &[Leftover]) {
+    for r in removed {
+        tracing::warn!(
+            backend = BACKEND_NAME,
+            path = %r.path.display(),
+            mib = r.bytes >> 20,
+            "removed shared memory a dead SP1 process left behind"
+        );
+    }
+}
+
 fn phase(name: &str, started: Instant, program: Option<&str>) {
     let seconds = started.elapsed().as_secs_f64();
     match program {
@@ -89,7 +105,10 @@ fn phase(name: &str, started: Instant, program: Option<&str>) {
 }
 
 impl Sp1Backend {
+    /// Also removes the shared memory that dead SP1 processes left behind
+    /// (see `leftovers`), so that every SP1 process start reclaims it.
     pub fn new(shard_size: Option<usize>) -> Sp1Backend {
+        log_removed(&crate::leftovers::remove_orphans());
         Sp1Backend {
             shard_size,
             prover: OnceLock::new(),
@@ -97,6 +116,7 @@ impl Sp1Backend {
             runtime: OnceLock::new(),
             keys: Mutex::new(HashMap::new()),
             vks: Mutex::new(HashMap::new()),
+            abandoned_work: AtomicBool::new(false),
         }
     }
 
@@ -168,8 +188,12 @@ impl Sp1Backend {
         let run = no_panic("SP1's executor", || {
             self.runtime()
                 .map(|rt| rt.block_on(node.inner().execute(&elf, stdin(input), context)))
-        })??;
+        })
+        .inspect_err(|_| self.abandoned_work.store(true, Ordering::SeqCst))??;
         let (public_values, _digest, report) = run.map_err(|e| {
+            // SP1 returns on the first failing task and leaves the executor
+            // thread (and its shared memory) running or stuck.
+            self.abandoned_work.store(true, Ordering::SeqCst);
             match e.downcast_ref::<ExecutionError>() {
                 Some(ExecutionError::ExceededCycleLimit(limit)) => BackendError::CycleLimit {
                     program: program.name().into(),
@@ -287,6 +311,16 @@ impl Backend for Sp1Backend {
         Ok(())
     }
 
+    fn reusable(&self) -> bool {
+        !self.abandoned_work.load(Ordering::SeqCst)
+    }
+
+    fn remove_leftovers(&self) -> Vec<Leftover> {
+        let removed = crate::leftovers::remove_orphans();
+        log_removed(&removed);
+        removed
+    }
+
     fn min_memory_bytes(&self, proof_kind: Option<&str>) -> u64 {
         // Peaks measured on the CPU prover (docs/backends.md): core 10-12 GB,
         // compressed 18 GB, with about 7 GB of that the prover itself.
@@ -361,7 +395,13 @@ impl Backend for Sp1Backend {
         } else {
             request.core()
         };
-        let proof = no_panic("SP1's prover", || request.run())?.map_err(prover_error)?;
+        let proof = no_panic("SP1's prover", || request.run())
+            .inspect_err(|_| self.abandoned_work.store(true, Ordering::SeqCst))?
+            .map_err(|e| {
+                // As with execution: a failed proof may leave SP1's tasks behind.
+                self.abandoned_work.store(true, Ordering::SeqCst);
+                prover_error(e)
+            })?;
         phase("prove", started, Some(program.name()));
         Ok(ProofEnvelope {
             backend: BACKEND_NAME.into(),

@@ -56,6 +56,10 @@ fn sp1_executes_every_guest_to_trace_s_output() {
         assert_eq!(executed.public_output, trace_output(name, &input), "{name}");
         assert!(executed.cycles > 0);
     }
+    assert!(
+        sp1().reusable(),
+        "runs that finished must leave the process reusable"
+    );
 }
 
 #[test]
@@ -120,11 +124,16 @@ fn the_cycle_limit_stops_an_endless_guest() {
         max_cycles: 100_000,
         ..Limits::default()
     };
-    let err = sp1().execute(&program("spin"), &[], &limits).unwrap_err();
+    // Its own instance: SP1 leaves its executor behind after a cycle limit,
+    // and the backend must then say the process should not be reused.
+    let backend = Sp1Backend::new(None);
+    assert!(backend.reusable());
+    let err = backend.execute(&program("spin"), &[], &limits).unwrap_err();
     match &err {
         BackendError::CycleLimit { program, .. } => assert_eq!(program, "spin"),
         other => panic!("expected a cycle limit, got {other}"),
     }
+    assert!(!backend.reusable(), "a cycle limit must retire the process");
 }
 
 #[test]

@@ -63,6 +63,17 @@ impl Registry {
         self.backends.iter().map(|b| b.name()).collect()
     }
 
+    /// Removes what dead processes of every backend left behind (see
+    /// [`Backend::remove_leftovers`]).
+    pub fn remove_leftovers(&self) -> Vec<provernode_core::Leftover> {
+        self.backends.iter().flat_map(|b| b.remove_leftovers()).collect()
+    }
+
+    /// Whether every backend may serve another attempt in this process.
+    pub fn reusable(&self) -> bool {
+        self.backends.iter().all(|b| b.reusable())
+    }
+
     /// Verifies any envelope with the backend it names.
     pub fn verify(&self, envelope: &ProofEnvelope) -> Result<Verified, VerifyEnvelopeError> {
         let backend = self.get(&envelope.backend)?;

@@ -208,10 +208,19 @@ fn stdout_hint(stdout: &str) -> String {
     }
 }
 
+/// Something a dead backend process left behind, removed by
+/// [`Backend::remove_leftovers`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leftover {
+    pub path: std::path::PathBuf,
+    /// Bytes it held (allocated, not its sparse length).
+    pub bytes: u64,
+}
+
 /// A proving system. Implementations must be usable from several threads.
 ///
 /// Architecture invariant: a backend never touches the queue, the network or
-/// the file system beyond its own artifacts; it maps (program, input) to a
+/// the file system beyond its own artifacts (SP1's shared memory); it maps (program, input) to a
 /// proof envelope and back.
 pub trait Backend: Send + Sync {
     /// The registry name, written into every envelope (`trace`, `risc0`, `sp1`).
@@ -264,6 +273,22 @@ pub trait Backend: Send + Sync {
     /// unless asked.
     fn program_key_is_cheap(&self) -> bool {
         true
+    }
+
+    /// Whether this process may serve another attempt. A backend that had
+    /// to abandon work it cannot stop (SP1 leaves an executor thread and
+    /// its 4 GB of shared memory behind when a run hits the cycle limit)
+    /// says no, and the worker is replaced after the attempt.
+    fn reusable(&self) -> bool {
+        true
+    }
+
+    /// Removes what dead processes of this backend left outside any
+    /// process (SP1: its shared memory in `/dev/shm`), and says what went.
+    /// Never touches what a live process uses. Called when a worker has
+    /// ended and when a backend starts.
+    fn remove_leftovers(&self) -> Vec<Leftover> {
+        Vec::new()
     }
 
     /// Runs the guest and counts cycles; makes no proof.

@@ -15,7 +15,8 @@ pub mod proof_frame;
 mod task;
 
 pub use backend::{
-    Backend, BackendError, Execution, Fault, Limits, ProveOptions, Unavailable, Verified, VerifyError,
+    Backend, BackendError, Execution, Fault, Leftover, Limits, ProveOptions, Unavailable, Verified,
+    VerifyError,
 };
 pub use envelope::{EnvelopeError, ProofEnvelope, ENVELOPE_FORMAT_VERSION, ENVELOPE_MAGIC};
 pub use ids::{Digest, DigestParseError, ProgramId};

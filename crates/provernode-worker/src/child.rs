@@ -1,8 +1,9 @@
 //! The worker process: `provernode worker --dir DIR`.
 //!
 //! Prints a ready line, then for every `run N` line on stdin reads request N
-//! from DIR, proves it and writes response N, then prints `done N`. Exits
-//! when stdin closes (the parent went away).
+//! from DIR, proves it and writes response N, then prints `done N` (after
+//! `retire` when a backend says this process must not serve another
+//! attempt). Exits when stdin closes (the parent went away).
 
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -62,6 +63,10 @@ pub fn serve(dir: &Path, registry: &Registry) -> Result<(), ChildError> {
         std::fs::write(&tmp, json).map_err(io(&tmp))?;
         let dst = dir.join(protocol::response_json(n));
         std::fs::rename(&tmp, &dst).map_err(io(&dst))?;
+        // Before `done`, so the supervisor knows when it reads `done`.
+        if !registry.reusable() {
+            say("retire")?;
+        }
         say(&format!("done {n}"))?;
     }
     Ok(())

@@ -25,4 +25,4 @@ mod supervisor;
 
 pub use memlimit::{detect_limiter, LimiterKind};
 pub use protocol::{AttemptSpec, PROTOCOL_PREFIX};
-pub use supervisor::{scratch_root, AttemptResult, Slot, SlotConfig, StopReason, WorkerMode};
+pub use supervisor::{scratch_root, AttemptResult, ExitHook, Slot, SlotConfig, StopReason, WorkerMode};

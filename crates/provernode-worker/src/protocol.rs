@@ -2,7 +2,8 @@
 //!
 //! Control goes over the child's stdin and stdout: `run N` in, then
 //! `provernode-worker: started N` (backend warm, program set up: the task's
-//! timeout starts here) and `provernode-worker: done N` out; data goes through files in
+//! timeout starts here), `provernode-worker: retire` (optional: replace this
+//! worker after the attempt) and `provernode-worker: done N` out; data goes through files in
 //! the private directory: `req-N.json`, `req-N.elf`, `req-N.input`, and back
 //! `resp-N.json` (written atomically) plus `resp-N.proof`.
 

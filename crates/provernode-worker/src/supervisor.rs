@@ -48,6 +48,36 @@ pub struct SlotConfig {
     pub default_mode: WorkerMode,
     /// How long a new worker may take to say it is ready.
     pub startup_timeout: Duration,
+    /// Runs after a worker has exited and before a new one starts.
+    pub after_worker_exit: ExitHook,
+}
+
+/// What the node does once a worker is gone: it removes what the worker's
+/// backends could not clean up themselves because they were killed (SP1's
+/// shared memory, 4 GB a run). Runs on a blocking thread.
+#[derive(Clone, Default)]
+pub struct ExitHook(Option<Arc<dyn Fn() + Send + Sync>>);
+
+impl ExitHook {
+    pub fn new(hook: impl Fn() + Send + Sync + 'static) -> ExitHook {
+        ExitHook(Some(Arc::new(hook)))
+    }
+
+    async fn run(&self) {
+        if let Some(hook) = self.0.clone() {
+            let _ = tokio::task::spawn_blocking(move || hook()).await;
+        }
+    }
+}
+
+impl std::fmt::Debug for ExitHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ExitHook(set)"
+        } else {
+            "ExitHook(none)"
+        })
+    }
 }
 
 /// Why the agent wants an attempt stopped early.
@@ -162,6 +192,7 @@ pub struct Slot {
 impl Slot {
     pub fn new(config: SlotConfig) -> Slot {
         remove_stale_cages_once(&config.limiter);
+        remove_stale_scratch_once(&config.scratch);
         Slot {
             config,
             worker: None,
@@ -179,6 +210,9 @@ impl Slot {
     }
 
     async fn spawn(&mut self, memory_limit_bytes: u64) -> Result<Worker, SpawnFailure> {
+        // A killed worker's own children may have died after `retire`
+        // looked, and a previous node may have died without looking at all.
+        self.config.after_worker_exit.run().await;
         self.seq += 1;
         let tag = format!(
             "provernode-{}-{}-{}",
@@ -293,6 +327,8 @@ impl Slot {
         if let Some(mut w) = self.worker.take() {
             w.kill_group();
             let _ = w.child.wait().await;
+            drop(w);
+            self.config.after_worker_exit.run().await;
         }
     }
 
@@ -355,6 +391,8 @@ impl Slot {
         // on, the task's timeout alone.
         let mut deadline = Instant::now() + self.config.startup_timeout + spec.timeout;
         let mut started = false;
+        let mut retire_asked = false;
+        let retire_line = format!("{PROTOCOL_PREFIX}retire");
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         let mut stop_open = true;
         let ending = if w.stdin.write_all(format!("run {n}\n").as_bytes()).await.is_err() {
@@ -377,6 +415,7 @@ impl Slot {
                             started = true;
                             deadline = Instant::now() + spec.timeout;
                         }
+                        Ok(Some(l)) if l == retire_line => retire_asked = true,
                         Ok(Some(_)) => {}
                         _ => break Ending::Exited,
                     },
@@ -399,16 +438,21 @@ impl Slot {
                     .iter()
                     .find(|(b, _)| *b == spec.backend)
                     .map_or(self.config.default_mode, |(_, m)| *m);
-                let recycle = match mode {
-                    WorkerMode::Fresh => true,
-                    WorkerMode::Warm {
-                        max_attempts,
-                        max_rss_bytes,
-                    } => {
-                        w.served >= max_attempts || resident_bytes(pid).is_none_or(|rss| rss > max_rss_bytes)
-                    }
-                };
+                let recycle = retire_asked
+                    || match mode {
+                        WorkerMode::Fresh => true,
+                        WorkerMode::Warm {
+                            max_attempts,
+                            max_rss_bytes,
+                        } => {
+                            w.served >= max_attempts
+                                || resident_bytes(pid).is_none_or(|rss| rss > max_rss_bytes)
+                        }
+                    };
                 let tail = w.stderr_tail();
+                if retire_asked {
+                    tracing::info!(slot = %self.config.name, pid, "the worker's backend asked to be replaced after this attempt");
+                }
                 if recycle {
                     self.retire().await;
                 }
@@ -528,6 +572,39 @@ impl Slot {
     }
 }
 
+/// Removes the private directories of workers whose node died without
+/// cleaning up (`provernode-PID-...` where no process PID exists), once per
+/// process.
+fn remove_stale_scratch_once(scratch: &Path) {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| remove_stale_scratch(scratch, Path::new("/proc")));
+}
+
+fn remove_stale_scratch(scratch: &Path, proc_dir: &Path) {
+    let own = std::process::id();
+    for entry in std::fs::read_dir(scratch).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("provernode-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != own && !proc_dir.join(pid.to_string()).exists() && entry.path().is_dir() {
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => {
+                    tracing::info!(dir = %entry.path().display(), "removed a dead node's worker directory")
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %entry.path().display(), error = %e, "cannot remove a dead node's worker directory")
+                }
+            }
+        }
+    }
+}
+
 fn remove_stale_cages_once(kind: &LimiterKind) {
     static DONE: std::sync::Once = std::sync::Once::new();
     DONE.call_once(|| remove_stale_cages(kind));
@@ -586,5 +663,40 @@ async fn cleanup(dir: &Path, n: u64) {
         protocol::response_proof(n),
     ] {
         let _ = tokio::fs::remove_file(dir.join(name)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_dead_nodes_worker_directories_are_removed() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let (scratch, proc_dir) = (root.path().join("scratch"), root.path().join("proc"));
+        for dir in [
+            "provernode-4000001-w0-1", // node dead
+            "provernode-4000002-w1-3", // node alive
+            "provernode-probe-4000001",
+            "unrelated-4000001",
+        ] {
+            std::fs::create_dir_all(scratch.join(dir)).expect("mkdir");
+        }
+        std::fs::write(scratch.join("provernode-4000001-w0-1/req-1.elf"), b"elf").expect("write");
+        std::fs::create_dir_all(proc_dir.join("4000002")).expect("mkdir");
+        let own = scratch.join(format!("provernode-{}-w0-1", std::process::id()));
+        std::fs::create_dir_all(&own).expect("mkdir");
+
+        remove_stale_scratch(&scratch, &proc_dir);
+
+        assert!(!scratch.join("provernode-4000001-w0-1").exists());
+        for kept in [
+            "provernode-4000002-w1-3",
+            "provernode-probe-4000001",
+            "unrelated-4000001",
+        ] {
+            assert!(scratch.join(kept).exists(), "{kept} was removed");
+        }
+        assert!(own.exists(), "this process's own directory was removed");
     }
 }

@@ -14,7 +14,7 @@ use provernode_backends::Registry;
 use provernode_broker::{router, sweep_forever, ApiConfig, ApiState};
 use provernode_core::TaskLimits;
 use provernode_store::{SqliteOptions, SqliteStore, Store, Synchronous};
-use provernode_worker::{detect_limiter, scratch_root, SlotConfig, WorkerMode};
+use provernode_worker::{detect_limiter, scratch_root, ExitHook, SlotConfig, WorkerMode};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
@@ -313,6 +313,12 @@ pub(crate) fn slot_configs(
             modes.push((backend.name().into(), warm_for(backend.name())));
         }
     }
+    // Killed workers cannot clean up after their backends (SP1 leaves 4 GB
+    // of shared memory a run); the backends' own sweep does it for them.
+    let leftovers = registry.clone();
+    let after_worker_exit = ExitHook::new(move || {
+        leftovers.remove_leftovers();
+    });
     (0..flags.workers)
         .map(|i| SlotConfig {
             exe: worker_exe.to_path_buf(),
@@ -323,6 +329,7 @@ pub(crate) fn slot_configs(
             modes: modes.clone(),
             default_mode: warm,
             startup_timeout: Duration::from_secs(600),
+            after_worker_exit: after_worker_exit.clone(),
         })
         .collect()
 }
