@@ -83,9 +83,9 @@ fn log_removed(removed: &[Leftover]) {
     for r in removed {
         tracing::warn!(
             backend = BACKEND_NAME,
-            path = %r.path.display(),
+            what = %r.what,
             mib = r.bytes >> 20,
-            "removed shared memory a dead SP1 process left behind"
+            "removed what a dead SP1 process left behind"
         );
     }
 }

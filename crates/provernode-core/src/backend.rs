@@ -212,8 +212,10 @@ fn stdout_hint(stdout: &str) -> String {
 /// [`Backend::remove_leftovers`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Leftover {
-    pub path: std::path::PathBuf,
-    /// Bytes it held (allocated, not its sparse length).
+    /// What it was: a file's path, or a process ("pid 2112 (...)").
+    pub what: String,
+    /// Memory it held (a file's allocated bytes, not its sparse length; a
+    /// process's resident memory), as far as known.
     pub bytes: u64,
 }
 
