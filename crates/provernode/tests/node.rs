@@ -69,8 +69,10 @@ impl Node {
     }
 
     fn http(&self) -> reqwest::blocking::Client {
+        // Only against hangs: a debug-built node parsing the 34 MB oversized
+        // submission took more than 30 s on 2 busy cores.
         reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(30))
+            .timeout(Duration::from_secs(120))
             .build()
             .unwrap()
     }
