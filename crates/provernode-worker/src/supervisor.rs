@@ -48,7 +48,8 @@ pub struct SlotConfig {
     pub default_mode: WorkerMode,
     /// How long a new worker may take to say it is ready.
     pub startup_timeout: Duration,
-    /// Runs after a worker has exited and before a new one starts.
+    /// Runs after a worker has exited (`retire`, which every ending of a
+    /// worker goes through).
     pub after_worker_exit: ExitHook,
 }
 
@@ -210,9 +211,6 @@ impl Slot {
     }
 
     async fn spawn(&mut self, memory_limit_bytes: u64) -> Result<Worker, SpawnFailure> {
-        // A killed worker's own children may have died after `retire`
-        // looked, and a previous node may have died without looking at all.
-        self.config.after_worker_exit.run().await;
         self.seq += 1;
         let tag = format!(
             "provernode-{}-{}-{}",

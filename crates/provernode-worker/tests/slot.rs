@@ -93,11 +93,7 @@ async fn a_worker_that_asks_to_retire_is_replaced_and_the_exit_hook_runs() {
     let pids = two_attempts(&mut slot).await;
     assert_ne!(pids[0], pids[1], "the worker asked to retire but served again");
     // Retired twice (once per attempt), each time followed by the hook.
-    assert!(
-        exits.load(Ordering::SeqCst) >= 2,
-        "exit hook ran {} times",
-        exits.load(Ordering::SeqCst)
-    );
+    assert_eq!(exits.load(Ordering::SeqCst), 2, "exit hook runs");
     assert_eq!(slot.worker_pid(), None, "the retired worker is still listed");
 }
 
@@ -109,9 +105,15 @@ async fn a_warm_worker_that_does_not_ask_serves_again() {
     let pids = two_attempts(&mut slot).await;
     assert_eq!(pids[0], pids[1], "a warm worker was replaced without being asked");
     assert_eq!(slot.worker_pid(), Some(pids[0]));
+    assert_eq!(
+        exits.load(Ordering::SeqCst),
+        0,
+        "the hook ran while the worker lived"
+    );
     slot.retire().await;
-    assert!(
-        exits.load(Ordering::SeqCst) >= 1,
+    assert_eq!(
+        exits.load(Ordering::SeqCst),
+        1,
         "the exit hook did not run after retire"
     );
 }
