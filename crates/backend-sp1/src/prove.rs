@@ -162,6 +162,13 @@ impl Sp1Backend {
         Ok(self.runtime.get_or_init(|| runtime))
     }
 
+    /// SP1 returns on its first failing task and leaves the rest (an
+    /// executor thread, its shared memory) running or stuck: after any
+    /// failure of SP1 itself this process must not serve another attempt.
+    fn abandon_on_err<T, E>(&self, result: Result<T, E>) -> Result<T, E> {
+        result.inspect_err(|_| self.abandoned_work.store(true, Ordering::SeqCst))
+    }
+
     fn check_abi(program: &Program) -> Result<(), BackendError> {
         if program.abi() == Abi::Sp1 {
             Ok(())
@@ -185,15 +192,11 @@ impl Sp1Backend {
     ) -> Result<(SP1PublicValues, ExecutionReport), BackendError> {
         let context = SP1Context::builder().max_cycles(limits.max_cycles).build();
         let elf: Elf = program.elf().into();
-        let run = no_panic("SP1's executor", || {
+        let run = self.abandon_on_err(no_panic("SP1's executor", || {
             self.runtime()
                 .map(|rt| rt.block_on(node.inner().execute(&elf, stdin(input), context)))
-        })
-        .inspect_err(|_| self.abandoned_work.store(true, Ordering::SeqCst))??;
-        let (public_values, _digest, report) = run.map_err(|e| {
-            // SP1 returns on the first failing task and leaves the executor
-            // thread (and its shared memory) running or stuck.
-            self.abandoned_work.store(true, Ordering::SeqCst);
+        }))??;
+        let (public_values, _digest, report) = self.abandon_on_err(run).map_err(|e| {
             match e.downcast_ref::<ExecutionError>() {
                 Some(ExecutionError::ExceededCycleLimit(limit)) => BackendError::CycleLimit {
                     program: program.name().into(),
@@ -395,13 +398,9 @@ impl Backend for Sp1Backend {
         } else {
             request.core()
         };
-        let proof = no_panic("SP1's prover", || request.run())
-            .inspect_err(|_| self.abandoned_work.store(true, Ordering::SeqCst))?
-            .map_err(|e| {
-                // As with execution: a failed proof may leave SP1's tasks behind.
-                self.abandoned_work.store(true, Ordering::SeqCst);
-                prover_error(e)
-            })?;
+        let proof = self.abandon_on_err(
+            no_panic("SP1's prover", || request.run()).and_then(|r| r.map_err(prover_error)),
+        )?;
         phase("prove", started, Some(program.name()));
         Ok(ProofEnvelope {
             backend: BACKEND_NAME.into(),
