@@ -15,7 +15,7 @@
 //! Architecture invariant: the bench only calls the `Backend` trait through
 //! the registry; it never reaches into a backend's crate.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use provernode_backends::Registry;
@@ -151,10 +151,13 @@ pub struct Row {
     /// The process's peak resident memory during the proof; `None` where
     /// the platform cannot reset the high-water mark.
     pub peak_rss_bytes: Option<u64>,
-    /// The backend's start-up in this run (paid once per process).
-    pub startup_seconds: f64,
-    /// This program's set-up in this run (paid once per program per process).
-    pub setup_seconds: f64,
+    /// The backend's start-up in this run (paid once per process); `None`
+    /// where an earlier target of the same run (another proof kind of this
+    /// backend) had paid it, so this one could not measure it.
+    pub startup_seconds: Option<f64>,
+    /// This program's set-up in this run (paid once per program per
+    /// process); `None` where an earlier target of the run had paid it.
+    pub setup_seconds: Option<f64>,
     /// Where it was measured: CPU count and model.
     pub host: String,
 }
@@ -197,14 +200,25 @@ pub fn host() -> String {
     format!("{cpus} × {model}")
 }
 
+/// The fixed costs already paid in this process: a backend is started once
+/// and keeps each program's keys for every proof kind, so a later target of
+/// the same backend cannot measure them again.
+#[derive(Debug, Default)]
+pub struct Paid {
+    started: BTreeSet<String>,
+    set_up: BTreeSet<(String, String)>,
+}
+
 /// Proves and verifies every job on one target, calling `on_row` as each
 /// finishes (a long run reports as it goes). Every proof is checked: it
-/// must verify, and its public output must equal trace's.
+/// must verify, and its public output must equal trace's. `paid` carries
+/// what earlier targets of this process already paid.
 pub fn run_target(
     registry: &Registry,
     target: &Target,
     jobs: &[Job],
     verify_runs: u32,
+    paid: &mut Paid,
     mut on_row: impl FnMut(&Row),
 ) -> Result<Vec<Row>, BenchError> {
     let backend = registry.get(&target.backend)?;
@@ -231,9 +245,12 @@ pub fn run_target(
     if let Some(first) = jobs.first() {
         backend.warm_up().map_err(|e| fail(first, e))?;
     }
-    let startup_seconds = started.elapsed().as_secs_f64();
+    let startup_seconds = paid
+        .started
+        .insert(target.backend.clone())
+        .then(|| started.elapsed().as_secs_f64());
 
-    let mut setups: BTreeMap<String, f64> = BTreeMap::new();
+    let mut setups: BTreeMap<String, Option<f64>> = BTreeMap::new();
     let mut rows = Vec::new();
     for job in jobs {
         let guest = provernode_guests::find(&job.program).ok_or_else(|| BenchError::Input {
@@ -246,7 +263,11 @@ pub fn run_target(
         if !setups.contains_key(&job.program) {
             let started = Instant::now();
             backend.set_up(&program).map_err(|e| fail(job, e))?;
-            setups.insert(job.program.clone(), started.elapsed().as_secs_f64());
+            let first = paid.set_up.insert((target.backend.clone(), job.program.clone()));
+            setups.insert(
+                job.program.clone(),
+                first.then(|| started.elapsed().as_secs_f64()),
+            );
         }
         let expected = trace
             .execute(&program, &job.input, &Limits::default())
@@ -292,7 +313,7 @@ pub fn run_target(
             proof_bytes,
             peak_rss_bytes: peak,
             startup_seconds,
-            setup_seconds: setups.get(&job.program).copied().unwrap_or(0.0),
+            setup_seconds: setups.get(&job.program).copied().flatten(),
             host: host.clone(),
         };
         on_row(&row);
@@ -378,6 +399,23 @@ fn human_seconds(s: f64) -> String {
     }
 }
 
+/// Seconds (as `f64` bits) measured in one or more runs: the one value, or
+/// the range and how many runs; none where another proof kind paid it.
+fn seconds_range(bits: &BTreeSet<u64>) -> String {
+    let mut values: Vec<f64> = bits.iter().map(|b| f64::from_bits(*b)).collect();
+    values.sort_by(f64::total_cmp);
+    match values.as_slice() {
+        [] => "paid by another kind".into(),
+        [one] => human_seconds(*one),
+        [low, .., high] => format!(
+            "{}–{} ({} runs)",
+            human_seconds(*low),
+            human_seconds(*high),
+            values.len()
+        ),
+    }
+}
+
 /// The results as Markdown: one table of proofs, one of fixed costs.
 pub fn markdown(rows: &[Row]) -> String {
     let mut rows: Vec<&Row> = rows.iter().collect();
@@ -402,11 +440,11 @@ pub fn markdown(rows: &[Row]) -> String {
             r.peak_rss_bytes.map_or_else(|| "n/a".into(), human_bytes),
         ));
     }
-    // Fixed costs: one line per (backend, kind, program), from the row that
-    // paid them (the first job of each program in its run).
-    // (backend order, backend, kind, program) -> (start-up, set-up)
-    type FixedCosts = BTreeMap<(usize, String, String, String), (f64, f64)>;
-    let mut fixed = FixedCosts::new();
+    // Fixed costs: one line per (backend, kind, program), over every run
+    // that paid them (rows of one run share its figures): start-up varies
+    // from run to run, so the table gives the range.
+    type Measured = (BTreeSet<u64>, BTreeSet<u64>);
+    let mut fixed: BTreeMap<(usize, String, String, String), Measured> = BTreeMap::new();
     for r in &rows {
         let key = (
             order(r).2,
@@ -414,15 +452,17 @@ pub fn markdown(rows: &[Row]) -> String {
             r.proof_kind.clone(),
             r.program.clone(),
         );
-        fixed.entry(key).or_insert((r.startup_seconds, r.setup_seconds));
+        let (startups, setups) = fixed.entry(key).or_default();
+        startups.extend(r.startup_seconds.map(f64::to_bits));
+        setups.extend(r.setup_seconds.map(f64::to_bits));
     }
     out.push_str("\n| backend | kind | program | start-up (per process) | set-up (per program) |\n");
     out.push_str("|---|---|---|---:|---:|\n");
-    for ((_, backend, kind, program), (startup, setup)) in &fixed {
+    for ((_, backend, kind, program), (startups, setups)) in &fixed {
         out.push_str(&format!(
             "| {backend} | {kind} | {program} | {} | {} |\n",
-            human_seconds(*startup),
-            human_seconds(*setup)
+            seconds_range(startups),
+            seconds_range(setups)
         ));
     }
     let mut hosts: Vec<&str> = rows.iter().map(|r| r.host.as_str()).collect();
@@ -500,7 +540,11 @@ mod tests {
         let registry = Registry::default();
         let target: Target = "trace".parse().unwrap();
         let mut seen = 0;
-        let rows = run_target(&registry, &target, &jobs("quick").unwrap(), 3, |_| seen += 1).unwrap();
+        let mut paid = Paid::default();
+        let rows = run_target(&registry, &target, &jobs("quick").unwrap(), 3, &mut paid, |_| {
+            seen += 1
+        })
+        .unwrap();
         assert_eq!(seen, 2);
         assert_eq!(rows[0].program, "fibonacci");
         assert!(rows
@@ -535,6 +579,38 @@ mod tests {
     }
 
     #[test]
+    fn fixed_costs_paid_by_an_earlier_target_are_not_reported_as_measured() {
+        let registry = Registry::default();
+        let target: Target = "trace".parse().unwrap();
+        let quick = jobs("quick").unwrap();
+        let mut paid = Paid::default();
+        let first = run_target(&registry, &target, &quick, 1, &mut paid, |_| {}).unwrap();
+        assert!(first
+            .iter()
+            .all(|r| r.startup_seconds.is_some() && r.setup_seconds.is_some()));
+        let again = run_target(&registry, &target, &quick, 1, &mut paid, |_| {}).unwrap();
+        assert!(again
+            .iter()
+            .all(|r| r.startup_seconds.is_none() && r.setup_seconds.is_none()));
+        let md = markdown(&again);
+        assert!(
+            md.contains(
+                "| trace | execution-record | fibonacci | paid by another kind | paid by another kind |"
+            ),
+            "{md}"
+        );
+
+        // Runs that measured different start-ups show the range.
+        let mut slow = first[0].clone();
+        slow.input = "n=50".into();
+        slow.startup_seconds = Some(240.0);
+        let mut fast = first[0].clone();
+        fast.startup_seconds = Some(118.0);
+        let md = markdown(&[fast, slow]);
+        assert!(md.contains("| 118.0 s–240.0 s (2 runs) |"), "{md}");
+    }
+
+    #[test]
     fn splice_rewrites_only_the_marked_table() {
         let fresh = splice(None, "| t |\n");
         assert!(fresh.starts_with(TABLE_BEGIN) && fresh.contains("| t |"));
@@ -551,7 +627,15 @@ mod tests {
 
     #[test]
     fn an_unknown_backend_is_refused_with_the_known_ones() {
-        let err = run_target(&Registry::default(), &"nexus".parse().unwrap(), &[], 1, |_| {}).unwrap_err();
+        let err = run_target(
+            &Registry::default(),
+            &"nexus".parse().unwrap(),
+            &[],
+            1,
+            &mut Paid::default(),
+            |_| {},
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("trace, risc0, sp1"), "{err}");
     }
 }

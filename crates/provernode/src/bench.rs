@@ -44,36 +44,38 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             args.verify_runs,
             provernode_bench::host()
         );
+        let mut paid = provernode_bench::Paid::default();
         println!("backend\tkind\tprogram\tinput\tcycles\tprove_s\tverify_s_avg\tproof_bytes\tpeak_rss_bytes\tstartup_s\tsetup_s");
         for target in &targets {
             let results = args.results.as_deref();
             let mut saved = rows.clone();
             let mut save_error = None;
-            let measured = provernode_bench::run_target(&registry, target, &jobs, args.verify_runs, |r| {
-                // Saved after every row: a run of hours keeps what it measured
-                // even if it is stopped.
-                saved = provernode_bench::merge(std::mem::take(&mut saved), std::slice::from_ref(r));
-                if let Some(path) = results {
-                    if let Err(e) = provernode_bench::save(path, &saved) {
-                        save_error.get_or_insert(e);
+            let measured =
+                provernode_bench::run_target(&registry, target, &jobs, args.verify_runs, &mut paid, |r| {
+                    // Saved after every row: a run of hours keeps what it measured
+                    // even if it is stopped.
+                    saved = provernode_bench::merge(std::mem::take(&mut saved), std::slice::from_ref(r));
+                    if let Some(path) = results {
+                        if let Err(e) = provernode_bench::save(path, &saved) {
+                            save_error.get_or_insert(e);
+                        }
                     }
-                }
-                println!(
-                    "{}\t{}\t{}\t{}\t{}\t{:.3}\t{:.6}\t{}\t{}\t{:.3}\t{:.3}",
-                    r.backend,
-                    r.proof_kind,
-                    r.program,
-                    r.input,
-                    r.cycles,
-                    r.prove_seconds,
-                    r.verify_seconds_avg,
-                    r.proof_bytes,
-                    r.peak_rss_bytes.map_or_else(|| "n/a".into(), |b| b.to_string()),
-                    r.startup_seconds,
-                    r.setup_seconds
-                );
-            })
-            .with_context(|| format!("bench target {}", target_name(target)))?;
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{:.3}\t{:.6}\t{}\t{}\t{}\t{}",
+                        r.backend,
+                        r.proof_kind,
+                        r.program,
+                        r.input,
+                        r.cycles,
+                        r.prove_seconds,
+                        r.verify_seconds_avg,
+                        r.proof_bytes,
+                        r.peak_rss_bytes.map_or_else(|| "n/a".into(), |b| b.to_string()),
+                        seconds_or_paid(r.startup_seconds),
+                        seconds_or_paid(r.setup_seconds)
+                    );
+                })
+                .with_context(|| format!("bench target {}", target_name(target)))?;
             if let Some(e) = save_error {
                 return Err(e.into());
             }
@@ -91,6 +93,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
+}
+
+/// A fixed cost for the tab-separated output: `paid` where an earlier
+/// target of this run paid it.
+fn seconds_or_paid(s: Option<f64>) -> String {
+    s.map_or_else(|| "paid".into(), |s| format!("{s:.3}"))
 }
 
 fn target_name(t: &Target) -> String {
