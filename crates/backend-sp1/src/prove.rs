@@ -466,32 +466,3 @@ impl Backend for Sp1Backend {
         Ok(Verified::of(envelope))
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn proof_bytes_round_trip_their_frame_and_reject_garbage() {
-        assert!(matches!(
-            decode_proof(b"PNRISC0\0\x01\0"),
-            Err(VerifyError::MalformedProof { .. })
-        ));
-        assert!(matches!(
-            decode_proof(b"PNSP1\0\0\0\x01\0\xff\xff\xff\x7f"),
-            Err(VerifyError::MalformedProof { .. })
-        ));
-        let mut bytes = PROOF_MAGIC.to_vec();
-        bytes.extend_from_slice(&PROOF_VERSION.to_le_bytes());
-        bytes.extend_from_slice(&3u32.to_le_bytes());
-        bytes.extend_from_slice(b"elf");
-        bytes.extend_from_slice(b"not bincode");
-        match decode_proof(&bytes) {
-            Err(VerifyError::MalformedProof { reason }) => assert!(reason.contains("sp1 proof"), "{reason}"),
-            other => panic!(
-                "expected a malformed proof, got {:?}",
-                other.map(|(e, _)| e.len())
-            ),
-        }
-    }
-}

@@ -104,6 +104,30 @@ fn a_core_proof_commits_what_trace_commits_and_verifies() {
         ),
         "a flipped proof byte must not verify"
     );
+
+    // Bytes that are not an SP1 proof frame (another backend's, a length
+    // past the end) or a frame with no SP1 proof inside are malformed,
+    // refused before any key is looked up.
+    let mut no_proof_inside = b"PNSP1\0\0\0".to_vec();
+    no_proof_inside.extend_from_slice(&1u16.to_le_bytes());
+    no_proof_inside.extend_from_slice(&3u32.to_le_bytes());
+    no_proof_inside.extend_from_slice(b"elf");
+    no_proof_inside.extend_from_slice(b"not bincode");
+    for garbage in [
+        b"PNRISC0\0\x01\0".to_vec(),
+        b"PNSP1\0\0\0\x01\0\xff\xff\xff\x7f".to_vec(),
+        no_proof_inside,
+    ] {
+        let mut malformed = env.clone();
+        malformed.proof = garbage;
+        match fresh.verify(&malformed) {
+            Err(BackendError::Verify(VerifyError::MalformedProof { .. })) => {}
+            other => panic!(
+                "expected a malformed proof, got {:?}",
+                other.map(|v| v.public_output)
+            ),
+        }
+    }
 }
 
 #[test]
