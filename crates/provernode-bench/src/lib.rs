@@ -407,12 +407,15 @@ fn seconds_range(bits: &BTreeSet<u64>) -> String {
     match values.as_slice() {
         [] => "paid by another kind".into(),
         [one] => human_seconds(*one),
-        [low, .., high] => format!(
-            "{}–{} ({} runs)",
-            human_seconds(*low),
-            human_seconds(*high),
-            values.len()
-        ),
+        [low, .., high] => {
+            let (low, high) = (human_seconds(*low), human_seconds(*high));
+            // Runs that differ below the display precision read as one value.
+            if low == high {
+                format!("{low} ({} runs)", values.len())
+            } else {
+                format!("{low}–{high} ({} runs)", values.len())
+            }
+        }
     }
 }
 
@@ -606,8 +609,15 @@ mod tests {
         slow.startup_seconds = Some(240.0);
         let mut fast = first[0].clone();
         fast.startup_seconds = Some(118.0);
-        let md = markdown(&[fast, slow]);
+        let md = markdown(&[fast.clone(), slow]);
         assert!(md.contains("| 118.0 s–240.0 s (2 runs) |"), "{md}");
+
+        // Runs that differ only below the display precision read as one value.
+        let mut close = fast.clone();
+        close.input = "n=50".into();
+        close.startup_seconds = Some(118.01);
+        let md = markdown(&[fast, close]);
+        assert!(md.contains("| 118.0 s (2 runs) |"), "{md}");
     }
 
     #[test]
