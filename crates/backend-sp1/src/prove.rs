@@ -346,6 +346,10 @@ impl Backend for Sp1Backend {
         false
     }
 
+    fn start_up_is_costly(&self) -> bool {
+        true
+    }
+
     fn program_key(&self, program: &Program) -> Result<Option<(&'static str, String)>, BackendError> {
         Self::check_abi(program)?;
         let vk = self.verifying_key(program.id(), program.elf())?;

@@ -26,6 +26,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 mod http;
+mod pool;
 
 pub use http::HttpSource;
 
@@ -136,11 +137,15 @@ pub struct AgentConfig {
     pub lease_ttl: Duration,
     /// Claim only tasks whose attempt memory limit fits here.
     pub max_claim_memory_bytes: Option<u64>,
-    /// The sum of the memory limits of the attempts running at once stays
-    /// within this (`None`: no budget). Slots then take a large task only
-    /// when the others leave room for it, so two 14 GB SP1 proofs never
+    /// The sum of the memory limits of the slots' workers, running an
+    /// attempt or idling warm, stays within this (`None`: no budget). Slots
+    /// then take a large task only when the others leave room for it (an
+    /// idle worker gives its room back), so two 14 GB SP1 provers never
     /// share a 24 GB machine and push it into the kernel's OOM killer.
     pub memory_budget_bytes: Option<u64>,
+    /// Backends whose start-up is costly (SP1): their tasks go to a slot
+    /// whose worker idles warm for them rather than start a second prover.
+    pub warm_first: Vec<String>,
     /// How long an idle slot waits before asking again (a submit wakes it sooner).
     pub idle_poll: Duration,
     /// Verifies every proof before it is reported.
@@ -160,6 +165,16 @@ pub enum Shutdown {
     Now,
 }
 
+/// The slots' shared view of the memory budget and their warm workers
+/// (see [`pool`]), and how they signal each other about it.
+struct Shared {
+    pool: tokio::sync::Mutex<pool::Pool>,
+    /// Wakes a slot whose idle worker another slot's task needs retired.
+    retire: Vec<Notify>,
+    /// Wakes a slot waiting for evicted workers to be gone.
+    released: Notify,
+}
+
 /// Runs all slots until shutdown; returns when every slot has stopped.
 pub async fn run(
     config: AgentConfig,
@@ -167,32 +182,43 @@ pub async fn run(
     wake: Arc<Notify>,
     shutdown: watch::Receiver<Shutdown>,
 ) {
+    let shared = Arc::new(Shared {
+        pool: tokio::sync::Mutex::new(pool::Pool::new(
+            config.memory_budget_bytes,
+            config.warm_first.clone(),
+            config.slots.len(),
+        )),
+        retire: config.slots.iter().map(|_| Notify::new()).collect(),
+        released: Notify::new(),
+    });
     let mut slots = JoinSet::new();
-    let budget = Arc::new(tokio::sync::Mutex::new(config.memory_budget_bytes));
-    for slot_config in config.slots.clone() {
+    for (index, slot_config) in config.slots.clone().into_iter().enumerate() {
         let owner = format!("{}/{}", config.owner, slot_config.name);
         let slot = Slot::new(slot_config);
         slots.spawn(slot_loop(
             slot,
+            index,
             owner,
             config.clone(),
             source.clone(),
             wake.clone(),
             shutdown.clone(),
-            budget.clone(),
+            shared.clone(),
         ));
     }
     while slots.join_next().await.is_some() {}
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn slot_loop(
     mut slot: Slot,
+    index: usize,
     owner: String,
     config: AgentConfig,
     source: Arc<dyn WorkSource>,
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<Shutdown>,
-    budget: Arc<tokio::sync::Mutex<Option<u64>>>,
+    shared: Arc<Shared>,
 ) {
     let mut request = ClaimRequest {
         owner: owner.clone(),
@@ -205,38 +231,59 @@ async fn slot_loop(
         if *shutdown.borrow() != Shutdown::Running {
             break;
         }
-        // Claims go one slot at a time while a budget is kept, so that what
-        // one slot takes is seen by the next before it asks.
-        let mut left = budget.lock().await;
-        request.max_memory_bytes = match (*left, config.max_claim_memory_bytes) {
-            (Some(free), Some(cap)) => Some(free.min(cap)),
-            (free, cap) => free.or(cap),
+        // Claims go one slot at a time, so that what one slot takes is seen
+        // by the next before it asks.
+        let mut pool = shared.pool.lock().await;
+        if pool.must_retire(index) {
+            drop(pool);
+            tracing::info!(slot = %owner, "retiring this slot's idle worker: another slot's task needs its memory");
+            slot.retire().await;
+            shared.pool.lock().await.retired(index);
+            shared.released.notify_waiters();
+            continue;
+        }
+        let plan = pool.plan(index, &config.backends, config.max_claim_memory_bytes);
+        let claimed = if plan.backends.is_empty() {
+            // Every backend this agent serves is left to slots warm for it.
+            Ok(None)
+        } else {
+            request.backends = plan.backends;
+            request.max_memory_bytes = plan.max_memory_bytes;
+            source.claim(&request).await
         };
-        let claimed = source.claim(&request).await;
-        let reserved = match (&claimed, left.as_mut()) {
-            (Ok(Some(lease)), Some(free)) => {
-                let need = lease.task.limits.memory_limit_bytes;
-                *free = free.saturating_sub(need);
-                need
+        let evicted = match &claimed {
+            Ok(Some(lease)) => pool.admit(index, lease.task.limits.memory_limit_bytes, &lease.task.backend),
+            Ok(None) => {
+                if pool.found_nothing(index) {
+                    // This slot's idle worker may now give its memory to
+                    // a task another slot could not fit.
+                    wake.notify_waiters();
+                }
+                Vec::new()
             }
-            _ => 0,
+            Err(_) => Vec::new(),
         };
-        drop(left);
+        drop(pool);
         match claimed {
             Ok(Some(lease)) => {
                 backoff = Duration::from_millis(100);
+                if !evicted.is_empty() {
+                    wait_for_retired(&shared, &evicted, &owner, config.lease_ttl / 3).await;
+                }
+                let backend = lease.task.backend.clone();
                 run_attempt(&mut slot, &owner, lease, &config, source.as_ref(), &mut shutdown).await;
-                if let Some(free) = budget.lock().await.as_mut() {
-                    *free += reserved;
-                }
-                if reserved > 0 {
-                    // Room was freed: a slot that found nothing that fits may now.
-                    wake.notify_waiters();
-                }
+                shared
+                    .pool
+                    .lock()
+                    .await
+                    .finished(index, slot.worker_memory_limit(), &backend);
+                // What changed may let a waiting slot take a task now.
+                wake.notify_waiters();
             }
             Ok(None) => {
                 tokio::select! {
                     _ = wake.notified() => {}
+                    _ = shared.retire[index].notified() => {}
                     _ = tokio::time::sleep(config.idle_poll) => {}
                     _ = shutdown.changed() => {}
                 }
@@ -246,6 +293,7 @@ async fn slot_loop(
                 tracing::warn!(slot = %owner, error = %e, "cannot claim work; retrying in {delay:?}");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
+                    _ = shared.retire[index].notified() => {}
                     _ = shutdown.changed() => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(10));
@@ -253,7 +301,31 @@ async fn slot_loop(
         }
     }
     slot.retire().await;
+    shared.pool.lock().await.retired(index);
+    shared.released.notify_waiters();
     tracing::debug!(slot = %owner, "slot stopped");
+}
+
+/// Waits until the idle workers evicted for this slot's task are gone, so
+/// that the new worker never runs beside them. Retiring takes a kill and a
+/// wait; past `patience` (a third of the lease, which is not renewed while
+/// waiting) the attempt starts anyway, each worker still caged by its own limit.
+async fn wait_for_retired(shared: &Shared, evicted: &[usize], owner: &str, patience: Duration) {
+    for &j in evicted {
+        shared.retire[j].notify_one();
+    }
+    let started = Instant::now();
+    loop {
+        let released = shared.released.notified();
+        if !shared.pool.lock().await.still_held(evicted) {
+            return;
+        }
+        if started.elapsed() >= patience {
+            tracing::warn!(slot = %owner, waited = ?started.elapsed(), "idle workers asked to give back their memory are still running; starting the attempt anyway");
+            return;
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(250), released).await;
+    }
 }
 
 fn now_ms() -> i64 {

@@ -247,6 +247,13 @@ pub trait Backend: Send + Sync {
         Ok(())
     }
 
+    /// Whether starting this backend costs enough (SP1: minutes) that its
+    /// tasks should go to a worker already warm for it rather than start a
+    /// second one beside an idle one.
+    fn start_up_is_costly(&self) -> bool {
+        false
+    }
+
     /// Pays the per-program set-up cost (proving keys) now; the backend
     /// keeps what it made for later proofs of the same program. Idempotent.
     fn set_up(&self, _program: &Program) -> Result<(), BackendError> {

@@ -210,6 +210,12 @@ impl Slot {
         &self.config.name
     }
 
+    /// The memory limit the current worker is caged under, if one is
+    /// running (a warm worker between attempts holds up to this much).
+    pub fn worker_memory_limit(&self) -> Option<u64> {
+        self.worker.as_ref().map(|w| w.cage.limit_bytes)
+    }
+
     async fn spawn(&mut self, memory_limit_bytes: u64) -> Result<Worker, SpawnFailure> {
         self.seq += 1;
         let tag = format!(

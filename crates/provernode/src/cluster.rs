@@ -16,7 +16,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::cli::{AgentArgs, BrokerArgs};
 use crate::node::{
-    api_config, memory_budget_bytes, secs, slot_configs, terminate_signal, total_memory_bytes,
+    api_config, memory_budget_bytes, secs, slot_configs, terminate_signal, total_memory_bytes, warm_first,
 };
 
 pub async fn broker(args: BrokerArgs) -> Result<()> {
@@ -104,6 +104,7 @@ pub async fn agent(args: AgentArgs) -> Result<()> {
             .map(|m| m << 20)
             .or_else(total_memory_bytes),
         memory_budget_bytes: memory_budget_bytes(&args.slots),
+        warm_first: warm_first(&registry),
         idle_poll: Duration::from_millis(250),
         registry,
         hold_first_result: std::env::var("PROVERNODE_FAULT_HOLD_FIRST_RESULT_MS")

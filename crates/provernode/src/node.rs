@@ -152,6 +152,7 @@ pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode> {
         lease_ttl,
         max_claim_memory_bytes: None,
         memory_budget_bytes: memory_budget,
+        warm_first: warm_first(&registry),
         idle_poll: Duration::from_millis(500),
         registry,
         hold_first_result: std::env::var("PROVERNODE_FAULT_HOLD_FIRST_RESULT_MS")
@@ -271,6 +272,16 @@ pub(crate) fn total_memory_bytes() -> Option<u64> {
         .parse()
         .ok()?;
     Some(kib * 1024)
+}
+
+/// Backends whose tasks should go to a slot already warm for them: those
+/// whose start-up is costly (SP1's prover, minutes).
+pub(crate) fn warm_first(registry: &Registry) -> Vec<String> {
+    registry
+        .available()
+        .filter(|b| b.start_up_is_costly())
+        .map(|b| b.name().to_owned())
+        .collect()
 }
 
 /// The worker slots of a node or agent.

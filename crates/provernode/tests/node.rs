@@ -640,3 +640,52 @@ fn the_memory_budget_runs_large_tasks_one_at_a_time_and_refuses_one_that_cannot_
         "the attempts overlapped: {first:?} and {second:?}"
     );
 }
+
+#[test]
+fn an_idle_warm_worker_counts_against_the_budget_and_gives_its_memory_back() {
+    let dir = tempfile::tempdir().unwrap();
+    // Room for 1000 MiB of workers. A proof at 600 MiB leaves a warm worker
+    // holding its limit; a task at 500 MiB does not fit beside it, so the
+    // idle worker must go before the new one starts, whichever slot takes
+    // the task (the slot that owns the idle worker replaces it; the other
+    // one asks it to retire). Counting only running attempts, the other
+    // slot would start a second worker beside the idle one (1100 MiB).
+    // Which slot claims is up to the scheduler, so the round is repeated.
+    let node = Node::start(
+        &dir.path().join("data"),
+        &["--workers", "2", "--memory-budget-mib", "1000"],
+        &[],
+    );
+    for round in 0..3 {
+        let warm = node.submit(json!({"program": "fibonacci", "input": {"n": 5}, "memory_limit_mib": 600}));
+        let t = node.wait_terminal(&warm, LONG);
+        assert_eq!(t["state"], "succeeded", "{t}");
+        assert_eq!(
+            node.workers().len(),
+            1,
+            "round {round}: the warm worker stays after its proof"
+        );
+
+        let big = node.submit(
+            json!({"program": "spin", "timeout_secs": 2.0, "max_attempts": 1, "memory_limit_mib": 500}),
+        );
+        node.wait_until(&big, LONG, |t| t["state"] == "leased");
+        let mut samples = 0;
+        while node.task(&big)["state"] == "leased" {
+            let workers = node.workers();
+            assert!(
+                workers.len() <= 1,
+                "round {round}: {} workers alive ({workers:?}) beside a 500 MiB attempt; the idle 600 MiB one should have gone",
+                workers.len()
+            );
+            samples += 1;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            samples > 5,
+            "round {round}: the spin attempt ended too soon to observe ({samples} samples)"
+        );
+        let t = node.wait_terminal(&big, LONG);
+        assert_eq!(t["terminal_reason"], "timeout", "{t}");
+    }
+}
