@@ -238,7 +238,12 @@ async fn slot_loop(
             drop(pool);
             tracing::info!(slot = %owner, "retiring this slot's idle worker: another slot's task needs its memory");
             slot.retire().await;
-            shared.pool.lock().await.retired(index);
+            metrics::counter!("provernode_idle_workers_retired_total", "reason" => "memory").increment(1);
+            {
+                let mut pool = shared.pool.lock().await;
+                pool.retired(index);
+                publish_held(&pool);
+            }
             shared.released.notify_waiters();
             continue;
         }
@@ -263,6 +268,7 @@ async fn slot_loop(
             }
             Err(_) => Vec::new(),
         };
+        publish_held(&pool);
         drop(pool);
         match claimed {
             Ok(Some(lease)) => {
@@ -272,11 +278,11 @@ async fn slot_loop(
                 }
                 let backend = lease.task.backend.clone();
                 run_attempt(&mut slot, &owner, lease, &config, source.as_ref(), &mut shutdown).await;
-                shared
-                    .pool
-                    .lock()
-                    .await
-                    .finished(index, slot.worker_memory_limit(), &backend);
+                {
+                    let mut pool = shared.pool.lock().await;
+                    pool.finished(index, slot.worker_memory_limit(), &backend);
+                    publish_held(&pool);
+                }
                 // What changed may let a waiting slot take a task now.
                 wake.notify_waiters();
             }
@@ -301,9 +307,18 @@ async fn slot_loop(
         }
     }
     slot.retire().await;
-    shared.pool.lock().await.retired(index);
+    {
+        let mut pool = shared.pool.lock().await;
+        pool.retired(index);
+        publish_held(&pool);
+    }
     shared.released.notify_waiters();
     tracing::debug!(slot = %owner, "slot stopped");
+}
+
+/// The memory the slots' workers hold against the budget, running or idle.
+fn publish_held(pool: &pool::Pool) {
+    metrics::gauge!("provernode_worker_memory_held_bytes").set(pool.held_bytes() as f64);
 }
 
 /// Waits until the idle workers evicted for this slot's task are gone, so

@@ -63,6 +63,11 @@ impl Pool {
         }
     }
 
+    /// The memory limits of every slot's worker (or starting attempt), added up.
+    pub fn held_bytes(&self) -> u64 {
+        self.holds.iter().map(|h| h.bytes).sum()
+    }
+
     #[cfg(test)]
     pub fn hold(&self, slot: usize) -> &Hold {
         &self.holds[slot]
@@ -268,8 +273,10 @@ mod tests {
         assert!(p.must_retire(0) && p.still_held(&[0]));
         // What slot 0 held is promised to slot 1 now, not to anyone else.
         assert_eq!(p.plan(0, &names(&["sp1"]), None).max_memory_bytes, Some(12 * GIB));
+        assert_eq!(p.held_bytes(), 24 * GIB, "until slot 0's worker is gone");
         p.retired(0);
         assert!(!p.still_held(&[0]));
+        assert_eq!(p.held_bytes(), 10 * GIB);
         assert_eq!(p.hold(1).bytes, 10 * GIB);
     }
 

@@ -688,4 +688,19 @@ fn an_idle_warm_worker_counts_against_the_budget_and_gives_its_memory_back() {
         let t = node.wait_terminal(&big, LONG);
         assert_eq!(t["terminal_reason"], "timeout", "{t}");
     }
+    let metrics = node
+        .http()
+        .get(format!("{}/metrics", node.base))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let held: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("provernode_worker_memory_held_bytes "))
+        .unwrap_or_else(|| panic!("no held-memory gauge in:\n{metrics}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(held <= (1000u64 << 20) as f64, "{held} bytes held");
 }
