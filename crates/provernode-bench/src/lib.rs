@@ -9,8 +9,11 @@
 //! keeps resident (SP1's prover) as a worker process would.
 //!
 //! Results are rows of JSON kept in a file and merged by (backend, kind,
-//! program, input), so a long table can be filled in several runs; the
-//! Markdown table is rendered from that file.
+//! settings, program, input), so a long table can be filled in several
+//! runs; the Markdown table is rendered from that file. A row records the
+//! environment variables that tune its backend (segment size, worker
+//! pools), so a run with other settings adds rows beside the defaults'
+//! instead of replacing them.
 //!
 //! Architecture invariant: the bench only calls the `Backend` trait through
 //! the registry; it never reaches into a backend's crate.
@@ -160,17 +163,60 @@ pub struct Row {
     pub setup_seconds: Option<f64>,
     /// Where it was measured: CPU count and model.
     pub host: String,
+    /// The environment variables that tune this backend, as the run saw
+    /// them (see [`settings_from`]); empty means the backend's defaults.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub settings: BTreeMap<String, String>,
 }
 
 impl Row {
-    fn key(&self) -> (String, String, String, String) {
+    fn key(&self) -> (String, String, BTreeMap<String, String>, String, String) {
         (
             self.backend.clone(),
             self.proof_kind.clone(),
+            self.settings.clone(),
             self.program.clone(),
             self.input.clone(),
         )
     }
+}
+
+/// Which environment variables tune a backend's speed or memory: our own
+/// knobs and those its prover reads itself (SP1's `SP1_WORKER_*` pools and
+/// `ELEMENT_THRESHOLD`; rayon's thread count for every backend).
+fn tunes(backend: &str, name: &str) -> bool {
+    // A results file is shared; keys and credentials never go into it.
+    let secret = ["KEY", "TOKEN", "SECRET", "PASSWORD", "URL"]
+        .iter()
+        .any(|s| name.to_ascii_uppercase().contains(s));
+    let ours = match backend {
+        "risc0" => name.starts_with("PROVERNODE_RISC0_") || name.starts_with("RISC0_"),
+        "sp1" => {
+            name.starts_with("PROVERNODE_SP1_") || name.starts_with("SP1_") || name == "ELEMENT_THRESHOLD"
+        }
+        _ => false,
+    };
+    !secret && (ours || name == "RAYON_NUM_THREADS")
+}
+
+/// The settings a row of `backend` records, picked from `vars` (the
+/// process's environment in a run).
+pub fn settings_from(
+    backend: &str,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> BTreeMap<String, String> {
+    vars.into_iter()
+        .filter(|(name, _)| tunes(backend, name))
+        .collect()
+}
+
+/// Seconds rounded to the nanosecond: finer digits are noise, and a value
+/// with at most nine decimals reads back from the JSON file bit for bit
+/// (an average's 17 significant digits did not always: serde_json parses
+/// long decimals to within one ulp, so a saved row could differ from the
+/// measured one and count as a second run in the fixed-cost ranges).
+fn seconds(s: f64) -> f64 {
+    (s * 1e9).round() / 1e9
 }
 
 /// Clears the process's peak-RSS mark; false where that is not possible.
@@ -230,6 +276,7 @@ pub fn run_target(
         .unwrap_or_default();
     let trace = registry.get("trace")?;
     let host = host();
+    let settings = settings_from(&target.backend, std::env::vars());
     let describe = |job: &Job| {
         format!(
             "{} ({kind}) on {} {}",
@@ -248,7 +295,7 @@ pub fn run_target(
     let startup_seconds = paid
         .started
         .insert(target.backend.clone())
-        .then(|| started.elapsed().as_secs_f64());
+        .then(|| seconds(started.elapsed().as_secs_f64()));
 
     let mut setups: BTreeMap<String, Option<f64>> = BTreeMap::new();
     let mut rows = Vec::new();
@@ -266,7 +313,7 @@ pub fn run_target(
             let first = paid.set_up.insert((target.backend.clone(), job.program.clone()));
             setups.insert(
                 job.program.clone(),
-                first.then(|| started.elapsed().as_secs_f64()),
+                first.then(|| seconds(started.elapsed().as_secs_f64())),
             );
         }
         let expected = trace
@@ -282,7 +329,7 @@ pub fn run_target(
         let envelope = backend
             .prove(&program, &job.input, &options)
             .map_err(|e| fail(job, e))?;
-        let prove_seconds = started.elapsed().as_secs_f64();
+        let prove_seconds = seconds(started.elapsed().as_secs_f64());
         let peak = if can_reset { peak_rss_bytes() } else { None };
         if envelope.public_output != expected {
             return Err(BenchError::OutputDiffers {
@@ -298,7 +345,7 @@ pub fn run_target(
         for _ in 0..verify_runs {
             backend.verify(&envelope).map_err(|e| fail(job, e))?;
         }
-        let verify_seconds_avg = started.elapsed().as_secs_f64() / f64::from(verify_runs.max(1));
+        let verify_seconds_avg = seconds(started.elapsed().as_secs_f64() / f64::from(verify_runs.max(1)));
         let proof_bytes = envelope.encode().map_err(|e| fail(job, e.into()))?.len() as u64;
         let row = Row {
             backend: target.backend.clone(),
@@ -315,6 +362,7 @@ pub fn run_target(
             startup_seconds,
             setup_seconds: setups.get(&job.program).copied().flatten(),
             host: host.clone(),
+            settings: settings.clone(),
         };
         on_row(&row);
         rows.push(row);
@@ -338,7 +386,7 @@ pub fn load(path: &std::path::Path) -> Result<Vec<Row>, BenchError> {
 }
 
 /// `old` with every row of `new` added, replacing rows with the same
-/// (backend, kind, program, input).
+/// (backend, kind, settings, program, input).
 pub fn merge(old: Vec<Row>, new: &[Row]) -> Vec<Row> {
     let mut out: Vec<Row> = old
         .into_iter()
@@ -361,7 +409,7 @@ pub fn save(path: &std::path::Path, rows: &[Row]) -> Result<(), BenchError> {
 }
 
 /// Table order: program, input size (n=100 after n=50), backend, kind.
-fn order(row: &Row) -> (String, u64, usize, String) {
+fn order(row: &Row) -> (String, u64, usize, String, BTreeMap<String, String>) {
     let backend = ["trace", "risc0", "sp1"]
         .iter()
         .position(|b| *b == row.backend)
@@ -371,7 +419,57 @@ fn order(row: &Row) -> (String, u64, usize, String) {
         .split_once('=')
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(u64::MAX);
-    (row.program.clone(), size, backend, row.proof_kind.clone())
+    (
+        row.program.clone(),
+        size,
+        backend,
+        row.proof_kind.clone(),
+        row.settings.clone(),
+    )
+}
+
+/// The non-default settings of a table, lettered A, B, … in a stable
+/// order: a kind cell says `composite (settings A)` and a legend under the
+/// tables lists each, so a long list (SP1's worker pools) does not widen
+/// every row.
+struct SettingsLegend<'a>(Vec<&'a BTreeMap<String, String>>);
+
+impl<'a> SettingsLegend<'a> {
+    fn of(rows: &[&'a Row]) -> Self {
+        let distinct: BTreeSet<&BTreeMap<String, String>> = rows
+            .iter()
+            .map(|r| &r.settings)
+            .filter(|s| !s.is_empty())
+            .collect();
+        SettingsLegend(distinct.into_iter().collect())
+    }
+
+    fn letter(i: usize) -> String {
+        // 26 letters, then A1, B1, …: far more variants than a table holds.
+        let (round, at) = (i / 26, i % 26);
+        let letter = char::from(b'A' + at as u8);
+        if round == 0 {
+            letter.to_string()
+        } else {
+            format!("{letter}{round}")
+        }
+    }
+
+    fn kind(&self, proof_kind: &str, settings: &BTreeMap<String, String>) -> String {
+        match self.0.iter().position(|s| *s == settings) {
+            Some(i) => format!("{proof_kind} (settings {})", Self::letter(i)),
+            None => proof_kind.to_owned(),
+        }
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::new();
+        for (i, settings) in self.0.iter().enumerate() {
+            let list: Vec<String> = settings.iter().map(|(k, v)| format!("`{k}={v}`")).collect();
+            out.push_str(&format!("\nSettings {}: {}.\n", Self::letter(i), list.join(", ")));
+        }
+        out
+    }
 }
 
 fn human_bytes(n: u64) -> String {
@@ -423,6 +521,7 @@ fn seconds_range(bits: &BTreeSet<u64>) -> String {
 pub fn markdown(rows: &[Row]) -> String {
     let mut rows: Vec<&Row> = rows.iter().collect();
     rows.sort_by_key(|r| order(r));
+    let legend = SettingsLegend::of(&rows);
     let mut out = String::new();
     out.push_str(
         "| program | input | backend | kind | cycles | prove | verify (avg) | proof size | peak memory |\n",
@@ -434,7 +533,7 @@ pub fn markdown(rows: &[Row]) -> String {
             r.program,
             r.input,
             r.backend,
-            r.proof_kind,
+            legend.kind(&r.proof_kind, &r.settings),
             r.cycles,
             human_seconds(r.prove_seconds),
             human_seconds(r.verify_seconds_avg),
@@ -443,17 +542,19 @@ pub fn markdown(rows: &[Row]) -> String {
             r.peak_rss_bytes.map_or_else(|| "n/a".into(), human_bytes),
         ));
     }
-    // Fixed costs: one line per (backend, kind, program), over every run
+    // Fixed costs: one line per (backend, kind, settings, program), over every run
     // that paid them (rows of one run share its figures): start-up varies
     // from run to run, so the table gives the range.
     type Measured = (BTreeSet<u64>, BTreeSet<u64>);
-    let mut fixed: BTreeMap<(usize, String, String, String), Measured> = BTreeMap::new();
+    type FixedKey<'a> = (usize, &'a str, &'a str, &'a BTreeMap<String, String>, &'a str);
+    let mut fixed: BTreeMap<FixedKey, Measured> = BTreeMap::new();
     for r in &rows {
         let key = (
             order(r).2,
-            r.backend.clone(),
-            r.proof_kind.clone(),
-            r.program.clone(),
+            r.backend.as_str(),
+            r.proof_kind.as_str(),
+            &r.settings,
+            r.program.as_str(),
         );
         let (startups, setups) = fixed.entry(key).or_default();
         startups.extend(r.startup_seconds.map(f64::to_bits));
@@ -461,9 +562,10 @@ pub fn markdown(rows: &[Row]) -> String {
     }
     out.push_str("\n| backend | kind | program | start-up (per process) | set-up (per program) |\n");
     out.push_str("|---|---|---|---:|---:|\n");
-    for ((_, backend, kind, program), (startups, setups)) in &fixed {
+    for ((_, backend, kind, settings, program), (startups, setups)) in &fixed {
         out.push_str(&format!(
-            "| {backend} | {kind} | {program} | {} | {} |\n",
+            "| {backend} | {} | {program} | {} | {} |\n",
+            legend.kind(kind, settings),
             seconds_range(startups),
             seconds_range(setups)
         ));
@@ -471,6 +573,7 @@ pub fn markdown(rows: &[Row]) -> String {
     let mut hosts: Vec<&str> = rows.iter().map(|r| r.host.as_str()).collect();
     hosts.sort_unstable();
     hosts.dedup();
+    out.push_str(&legend.render());
     out.push_str(&format!("\nMeasured on: {}.\n", hosts.join("; ")));
     out
 }
@@ -618,6 +721,88 @@ mod tests {
         close.startup_seconds = Some(118.01);
         let md = markdown(&[fast, close]);
         assert!(md.contains("| 118.0 s (2 runs) |"), "{md}");
+    }
+
+    #[test]
+    fn rows_under_other_settings_sit_beside_the_defaults_and_say_so() {
+        let vars = [
+            ("PROVERNODE_RISC0_SEGMENT_PO2", "18"),
+            ("RISC0_DEV_MODE", "0"),
+            ("SP1_WORKER_NUM_CORE_WORKERS", "1"),
+            ("SP1_PRIVATE_KEY", "0xsecret"),
+            ("ELEMENT_THRESHOLD", "201326592"),
+            ("RAYON_NUM_THREADS", "2"),
+            ("DATABASE_URL", "postgres://u:p@h/db"),
+            ("HOME", "/root"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let risc0 = settings_from("risc0", vars.clone());
+        assert_eq!(
+            risc0.keys().collect::<Vec<_>>(),
+            [
+                "PROVERNODE_RISC0_SEGMENT_PO2",
+                "RAYON_NUM_THREADS",
+                "RISC0_DEV_MODE"
+            ]
+        );
+        let sp1 = settings_from("sp1", vars.clone());
+        assert_eq!(
+            sp1.keys().collect::<Vec<_>>(),
+            [
+                "ELEMENT_THRESHOLD",
+                "RAYON_NUM_THREADS",
+                "SP1_WORKER_NUM_CORE_WORKERS"
+            ],
+            "no key or credential goes into a results file"
+        );
+        assert!(settings_from("trace", vars).keys().eq(["RAYON_NUM_THREADS"]));
+
+        let registry = Registry::default();
+        let mut paid = Paid::default();
+        let quick = jobs("quick").unwrap();
+        let mut defaults =
+            run_target(&registry, &"trace".parse().unwrap(), &quick, 1, &mut paid, |_| {}).unwrap();
+        // Whatever this test's own environment holds, these stand for defaults.
+        defaults.iter_mut().for_each(|r| r.settings.clear());
+        let mut tuned = defaults[0].clone();
+        tuned.settings = BTreeMap::from([("RAYON_NUM_THREADS".to_owned(), "1".to_owned())]);
+        tuned.prove_seconds = 7.0;
+        let merged = merge(defaults.clone(), std::slice::from_ref(&tuned));
+        assert_eq!(merged.len(), defaults.len() + 1, "other settings add a row");
+        let md = markdown(&merged);
+        assert!(
+            md.contains("| fibonacci | n=10 | trace | execution-record | ")
+                && md.contains(&format!(
+                    "| fibonacci | n=10 | trace | execution-record (settings A) | {} | 7.0 s |",
+                    tuned.cycles
+                )),
+            "{md}"
+        );
+        assert!(
+            md.contains("| trace | execution-record (settings A) | fibonacci |")
+                && md.contains("\nSettings A: `RAYON_NUM_THREADS=1`.\n"),
+            "{md}"
+        );
+
+        // Files written before rows had settings still load, as defaults.
+        let mut old = serde_json::to_value(&defaults[0]).unwrap();
+        assert!(old.get("settings").is_none(), "no settings, no field");
+        old.as_object_mut().unwrap().remove("settings");
+        let back: Row = serde_json::from_value(old).unwrap();
+        assert!(back.settings.is_empty());
+    }
+
+    #[test]
+    fn measured_seconds_read_back_from_the_results_file_bit_for_bit() {
+        // Averages of many runs, as `verify_seconds_avg` computes them.
+        for runs in 1..200u32 {
+            for total in [0.1183525, 0.0947744, 1.5, 27.637_492_113, 1966.8] {
+                let value = seconds(total / f64::from(runs));
+                let text = serde_json::to_string(&value).unwrap();
+                let back: f64 = serde_json::from_str(&text).unwrap();
+                assert_eq!(back.to_bits(), value.to_bits(), "{text}");
+            }
+        }
     }
 
     #[test]

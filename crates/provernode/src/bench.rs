@@ -44,6 +44,17 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             args.verify_runs,
             provernode_bench::host()
         );
+        for target in &targets {
+            let settings = provernode_bench::settings_from(&target.backend, std::env::vars());
+            if !settings.is_empty() {
+                let list: Vec<String> = settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                eprintln!(
+                    "bench: {} runs with {} (recorded in its rows, which sit beside the defaults' rows)",
+                    target_name(target),
+                    list.join(" ")
+                );
+            }
+        }
         let mut paid = provernode_bench::Paid::default();
         println!("backend\tkind\tprogram\tinput\tcycles\tprove_s\tverify_s_avg\tproof_bytes\tpeak_rss_bytes\tstartup_s\tsetup_s");
         for target in &targets {
