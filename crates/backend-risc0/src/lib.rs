@@ -21,3 +21,71 @@ pub use prove::Risc0Backend;
 
 /// The registry name.
 pub const BACKEND_NAME: &str = "risc0";
+
+/// risc0's own segment size (log2 of its rows), used when nothing asks for
+/// less.
+pub const DEFAULT_SEGMENT_PO2: u32 = 20;
+
+/// The smallest segment [`segment_po2`] picks to fit a memory limit.
+/// Smaller segments cost more per cycle (every segment pays its own
+/// paging), and below this the prover's fixed memory dominates anyway.
+pub const MIN_FITTED_SEGMENT_PO2: u32 = 14;
+
+/// Peak resident memory of a proving process per row of its largest
+/// segment. Measured on the CPU prover (docs/backends.md): 9.2 KiB per row
+/// for 2^16, 2^18 and 2^20 segments (0.6, 2.3 and 9.2 GiB); 10 KiB leaves
+/// room for the rest of the worker process.
+pub const PEAK_BYTES_PER_SEGMENT_ROW: u64 = 10 << 10;
+
+/// The segment size a proof uses. The operator's setting
+/// (`PROVERNODE_RISC0_SEGMENT_PO2`) wins. Otherwise risc0's default, lowered
+/// until a segment's peak fits `prover_memory_bytes` (the node's memory
+/// limit for the attempt): without this, a program of more than about
+/// 2^19 cycles needs 5-10 GB with the default segment and the node's
+/// default 4 GiB limit kills every attempt. Smaller segments trade a
+/// larger composite proof and a little speed for memory (2^18 against
+/// 2^20 for fibonacci n = 10^5: 2.3 GiB against 9.2 GiB, 12 % slower).
+pub fn segment_po2(configured: Option<u32>, prover_memory_bytes: Option<u64>) -> u32 {
+    if let Some(po2) = configured {
+        return po2;
+    }
+    let Some(limit) = prover_memory_bytes else {
+        return DEFAULT_SEGMENT_PO2;
+    };
+    (MIN_FITTED_SEGMENT_PO2..=DEFAULT_SEGMENT_PO2)
+        .rev()
+        .find(|po2| (1u64 << po2).saturating_mul(PEAK_BYTES_PER_SEGMENT_ROW) <= limit)
+        .unwrap_or(MIN_FITTED_SEGMENT_PO2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIB: u64 = 1 << 30;
+
+    #[test]
+    fn the_segment_fits_the_memory_limit_unless_the_operator_chose_one() {
+        // Nothing limits the process: risc0's default.
+        assert_eq!(segment_po2(None, None), 20);
+        // The node's default limit (4 GiB) and SP1-sized ones.
+        assert_eq!(segment_po2(None, Some(4 * GIB)), 18);
+        assert_eq!(segment_po2(None, Some(6 * GIB)), 19);
+        assert_eq!(segment_po2(None, Some(10 * GIB)), 20);
+        assert_eq!(
+            segment_po2(None, Some(64 * GIB)),
+            20,
+            "never above risc0's default"
+        );
+        // Exactly the estimate fits; a byte less does not.
+        let at_18 = (1 << 18) * PEAK_BYTES_PER_SEGMENT_ROW;
+        assert_eq!(segment_po2(None, Some(at_18)), 18);
+        assert_eq!(segment_po2(None, Some(at_18 - 1)), 17);
+        // Too little for any segment: the smallest, and the cage decides.
+        assert_eq!(segment_po2(None, Some(1 << 20)), MIN_FITTED_SEGMENT_PO2);
+        assert_eq!(segment_po2(None, Some(0)), MIN_FITTED_SEGMENT_PO2);
+        // The operator's knob wins either way.
+        assert_eq!(segment_po2(Some(21), Some(4 * GIB)), 21);
+        assert_eq!(segment_po2(Some(16), None), 16);
+    }
+}

@@ -9,14 +9,16 @@ use risc0_zkvm::{
     Receipt, GUEST_MAX_MEM,
 };
 
-use crate::BACKEND_NAME;
+use crate::{segment_po2, BACKEND_NAME, DEFAULT_SEGMENT_PO2};
 
 const PROOF_MAGIC: [u8; 8] = *b"PNRISC0\0";
 const PROOF_VERSION: u16 = 1;
 const KINDS: &[&str] = &["composite", "succinct"];
 
 /// RISC Zero on the CPU. `segment_po2` bounds segment size (memory per
-/// segment proof); `None` keeps risc0's default.
+/// segment proof); `None` keeps risc0's default, lowered to fit the
+/// proving process's memory limit where the node gives one
+/// ([`crate::segment_po2`]).
 #[derive(Clone, Debug, Default)]
 pub struct Risc0Backend {
     pub segment_po2: Option<u32>,
@@ -49,14 +51,26 @@ impl Risc0Backend {
         Ok(ProgramBinary::new(program.elf(), V1COMPAT_ELF).encode())
     }
 
-    fn env<'a>(&self, input: &'a [u8], limits: &Limits) -> Result<ExecutorEnv<'a>, BackendError> {
+    fn env<'a>(
+        &self,
+        input: &'a [u8],
+        limits: &Limits,
+        prover_memory_bytes: Option<u64>,
+    ) -> Result<ExecutorEnv<'a>, BackendError> {
         let mut b = ExecutorEnv::builder();
         b.write_slice(input);
         // risc0 counts user cycles against the session limit, as trace does.
         b.session_limit(Some(limits.max_cycles));
-        if let Some(po2) = self.segment_po2 {
-            b.segment_limit_po2(po2);
+        let po2 = segment_po2(self.segment_po2, prover_memory_bytes);
+        if self.segment_po2.is_none() && po2 < DEFAULT_SEGMENT_PO2 {
+            tracing::info!(
+                segment_po2 = po2,
+                memory_limit_mib = prover_memory_bytes.unwrap_or(0) >> 20,
+                "risc0 segments limited to 2^{po2} rows to fit the worker's memory limit \
+                 (set PROVERNODE_RISC0_SEGMENT_PO2 to choose, or give the task more memory)"
+            );
         }
+        b.segment_limit_po2(po2);
         b.build().map_err(prover_error)
     }
 
@@ -133,7 +147,7 @@ impl Backend for Risc0Backend {
     fn execute(&self, program: &Program, input: &[u8], limits: &Limits) -> Result<Execution, BackendError> {
         let blob = self.blob(program)?;
         let session = LocalProver::new("local")
-            .execute(self.env(input, limits)?, &blob)
+            .execute(self.env(input, limits, None)?, &blob)
             .map_err(|e| run_error(program, limits, e))?;
         Self::check_exit(program, session.exit_code)?;
         Ok(Execution {
@@ -163,7 +177,11 @@ impl Backend for Risc0Backend {
         };
         let blob = self.blob(program)?;
         let info = LocalProver::new("local")
-            .prove_with_opts(self.env(input, &options.limits)?, &blob, &opts)
+            .prove_with_opts(
+                self.env(input, &options.limits, options.prover_memory_bytes)?,
+                &blob,
+                &opts,
+            )
             .map_err(|e| run_error(program, &options.limits, e))?;
         let exit = info
             .receipt

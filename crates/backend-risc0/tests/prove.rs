@@ -121,3 +121,32 @@ fn the_cycle_limit_stops_an_endless_guest() {
         other => panic!("expected a cycle limit, got {other}"),
     }
 }
+
+#[test]
+fn segments_shrink_to_fit_the_memory_the_node_gives_the_prover() {
+    let risc0 = Risc0Backend::default();
+    let p = program("fibonacci");
+    let input = 10u32.to_le_bytes();
+    let expected = TraceBackend::new()
+        .execute(&p, &input, &Limits::default())
+        .unwrap()
+        .public_output;
+    // Unlimited, this program is one segment (the first test proves it).
+    // 200 MiB fits no 2^15 segment (about 320 MiB at its peak), so the
+    // backend picks the smallest size it fits to, 2^14 rows, and the same
+    // program takes several segments, each proved within the limit.
+    let options = ProveOptions {
+        prover_memory_bytes: Some(200 << 20),
+        ..ProveOptions::default()
+    };
+    let env = risc0.prove(&p, &input, &options).unwrap();
+    let (_elf, receipt) = provernode_core::proof_frame::decode(&env.proof, b"PNRISC0\0", 1, "risc0").unwrap();
+    let receipt: risc0_zkvm::Receipt = bincode::deserialize(receipt).unwrap();
+    let segments = match receipt.inner {
+        risc0_zkvm::InnerReceipt::Composite(c) => c.segments.len(),
+        other => panic!("expected a composite receipt, got {other:?}"),
+    };
+    assert!(segments > 1, "{segments} segment(s)");
+    assert_eq!(env.public_output, expected);
+    assert_eq!(risc0.verify(&env).unwrap().public_output, expected);
+}

@@ -32,6 +32,11 @@ pub struct ProveOptions {
     pub limits: Limits,
     /// Backend-specific proof kind; `None` picks the backend's default.
     pub proof_kind: Option<String>,
+    /// The memory the proving process may hold (the node's cage limit for
+    /// the attempt); `None` where nothing limits it (`provernode prove`,
+    /// the bench). A backend whose peak follows a size it chooses itself
+    /// (RISC Zero's segments) chooses one that fits.
+    pub prover_memory_bytes: Option<u64>,
 }
 
 /// What running a guest produced, without a proof.

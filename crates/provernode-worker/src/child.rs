@@ -116,6 +116,7 @@ fn attempt(
             max_memory_bytes: req.max_guest_memory_bytes,
         },
         proof_kind: req.proof_kind.clone(),
+        prover_memory_bytes: req.prover_memory_bytes,
     };
     match backend
         .prove(&program, &input, &options)

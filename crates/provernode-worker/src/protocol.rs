@@ -40,6 +40,10 @@ pub struct Request {
     pub proof_kind: Option<String>,
     pub max_cycles: u64,
     pub max_guest_memory_bytes: u64,
+    /// The worker's cage limit, so a backend can size its work to fit
+    /// (absent in requests from a node before this field: no limit known).
+    #[serde(default)]
+    pub prover_memory_bytes: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

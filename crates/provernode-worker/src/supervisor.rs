@@ -623,6 +623,7 @@ async fn write_request(dir: &Path, n: u64, spec: &AttemptSpec) -> std::io::Resul
         proof_kind: spec.proof_kind.clone(),
         max_cycles: spec.max_cycles,
         max_guest_memory_bytes: spec.max_guest_memory_bytes,
+        prover_memory_bytes: Some(spec.memory_limit_bytes),
     };
     tokio::fs::write(dir.join(protocol::request_elf(n)), &spec.elf).await?;
     tokio::fs::write(dir.join(protocol::request_input(n)), &spec.input).await?;

@@ -307,6 +307,8 @@ fn prove(args: &RunArgs, output: Option<PathBuf>, proof_kind: Option<String>) ->
     let options = ProveOptions {
         limits: job.limits,
         proof_kind,
+        // A one-shot proof runs in this process, under no cage of ours.
+        prover_memory_bytes: None,
     };
     let started = Instant::now();
     let envelope = job.backend.prove(&job.program, &job.input, &options)?;
