@@ -27,9 +27,21 @@ pub const BACKEND_NAME: &str = "risc0";
 pub const DEFAULT_SEGMENT_PO2: u32 = 20;
 
 /// The smallest segment [`segment_po2`] picks to fit a memory limit.
-/// Smaller segments cost more per cycle (every segment pays its own
-/// paging), and below this the prover's fixed memory dominates anyway.
-pub const MIN_FITTED_SEGMENT_PO2: u32 = 14;
+/// Every segment pays its own paging, about 30 k cycles here: a 2^16
+/// segment carries 35 k user cycles, a 2^18 one 231 k, a 2^20 one 1.01 M
+/// (risc0 3.1.0-rc.1, our guests). And 2^15 is broken in that release:
+/// its segments end after a few dozen user cycles (12,118 segments for
+/// sha256-chain 1,000 rounds against 231 at 2^16), see [`UNUSABLE_SEGMENT_PO2`].
+pub const MIN_FITTED_SEGMENT_PO2: u32 = 16;
+
+/// A segment size risc0 3.1.0-rc.1 cannot use: with 2^15-row segments its
+/// executor closes each segment after 10-60 user cycles, so a proof takes
+/// hundreds of times the segments (measured with fibonacci, sha256 and
+/// sha256-chain; 2^14 and 2^16 behave).
+pub const UNUSABLE_SEGMENT_PO2: u32 = 15;
+
+// The fitted sizes must skip the broken one.
+const _: () = assert!(MIN_FITTED_SEGMENT_PO2 > UNUSABLE_SEGMENT_PO2);
 
 /// Peak resident memory of a proving process per row of its largest
 /// segment. Measured on the CPU prover (docs/backends.md): 9.2 KiB per row
@@ -82,6 +94,7 @@ mod tests {
         assert_eq!(segment_po2(None, Some(at_18)), 18);
         assert_eq!(segment_po2(None, Some(at_18 - 1)), 17);
         // Too little for any segment: the smallest, and the cage decides.
+        assert_eq!(segment_po2(None, Some(1 << 30)), 16);
         assert_eq!(segment_po2(None, Some(1 << 20)), MIN_FITTED_SEGMENT_PO2);
         assert_eq!(segment_po2(None, Some(0)), MIN_FITTED_SEGMENT_PO2);
         // The operator's knob wins either way.

@@ -131,12 +131,12 @@ fn segments_shrink_to_fit_the_memory_the_node_gives_the_prover() {
         .execute(&p, &input, &Limits::default())
         .unwrap()
         .public_output;
-    // Unlimited, this program is one segment (the first test proves it).
-    // 200 MiB fits no 2^15 segment (about 320 MiB at its peak), so the
-    // backend picks the smallest size it fits to, 2^14 rows, and the same
-    // program takes several segments, each proved within the limit.
+    // Unlimited, this program is one 2^16 segment (the first test proves
+    // it). 400 MiB fits no segment size the backend picks (2^16 peaks at
+    // about 640 MiB), so it takes the smallest, 2^16 rows at most: the
+    // paging then splits the program in two, each proved within the limit.
     let options = ProveOptions {
-        prover_memory_bytes: Some(200 << 20),
+        prover_memory_bytes: Some(400 << 20),
         ..ProveOptions::default()
     };
     let env = risc0.prove(&p, &input, &options).unwrap();
@@ -146,6 +146,7 @@ fn segments_shrink_to_fit_the_memory_the_node_gives_the_prover() {
         risc0_zkvm::InnerReceipt::Composite(c) => c.segments.len(),
         other => panic!("expected a composite receipt, got {other:?}"),
     };
+    eprintln!("fibonacci n=10 under a 400 MiB limit: {segments} segments");
     assert!(segments > 1, "{segments} segment(s)");
     assert_eq!(env.public_output, expected);
     assert_eq!(risc0.verify(&env).unwrap().public_output, expected);

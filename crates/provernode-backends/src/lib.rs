@@ -121,11 +121,13 @@ fn env_knob<T: std::str::FromStr>(
 #[cfg(feature = "risc0")]
 fn risc0() -> Arc<dyn Backend> {
     // risc0 accepts segment sizes 2^13 ..= 2^24 (its prover's range); 20 is
-    // its default and needs about 9 GB per segment proof.
+    // its default and needs about 9 GB per segment proof. 15 is refused:
+    // this risc0 release closes such segments after a few dozen cycles.
+    use provernode_backend_risc0::UNUSABLE_SEGMENT_PO2;
     match env_knob::<u32>(
         RISC0_SEGMENT_PO2_ENV,
-        |p| (13..=24).contains(p),
-        "an integer from 13 to 24",
+        |p| (13..=24).contains(p) && *p != UNUSABLE_SEGMENT_PO2,
+        "an integer from 13 to 24 other than 15 (risc0 3.1.0-rc.1 ends 2^15-row segments after a few dozen cycles, so a proof takes hundreds of times the segments)",
     ) {
         Ok(segment_po2) => Arc::new(provernode_backend_risc0::Risc0Backend { segment_po2 }),
         Err(reason) => Arc::new(NotBuilt {

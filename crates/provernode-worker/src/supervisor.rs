@@ -675,6 +675,34 @@ async fn cleanup(dir: &Path, n: u64) {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_request_tells_the_worker_its_memory_limit() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let spec = AttemptSpec {
+            task_id: "t".into(),
+            attempt: 1,
+            backend: "risc0".into(),
+            program_name: "fibonacci".into(),
+            proof_kind: None,
+            elf: b"elf".to_vec(),
+            input: Vec::new(),
+            max_cycles: 1000,
+            max_guest_memory_bytes: 1 << 20,
+            timeout: std::time::Duration::from_secs(1),
+            memory_limit_bytes: 3 << 30,
+        };
+        write_request(dir.path(), 7, &spec).await.expect("write");
+        let json = std::fs::read(dir.path().join(protocol::request_json(7))).expect("read");
+        let req: Request = serde_json::from_slice(&json).expect("parse");
+        assert_eq!(req.prover_memory_bytes, Some(3 << 30));
+
+        // A request written by a node from before the field: no limit known.
+        let mut old = serde_json::to_value(&req).expect("value");
+        old.as_object_mut().expect("object").remove("prover_memory_bytes");
+        let req: Request = serde_json::from_value(old).expect("parse");
+        assert_eq!(req.prover_memory_bytes, None);
+    }
+
     #[test]
     fn only_dead_nodes_worker_directories_are_removed() {
         let root = tempfile::tempdir().expect("temp dir");
