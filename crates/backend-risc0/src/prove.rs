@@ -62,8 +62,11 @@ impl Risc0Backend {
         // risc0 counts user cycles against the session limit, as trace does.
         b.session_limit(Some(limits.max_cycles));
         let po2 = segment_po2(self.segment_po2, prover_memory_bytes);
+        // A warning, not news: workers log warnings only, and the agent
+        // keeps a worker's last stderr with a failed attempt, where this
+        // explains a slower proof or an OOM at the smallest size.
         if self.segment_po2.is_none() && po2 < DEFAULT_SEGMENT_PO2 {
-            tracing::info!(
+            tracing::warn!(
                 segment_po2 = po2,
                 memory_limit_mib = prover_memory_bytes.unwrap_or(0) >> 20,
                 "risc0 segments limited to 2^{po2} rows to fit the worker's memory limit \
