@@ -93,8 +93,9 @@ mod tests {
         let at_18 = (1 << 18) * PEAK_BYTES_PER_SEGMENT_ROW;
         assert_eq!(segment_po2(None, Some(at_18)), 18);
         assert_eq!(segment_po2(None, Some(at_18 - 1)), 17);
-        // Too little for any segment: the smallest, and the cage decides.
+        // 1 GiB fits the smallest size the backend picks, 2^16 (640 MiB).
         assert_eq!(segment_po2(None, Some(1 << 30)), 16);
+        // Too little for any segment: the smallest, and the cage decides.
         assert_eq!(segment_po2(None, Some(1 << 20)), MIN_FITTED_SEGMENT_PO2);
         assert_eq!(segment_po2(None, Some(0)), MIN_FITTED_SEGMENT_PO2);
         // The operator's knob wins either way.
