@@ -161,7 +161,8 @@ pub struct Row {
     /// This program's set-up in this run (paid once per program per
     /// process); `None` where an earlier target of the run had paid it.
     pub setup_seconds: Option<f64>,
-    /// Where it was measured: CPU count and model.
+    /// Where it was measured: CPU count and model, and the machine's memory
+    /// (see [`host`]). Rows of different machines sit side by side.
     pub host: String,
     /// The environment variables that tune this backend, as the run saw
     /// them (see [`settings_from`]); empty means the backend's defaults.
@@ -169,14 +170,18 @@ pub struct Row {
     pub settings: BTreeMap<String, String>,
 }
 
+/// What identifies a measurement: a later run replaces a row with the same key.
+type RowKey = (String, String, BTreeMap<String, String>, String, String, String);
+
 impl Row {
-    fn key(&self) -> (String, String, BTreeMap<String, String>, String, String) {
+    fn key(&self) -> RowKey {
         (
             self.backend.clone(),
             self.proof_kind.clone(),
             self.settings.clone(),
             self.program.clone(),
             self.input.clone(),
+            self.host.clone(),
         )
     }
 }
@@ -231,19 +236,32 @@ fn peak_rss_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// CPU count and model, so a table says what it was measured on.
+/// CPU count and model, and memory, so a table says what it was measured
+/// on: the memory decides whether a proof fits at all (SP1's large ones).
 pub fn host() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, m)| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    format!("{cpus} × {model}")
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    describe_host(cpus, &cpuinfo, &meminfo)
+}
+
+/// [`host`] from the CPU count and the text of `/proc/cpuinfo` and
+/// `/proc/meminfo`: `2 × Intel(R) Xeon(R) Processor, 23 GiB`.
+fn describe_host(cpus: usize, cpuinfo: &str, meminfo: &str) -> String {
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU", |(_, m)| m.trim());
+    let memory_kib: Option<u64> = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok());
+    match memory_kib {
+        Some(kib) => format!("{cpus} × {model}, {} GiB", (kib as f64 / 1048576.0).round()),
+        None => format!("{cpus} × {model}"),
+    }
 }
 
 /// The fixed costs already paid in this process: a backend is started once
@@ -386,7 +404,7 @@ pub fn load(path: &std::path::Path) -> Result<Vec<Row>, BenchError> {
 }
 
 /// `old` with every row of `new` added, replacing rows with the same
-/// (backend, kind, settings, program, input).
+/// (backend, kind, settings, program, input, host).
 pub fn merge(old: Vec<Row>, new: &[Row]) -> Vec<Row> {
     let mut out: Vec<Row> = old
         .into_iter()
@@ -408,7 +426,8 @@ pub fn save(path: &std::path::Path, rows: &[Row]) -> Result<(), BenchError> {
     std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
 }
 
-/// Table order: program, input size (n=100 after n=50), backend, kind.
+/// Table order: program, input size (n=100 after n=50), backend, kind,
+/// settings (then the machine, see [`Machines`]).
 fn order(row: &Row) -> (String, u64, usize, String, BTreeMap<String, String>) {
     let backend = ["trace", "risc0", "sp1"]
         .iter()
@@ -517,23 +536,94 @@ fn seconds_range(bits: &BTreeSet<u64>) -> String {
     }
 }
 
+/// The machines of a table, numbered by how many of its rows each measured
+/// (the machine of most rows is 1; a tie goes by name), so adding a few rows
+/// from another machine does not renumber the rest. With one machine the
+/// table says so under it; with several, a `machine` column says where each
+/// row was measured and a legend says what each machine is.
+struct Machines<'a>(Vec<&'a str>);
+
+impl<'a> Machines<'a> {
+    fn of(rows: &[&'a Row]) -> Self {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for r in rows {
+            *counts.entry(r.host.as_str()).or_default() += 1;
+        }
+        let mut hosts: Vec<(&str, usize)> = counts.into_iter().collect();
+        hosts.sort_by_key(|(host, count)| (std::cmp::Reverse(*count), *host));
+        Machines(hosts.into_iter().map(|(host, _)| host).collect())
+    }
+
+    fn several(&self) -> bool {
+        self.0.len() > 1
+    }
+
+    /// The extra header cells, separator cells and row cell: empty for one machine.
+    fn header(&self) -> &'static str {
+        if self.several() {
+            " machine |"
+        } else {
+            ""
+        }
+    }
+
+    fn separator(&self) -> &'static str {
+        if self.several() {
+            "---|"
+        } else {
+            ""
+        }
+    }
+
+    /// The machine's place in the legend (every row's host is in it).
+    fn index(&self, host: &str) -> usize {
+        self.0.iter().position(|h| *h == host).unwrap_or(usize::MAX)
+    }
+
+    fn cell(&self, index: usize) -> String {
+        if self.several() {
+            format!(" {} |", index.saturating_add(1))
+        } else {
+            String::new()
+        }
+    }
+
+    fn render(&self) -> String {
+        match self.0.as_slice() {
+            [] => String::new(),
+            [one] => format!("\nMeasured on: {one}.\n"),
+            several => several
+                .iter()
+                .enumerate()
+                .map(|(i, host)| format!("\nMachine {}: {host}.\n", i + 1))
+                .collect(),
+        }
+    }
+}
+
 /// The results as Markdown: one table of proofs, one of fixed costs.
 pub fn markdown(rows: &[Row]) -> String {
     let mut rows: Vec<&Row> = rows.iter().collect();
-    rows.sort_by_key(|r| order(r));
+    let machines = Machines::of(&rows);
+    rows.sort_by_key(|r| (order(r), machines.index(&r.host)));
     let legend = SettingsLegend::of(&rows);
     let mut out = String::new();
-    out.push_str(
-        "| program | input | backend | kind | cycles | prove | verify (avg) | proof size | peak memory |\n",
-    );
-    out.push_str("|---|---|---|---|---:|---:|---:|---:|---:|\n");
+    out.push_str(&format!(
+        "| program | input | backend | kind |{} cycles | prove | verify (avg) | proof size | peak memory |\n",
+        machines.header()
+    ));
+    out.push_str(&format!(
+        "|---|---|---|---|{}---:|---:|---:|---:|---:|\n",
+        machines.separator()
+    ));
     for r in &rows {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} (×{}) | {} | {} |\n",
+            "| {} | {} | {} | {} |{} {} | {} | {} (×{}) | {} | {} |\n",
             r.program,
             r.input,
             r.backend,
             legend.kind(&r.proof_kind, &r.settings),
+            machines.cell(machines.index(&r.host)),
             r.cycles,
             human_seconds(r.prove_seconds),
             human_seconds(r.verify_seconds_avg),
@@ -542,11 +632,18 @@ pub fn markdown(rows: &[Row]) -> String {
             r.peak_rss_bytes.map_or_else(|| "n/a".into(), human_bytes),
         ));
     }
-    // Fixed costs: one line per (backend, kind, settings, program), over every run
-    // that paid them (rows of one run share its figures): start-up varies
-    // from run to run, so the table gives the range.
+    // Fixed costs: one line per (backend, kind, settings, machine, program),
+    // over every run that paid them (rows of one run share its figures):
+    // start-up varies from run to run, so the table gives the range.
     type Measured = (BTreeSet<u64>, BTreeSet<u64>);
-    type FixedKey<'a> = (usize, &'a str, &'a str, &'a BTreeMap<String, String>, &'a str);
+    type FixedKey<'a> = (
+        usize,
+        &'a str,
+        &'a str,
+        &'a BTreeMap<String, String>,
+        usize,
+        &'a str,
+    );
     let mut fixed: BTreeMap<FixedKey, Measured> = BTreeMap::new();
     for r in &rows {
         let key = (
@@ -554,27 +651,29 @@ pub fn markdown(rows: &[Row]) -> String {
             r.backend.as_str(),
             r.proof_kind.as_str(),
             &r.settings,
+            machines.index(&r.host),
             r.program.as_str(),
         );
         let (startups, setups) = fixed.entry(key).or_default();
         startups.extend(r.startup_seconds.map(f64::to_bits));
         setups.extend(r.setup_seconds.map(f64::to_bits));
     }
-    out.push_str("\n| backend | kind | program | start-up (per process) | set-up (per program) |\n");
-    out.push_str("|---|---|---|---:|---:|\n");
-    for ((_, backend, kind, settings, program), (startups, setups)) in &fixed {
+    out.push_str(&format!(
+        "\n| backend | kind |{} program | start-up (per process) | set-up (per program) |\n",
+        machines.header()
+    ));
+    out.push_str(&format!("|---|---|{}---|---:|---:|\n", machines.separator()));
+    for ((_, backend, kind, settings, machine, program), (startups, setups)) in &fixed {
         out.push_str(&format!(
-            "| {backend} | {} | {program} | {} | {} |\n",
+            "| {backend} | {} |{} {program} | {} | {} |\n",
             legend.kind(kind, settings),
+            machines.cell(*machine),
             seconds_range(startups),
             seconds_range(setups)
         ));
     }
-    let mut hosts: Vec<&str> = rows.iter().map(|r| r.host.as_str()).collect();
-    hosts.sort_unstable();
-    hosts.dedup();
     out.push_str(&legend.render());
-    out.push_str(&format!("\nMeasured on: {}.\n", hosts.join("; ")));
+    out.push_str(&machines.render());
     out
 }
 
@@ -790,6 +889,70 @@ mod tests {
         old.as_object_mut().unwrap().remove("settings");
         let back: Row = serde_json::from_value(old).unwrap();
         assert!(back.settings.is_empty());
+    }
+
+    #[test]
+    fn a_host_names_its_cpus_and_memory() {
+        let cpuinfo = "processor\t: 0\nmodel name\t: AMD EPYC 9454 48-Core Processor\nflags\t: fpu\n";
+        let meminfo = "MemTotal:       24598548 kB\nMemFree:        1 kB\n";
+        assert_eq!(
+            describe_host(16, cpuinfo, meminfo),
+            "16 × AMD EPYC 9454 48-Core Processor, 23 GiB"
+        );
+        assert_eq!(describe_host(2, "", ""), "2 × unknown CPU");
+        assert!(host().contains(" × "));
+    }
+
+    #[test]
+    fn rows_from_other_machines_sit_beside_and_say_where() {
+        let registry = Registry::default();
+        let mut paid = Paid::default();
+        let quick = jobs("quick").unwrap();
+        let mut here =
+            run_target(&registry, &"trace".parse().unwrap(), &quick, 1, &mut paid, |_| {}).unwrap();
+        here.iter_mut()
+            .for_each(|r| r.host = "2 × Small CPU, 23 GiB".into());
+        let md = markdown(&here);
+        assert!(!md.contains("machine"), "one machine needs no column: {md}");
+        assert!(md.ends_with("\nMeasured on: 2 × Small CPU, 23 GiB.\n"), "{md}");
+
+        let mut there = here[0].clone();
+        there.host = "16 × Big CPU, 125 GiB".into();
+        there.prove_seconds = 3.0;
+        there.startup_seconds = Some(40.0);
+        let merged = merge(here.clone(), std::slice::from_ref(&there));
+        assert_eq!(merged.len(), here.len() + 1, "another machine adds a row");
+        let md = markdown(&merged);
+        assert!(
+            md.contains("| program | input | backend | kind | machine | cycles |")
+                && md.contains(&format!(
+                    "| fibonacci | n=10 | trace | execution-record | 1 | {} |",
+                    here[0].cycles
+                ))
+                && md.contains(&format!(
+                    "| fibonacci | n=10 | trace | execution-record | 2 | {} | 3.0 s |",
+                    there.cycles
+                )),
+            "{md}"
+        );
+        assert!(
+            md.contains("| backend | kind | machine | program |")
+                && md.contains("| trace | execution-record | 2 | fibonacci | 40.0 s |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("\nMachine 1: 2 × Small CPU, 23 GiB.\n")
+                && md.contains("\nMachine 2: 16 × Big CPU, 125 GiB.\n")
+                && !md.contains("Measured on"),
+            "{md}"
+        );
+        // A later run on the second machine replaces only that machine's row.
+        let mut again = there.clone();
+        again.prove_seconds = 2.0;
+        let merged = merge(merged, std::slice::from_ref(&again));
+        assert_eq!(merged.len(), here.len() + 1);
+        assert!(merged.iter().any(|r| r.prove_seconds == 2.0));
+        assert!(!merged.iter().any(|r| r.prove_seconds == 3.0));
     }
 
     #[test]

@@ -472,7 +472,7 @@ impl Slot {
                     true,
                     if started {
                         format!(
-                            "the attempt ran past its wall-clock limit of {:.1} s; its worker (pid {pid}) and process group were killed",
+                            "the attempt ran past its wall-clock limit of {:.1} s; its worker (pid {pid}) and process group were killed (a program that needs longer needs a larger task timeout: `timeout_ms`, `provernode submit --timeout-secs`)",
                             spec.timeout.as_secs_f64()
                         )
                     } else {
