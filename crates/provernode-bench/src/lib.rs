@@ -984,6 +984,21 @@ mod tests {
     }
 
     #[test]
+    fn the_committed_table_is_the_committed_results_rendered() {
+        // docs/backends.md is generated from docs/backends.json; a hand edit
+        // of one without the other would publish figures nobody measured.
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+        let rows = load(&docs.join("backends.json")).unwrap();
+        assert!(!rows.is_empty());
+        let page = std::fs::read_to_string(docs.join("backends.md")).unwrap();
+        assert_eq!(
+            splice(Some(&page), &markdown(&rows)),
+            page,
+            "docs/backends.md is out of date: run `provernode bench --results docs/backends.json --markdown docs/backends.md --render-only`"
+        );
+    }
+
+    #[test]
     fn an_unknown_backend_is_refused_with_the_known_ones() {
         let err = run_target(
             &Registry::default(),
