@@ -168,7 +168,7 @@ fn sp1() -> Arc<dyn Backend> {
     Arc::new(NotBuilt {
         name: "sp1",
         abis: &[Abi::Sp1],
-        reason: "SP1 support is not compiled into this binary: rebuild with `--features sp1` (needs protoc; a long build, see README)".into(),
+        reason: "SP1 support is not compiled into this binary: rebuild with `--features sp1` (needs protoc and its well-known types, Debian's protobuf-compiler and libprotobuf-dev; a long build, see README)".into(),
     })
 }
 
