@@ -1,9 +1,10 @@
 //! The `sp1` backend: Succinct's SP1 zkVM (sp1-sdk 6.x, CPU prover) proving
 //! the same RV64IM guest ELFs the trace backend executes.
 //!
-//! Built only with the `prove` feature: sp1's crates take about 25 CPU-minutes
-//! to build and need `protoc` with its well-known types (`libprotobuf-dev`). Without it this crate is empty and the
-//! registry lists `sp1` as unavailable, saying how to build it.
+//! Built only with the `prove` feature: sp1's crates take about 25
+//! CPU-minutes to build and need `protoc` with its well-known types
+//! (`libprotobuf-dev`). Without it this crate is empty and the registry
+//! lists `sp1` as unavailable, saying how to build it.
 //!
 //! Costs shape the design: starting SP1's CPU prover takes minutes and
 //! gigabytes, and setting up one program's keys tens of seconds, while
