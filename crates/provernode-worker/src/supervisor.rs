@@ -104,6 +104,14 @@ pub enum AttemptResult {
 
 const STDERR_TAIL_BYTES: usize = 4096;
 
+/// Where a timed-out attempt's operator raises the limit: the submit
+/// request's field, the CLI flag that sets it, and the node's default.
+const TIMEOUT_HINT: &str = "a program that needs longer needs a larger task timeout: the submit field `timeout_secs`, `provernode submit --timeout-secs`, or the node's `--default-timeout-secs`";
+
+/// Likewise for an attempt killed for memory. SP1 programs of many shards
+/// need far more than the backend's minimum (docs/backends.md).
+const MEMORY_HINT: &str = "a program that needs more needs a larger task memory limit: the submit field `memory_limit_mib`, `provernode submit --memory-limit-mib`, or the node's `--default-memory-limit-mib`";
+
 /// Where private scratch directories go: tmpfs (`/dev/shm`) when it can be
 /// written, else `fallback` (the data directory).
 pub fn scratch_root(fallback: &Path) -> PathBuf {
@@ -472,7 +480,7 @@ impl Slot {
                     true,
                     if started {
                         format!(
-                            "the attempt ran past its wall-clock limit of {:.1} s; its worker (pid {pid}) and process group were killed (a program that needs longer needs a larger task timeout: `timeout_ms`, `provernode submit --timeout-secs`)",
+                            "the attempt ran past its wall-clock limit of {:.1} s; its worker (pid {pid}) and process group were killed ({TIMEOUT_HINT})",
                             spec.timeout.as_secs_f64()
                         )
                     } else {
@@ -490,7 +498,7 @@ impl Slot {
                     Cause::OutOfMemory,
                     true,
                     format!(
-                        "the worker (pid {pid}) passed its memory limit of {} MiB (resident-memory watchdog) and was killed",
+                        "the worker (pid {pid}) passed its memory limit of {} MiB (resident-memory watchdog) and was killed ({MEMORY_HINT})",
                         limit >> 20
                     ),
                     String::new(),
@@ -530,7 +538,7 @@ impl Slot {
                         Cause::OutOfMemory,
                         true,
                         format!(
-                            "the worker (pid {pid}) passed its memory limit of {} MiB and the kernel killed it (cgroup)",
+                            "the worker (pid {pid}) passed its memory limit of {} MiB and the kernel killed it (cgroup; {MEMORY_HINT})",
                             limit >> 20
                         ),
                         String::new(),
