@@ -13,6 +13,8 @@
 //!
 //! Architecture invariant: like every backend, no queue, network or files.
 
+use std::time::Duration;
+
 #[cfg(feature = "prove")]
 mod prove;
 
@@ -21,6 +23,34 @@ pub use prove::Risc0Backend;
 
 /// The registry name.
 pub const BACKEND_NAME: &str = "risc0";
+
+/// Proof kinds this backend makes, the default first.
+pub const PROOF_KINDS: &[&str] = &["composite", "succinct"];
+
+/// The proving process's memory below which risc0 proofs of this kind fail
+/// (`None`: the default kind). Composite: the smallest segment
+/// [`segment_po2`] picks, 2^16 rows (measured peak 0.6 GiB). Succinct: the
+/// recursion that lifts and joins segments peaked at 1.4 GiB whatever the
+/// segment size (docs/backends.md). Here, outside the `prove` feature, so
+/// that a broker built without risc0 knows it too.
+pub fn min_memory_bytes(proof_kind: Option<&str>) -> u64 {
+    match proof_kind {
+        Some("succinct") => 1536 << 20,
+        _ => (1u64 << MIN_FITTED_SEGMENT_PO2) * PEAK_BYTES_PER_SEGMENT_ROW,
+    }
+}
+
+/// The attempt time limit a risc0 task of this kind gets at least when it
+/// asks for none: about twice the slowest one-segment proof measured on 2
+/// shared cores (succinct: 437 s; composite: 224 s, within the node's 600 s
+/// default). Longer programs need a limit of their own (about 700 cycles a
+/// second there).
+pub fn min_default_timeout(proof_kind: Option<&str>) -> Duration {
+    match proof_kind {
+        Some("succinct") => Duration::from_secs(900),
+        _ => Duration::ZERO,
+    }
+}
 
 /// risc0's own segment size (log2 of its rows), used when nothing asks for
 /// less.

@@ -13,7 +13,7 @@ use crate::{segment_po2, BACKEND_NAME, DEFAULT_SEGMENT_PO2};
 
 const PROOF_MAGIC: [u8; 8] = *b"PNRISC0\0";
 const PROOF_VERSION: u16 = 1;
-const KINDS: &[&str] = &["composite", "succinct"];
+const KINDS: &[&str] = crate::PROOF_KINDS;
 
 /// RISC Zero on the CPU. `segment_po2` bounds segment size (memory per
 /// segment proof); `None` keeps risc0's default, lowered to fit the
@@ -136,6 +136,14 @@ impl Backend for Risc0Backend {
 
     fn proof_kinds(&self) -> &'static [&'static str] {
         KINDS
+    }
+
+    fn min_memory_bytes(&self, proof_kind: Option<&str>) -> u64 {
+        crate::min_memory_bytes(proof_kind)
+    }
+
+    fn min_default_timeout(&self, proof_kind: Option<&str>) -> std::time::Duration {
+        crate::min_default_timeout(proof_kind)
     }
 
     fn available(&self) -> Result<(), Unavailable> {

@@ -28,6 +28,8 @@
 //! after dead processes (it is not behind `prove`, so the workspace tests
 //! cover it).
 
+use std::time::Duration;
+
 pub mod leftovers;
 #[cfg(feature = "prove")]
 mod prove;
@@ -37,6 +39,34 @@ pub use prove::Sp1Backend;
 
 /// The registry name.
 pub const BACKEND_NAME: &str = "sp1";
+
+/// Proof kinds this backend makes, the default first.
+pub const PROOF_KINDS: &[&str] = &["core", "compressed"];
+
+/// The proving process's memory below which SP1 proofs of this kind fail
+/// (`None`: the default kind). Peaks measured on the CPU prover
+/// (docs/backends.md): core 10-12 GB, compressed 18 GB, with about 7 GB of
+/// that the prover itself. Programs of several full shards need far more
+/// (sha256-chain 1,000 rounds: 33-36 GiB), which no floor can know before
+/// the program runs. Here, outside the `prove` feature, so that a broker
+/// built without SP1 still gives SP1 tasks what they need.
+pub fn min_memory_bytes(proof_kind: Option<&str>) -> u64 {
+    match proof_kind {
+        Some("compressed") => 20 << 30,
+        _ => 14 << 30,
+    }
+}
+
+/// The attempt time limit an SP1 task of this kind gets at least when it
+/// asks for none: about twice the slowest one-shard proof measured on 2
+/// shared cores (compressed: 995 s, the first in its process; core: 220 s,
+/// within the node's 600 s default).
+pub fn min_default_timeout(proof_kind: Option<&str>) -> Duration {
+    match proof_kind {
+        Some("compressed") => Duration::from_secs(2000),
+        _ => Duration::ZERO,
+    }
+}
 
 /// Proof kinds SP1 has that cannot be made on this kind of machine, and why.
 pub const UNAVAILABLE_KINDS: &[(&str, &str)] = &[

@@ -19,7 +19,7 @@ use crate::{BACKEND_NAME, UNAVAILABLE_KINDS};
 
 const PROOF_MAGIC: [u8; 8] = *b"PNSP1\0\0\0";
 const PROOF_VERSION: u16 = 1;
-const KINDS: &[&str] = &["core", "compressed"];
+const KINDS: &[&str] = crate::PROOF_KINDS;
 
 /// SP1 on the CPU. Cheap to construct: nothing starts until it is needed.
 pub struct Sp1Backend {
@@ -325,12 +325,15 @@ impl Backend for Sp1Backend {
     }
 
     fn min_memory_bytes(&self, proof_kind: Option<&str>) -> u64 {
-        // Peaks measured on the CPU prover (docs/backends.md): core 10-12 GB,
-        // compressed 18 GB, with about 7 GB of that the prover itself.
-        match proof_kind {
-            Some("compressed") => 20 << 30,
-            _ => 14 << 30,
-        }
+        crate::min_memory_bytes(proof_kind)
+    }
+
+    fn min_default_timeout(&self, proof_kind: Option<&str>) -> std::time::Duration {
+        crate::min_default_timeout(proof_kind)
+    }
+
+    fn unavailable_proof_kinds(&self) -> &'static [(&'static str, &'static str)] {
+        UNAVAILABLE_KINDS
     }
 
     fn warm_up(&self) -> Result<(), BackendError> {

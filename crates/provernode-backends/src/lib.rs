@@ -2,8 +2,11 @@
 //!
 //! Every proving system provernode knows has one entry here, whether or not
 //! it was compiled into this binary. A backend that is not built is still
-//! listed, and every call to it fails with [`Unavailable`] saying why, so an
-//! operator is never left guessing (and nothing is ever faked).
+//! listed with its proof kinds and resource floors (read from its crate,
+//! which builds light without its prover), so a broker without the provers
+//! checks and sizes tasks as the agents that prove them would; every call
+//! that would execute, prove or verify fails with [`Unavailable`] saying
+//! why, so an operator is never left guessing (and nothing is ever faked).
 //!
 //! Adding a backend is one new crate and one line in [`Registry::new`].
 //!
@@ -11,6 +14,7 @@
 //! backends; it runs nothing itself.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use provernode_backend_trace::TraceBackend;
 use provernode_core::{
@@ -130,19 +134,14 @@ fn risc0() -> Arc<dyn Backend> {
         "an integer from 13 to 24 other than 15 (risc0 3.1.0-rc.1 ends 2^15-row segments after a few dozen cycles, so a proof takes hundreds of times the segments)",
     ) {
         Ok(segment_po2) => Arc::new(provernode_backend_risc0::Risc0Backend { segment_po2 }),
-        Err(reason) => Arc::new(NotBuilt {
-            name: "risc0",
-            abis: &[Abi::Risc0],
-            reason,
-        }),
+        Err(reason) => Arc::new(NotBuilt { facts: &RISC0, reason }),
     }
 }
 
 #[cfg(not(feature = "risc0"))]
 fn risc0() -> Arc<dyn Backend> {
     Arc::new(NotBuilt {
-        name: "risc0",
-        abis: &[Abi::Risc0],
+        facts: &RISC0,
         reason: "RISC Zero support is not compiled into this binary: rebuild with `--features risc0` (a long C++ build, see README)".into(),
     })
 }
@@ -155,34 +154,60 @@ fn sp1() -> Arc<dyn Backend> {
         "a power of two of at least 65536",
     ) {
         Ok(shard_size) => Arc::new(provernode_backend_sp1::Sp1Backend::new(shard_size)),
-        Err(reason) => Arc::new(NotBuilt {
-            name: "sp1",
-            abis: &[Abi::Sp1],
-            reason,
-        }),
+        Err(reason) => Arc::new(NotBuilt { facts: &SP1, reason }),
     }
 }
 
 #[cfg(not(feature = "sp1"))]
 fn sp1() -> Arc<dyn Backend> {
     Arc::new(NotBuilt {
-        name: "sp1",
-        abis: &[Abi::Sp1],
+        facts: &SP1,
         reason: "SP1 support is not compiled into this binary: rebuild with `--features sp1` (needs protoc and its well-known types, Debian's protobuf-compiler and libprotobuf-dev; a long build, see README)".into(),
     })
 }
 
-/// A backend this binary was built without, or whose settings are wrong.
-struct NotBuilt {
+/// What the registry knows of a real backend without its prover: enough to
+/// list it and to check and size its tasks, so that a broker built without
+/// a heavy backend accepts and limits that backend's tasks exactly as one
+/// built with it (the agents that prove them have it). Read from the
+/// backend crate itself, whose prover answers with the same functions.
+struct Facts {
     name: &'static str,
     abis: &'static [Abi],
+    proof_kinds: &'static [&'static str],
+    unavailable_proof_kinds: &'static [(&'static str, &'static str)],
+    min_memory_bytes: fn(Option<&str>) -> u64,
+    min_default_timeout: fn(Option<&str>) -> Duration,
+}
+
+const RISC0: Facts = Facts {
+    name: provernode_backend_risc0::BACKEND_NAME,
+    abis: &[Abi::Risc0],
+    proof_kinds: provernode_backend_risc0::PROOF_KINDS,
+    unavailable_proof_kinds: &[],
+    min_memory_bytes: provernode_backend_risc0::min_memory_bytes,
+    min_default_timeout: provernode_backend_risc0::min_default_timeout,
+};
+
+const SP1: Facts = Facts {
+    name: provernode_backend_sp1::BACKEND_NAME,
+    abis: &[Abi::Sp1],
+    proof_kinds: provernode_backend_sp1::PROOF_KINDS,
+    unavailable_proof_kinds: provernode_backend_sp1::UNAVAILABLE_KINDS,
+    min_memory_bytes: provernode_backend_sp1::min_memory_bytes,
+    min_default_timeout: provernode_backend_sp1::min_default_timeout,
+};
+
+/// A backend this binary was built without, or whose settings are wrong.
+struct NotBuilt {
+    facts: &'static Facts,
     reason: String,
 }
 
 impl NotBuilt {
     fn unavailable(&self) -> Unavailable {
         Unavailable {
-            backend: self.name.to_owned(),
+            backend: self.facts.name.to_owned(),
             reason: self.reason.clone(),
         }
     }
@@ -190,7 +215,7 @@ impl NotBuilt {
 
 impl Backend for NotBuilt {
     fn name(&self) -> &'static str {
-        self.name
+        self.facts.name
     }
 
     fn version(&self) -> String {
@@ -198,11 +223,23 @@ impl Backend for NotBuilt {
     }
 
     fn abis(&self) -> &'static [Abi] {
-        self.abis
+        self.facts.abis
     }
 
     fn proof_kinds(&self) -> &'static [&'static str] {
-        &[]
+        self.facts.proof_kinds
+    }
+
+    fn unavailable_proof_kinds(&self) -> &'static [(&'static str, &'static str)] {
+        self.facts.unavailable_proof_kinds
+    }
+
+    fn min_memory_bytes(&self, proof_kind: Option<&str>) -> u64 {
+        (self.facts.min_memory_bytes)(proof_kind)
+    }
+
+    fn min_default_timeout(&self, proof_kind: Option<&str>) -> Duration {
+        (self.facts.min_default_timeout)(proof_kind)
     }
 
     fn available(&self) -> Result<(), Unavailable> {
@@ -238,6 +275,53 @@ mod tests {
         }
         let err = r.get("nexus").err().unwrap();
         assert!(err.to_string().contains("trace, risc0, sp1"), "{err}");
+    }
+
+    #[test]
+    fn every_real_backend_built_or_not_states_its_crates_kinds_and_floors() {
+        let r = Registry::default();
+        for facts in [&RISC0, &SP1] {
+            let b = r.get(facts.name).unwrap();
+            assert_eq!(b.proof_kinds(), facts.proof_kinds, "{}", facts.name);
+            assert_eq!(
+                b.unavailable_proof_kinds(),
+                facts.unavailable_proof_kinds,
+                "{}",
+                facts.name
+            );
+            for kind in [None]
+                .into_iter()
+                .chain(facts.proof_kinds.iter().map(|k| Some(*k)))
+            {
+                assert_eq!(
+                    b.min_memory_bytes(kind),
+                    (facts.min_memory_bytes)(kind),
+                    "{} {kind:?}",
+                    facts.name
+                );
+                assert_eq!(
+                    b.min_default_timeout(kind),
+                    (facts.min_default_timeout)(kind),
+                    "{} {kind:?}",
+                    facts.name
+                );
+            }
+        }
+        // The facts themselves: what a broker without the provers gives.
+        let sp1 = r.get("sp1").unwrap();
+        assert_eq!(sp1.min_memory_bytes(None), 14 << 30);
+        assert_eq!(sp1.min_memory_bytes(Some("compressed")), 20 << 30);
+        assert_eq!(
+            sp1.min_default_timeout(Some("compressed")),
+            Duration::from_secs(2000)
+        );
+        assert!(sp1.unavailable_proof_kinds().iter().any(|(k, _)| *k == "groth16"));
+        let risc0 = r.get("risc0").unwrap();
+        assert_eq!(risc0.min_memory_bytes(None), 640 << 20);
+        assert_eq!(
+            risc0.min_default_timeout(Some("succinct")),
+            Duration::from_secs(900)
+        );
     }
 
     #[test]

@@ -337,6 +337,24 @@ async fn submit(
             ),
         ));
     }
+    // A kind the backend lacks would fail every attempt; say so now.
+    if let Some(kind) = req.proof_kind.as_deref() {
+        if let Some((_, reason)) = backend.unavailable_proof_kinds().iter().find(|(k, _)| *k == kind) {
+            return Err(bad(
+                ErrorCode::InvalidRequest,
+                format!("backend {backend_name} cannot make proof kind `{kind}` here: {reason}"),
+            ));
+        }
+        if !backend.proof_kinds().contains(&kind) {
+            return Err(bad(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "backend {backend_name} has no proof kind `{kind}`; it makes {} (the first is the default)",
+                    backend.proof_kinds().join(", ")
+                ),
+            ));
+        }
+    }
     let d = state.config.default_limits;
     let timeout_ms = match req.timeout_secs {
         Some(s) if !(s > 0.0 && s <= 7.0 * 86400.0) => {
@@ -346,7 +364,13 @@ async fn submit(
             ))
         }
         Some(s) => (s * 1000.0).ceil() as u64,
-        None => d.timeout_ms,
+        // Proofs slower than the node's default allows on a slow machine
+        // (SP1 compressed) get the backend's floor instead of timing out on
+        // every attempt; a task that names its limit keeps it.
+        None => d.timeout_ms.max(
+            u64::try_from(backend.min_default_timeout(req.proof_kind.as_deref()).as_millis())
+                .unwrap_or(u64::MAX),
+        ),
     };
     let memory_limit_bytes = match req.memory_limit_mib {
         Some(m) if !(16..=1 << 22).contains(&m) => {

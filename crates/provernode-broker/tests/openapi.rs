@@ -4,17 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic by design
 
-use std::collections::BTreeSet;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+mod common;
 
-use axum::body::Body;
-use axum::http::Request;
-use provernode_backends::Registry;
-use provernode_broker::{router, ApiConfig, ApiState, ErrorCode, ROUTES};
-use provernode_store::{SqliteOptions, SqliteStore, Store};
+use std::collections::BTreeSet;
+
+use common::{app, base64_of, call};
+use provernode_broker::{ApiConfig, ErrorCode, ROUTES};
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 fn spec() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
@@ -51,41 +47,9 @@ fn the_documented_error_codes_are_exactly_the_codes_in_use() {
     assert_eq!(documented, used);
 }
 
-async fn app() -> (axum::Router, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("q.sqlite"), &SqliteOptions::default())
-        .await
-        .unwrap();
-    let store: Arc<dyn Store> = Arc::new(store);
-    let state = ApiState {
-        store,
-        registry: Registry::default(),
-        config: Arc::new(ApiConfig::default()),
-        wake: Arc::new(tokio::sync::Notify::new()),
-        accepting_work: Arc::new(AtomicBool::new(true)),
-        metrics: None,
-    };
-    (router(state), dir)
-}
-
-async fn call(app: &axum::Router, method: &str, uri: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = Request::builder().method(method).uri(uri);
-    let body = match body {
-        Some(v) => {
-            req = req.header("content-type", "application/json");
-            Body::from(v.to_string())
-        }
-        None => Body::empty(),
-    };
-    let resp = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
-    let status = resp.status().as_u16();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn every_documented_request_field_is_accepted_and_every_task_field_documented() {
-    let (app, _dir) = app().await;
+    let (app, _dir) = app(ApiConfig::default()).await;
     let spec = spec();
     let props = spec["components"]["schemas"]["SubmitTask"]["properties"]
         .as_object()
@@ -169,7 +133,7 @@ async fn every_documented_request_field_is_accepted_and_every_task_field_documen
 
 #[tokio::test]
 async fn errors_carry_the_documented_shape() {
-    let (app, _dir) = app().await;
+    let (app, _dir) = app(ApiConfig::default()).await;
     for (method, uri, body, status, code) in [
         ("GET", "/v1/tasks/not-a-uuid", None, 404, "not_found"),
         ("GET", "/v1/tasks?state=bogus", None, 400, "invalid_request"),
@@ -218,9 +182,4 @@ async fn errors_carry_the_documented_shape() {
         (status, v["error"]["code"].as_str()),
         (409, Some("proof_not_ready"))
     );
-}
-
-fn base64_of(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }

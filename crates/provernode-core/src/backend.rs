@@ -1,5 +1,7 @@
 //! The seam between the node and every proving system.
 
+use std::time::Duration;
+
 use crate::{Abi, Digest, EnvelopeError, Program, ProgramId, ProofEnvelope};
 
 /// Resource bounds for one execution or proof.
@@ -272,6 +274,22 @@ pub trait Backend: Send + Sync {
     /// holding less.
     fn min_memory_bytes(&self, _proof_kind: Option<&str>) -> u64 {
         0
+    }
+
+    /// The attempt time limit a task of this proof kind (`None`: the
+    /// default kind) gets at least when it asks for none: proofs that take
+    /// longer on a slow machine than the node's default limit (meant for
+    /// every backend) allows. A task that names its own limit keeps it, since
+    /// a faster machine proves in less.
+    fn min_default_timeout(&self, _proof_kind: Option<&str>) -> Duration {
+        Duration::ZERO
+    }
+
+    /// Proof kinds this backend has but cannot make here, each with the
+    /// reason (SP1's gnark-wrapped kinds), so that a request for one is
+    /// refused with it.
+    fn unavailable_proof_kinds(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
     }
 
     /// The identity the backend's verifier binds a proof to, for this

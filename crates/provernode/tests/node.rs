@@ -259,7 +259,10 @@ fn an_endless_guest_times_out_and_is_quarantined_while_other_tasks_succeed() {
     assert!(t["detail"].as_str().unwrap().contains("#2 timeout"), "{t}");
     // Each attempt says which knob a program that needs longer turns.
     let why = history[0]["detail"].as_str().unwrap();
-    assert!(why.contains("wall-clock limit of 0.5 s") && why.contains("--timeout-secs"), "{t}");
+    assert!(
+        why.contains("wall-clock limit of 0.5 s") && why.contains("--timeout-secs"),
+        "{t}"
+    );
     for (i, id) in others.iter().enumerate() {
         let t = node.wait_terminal(id, LONG);
         assert_eq!(t["state"], "succeeded", "{t}");
@@ -287,7 +290,10 @@ fn memory_hog_ends_out_of_memory(env: &[(&str, &str)]) {
     assert_eq!(t["terminal_reason"], "out_of_memory", "{t}");
     assert_eq!(t["attempt_history"][0]["outcome"], "out_of_memory", "{t}");
     let why = t["attempt_history"][0]["detail"].as_str().unwrap();
-    assert!(why.contains("memory limit of 96 MiB") && why.contains("memory_limit_mib"), "{t}");
+    assert!(
+        why.contains("memory limit of 96 MiB") && why.contains("memory_limit_mib"),
+        "{t}"
+    );
     // The node is still up and proving.
     let ok = node.submit(fib(20));
     assert_eq!(node.wait_terminal(&ok, LONG)["state"], "succeeded");
