@@ -43,7 +43,7 @@ pub fn min_memory_bytes(proof_kind: Option<&str>) -> u64 {
 /// The attempt time limit a risc0 task of this kind gets at least when it
 /// asks for none: about twice the slowest one-segment proof measured on 2
 /// shared cores (succinct: 437 s; composite: 224 s, within the node's 600 s
-/// default). Longer programs need a limit of their own (about 700 cycles a
+/// default). Longer programs need a limit of their own (700-1,700 cycles a
 /// second there).
 pub fn min_default_timeout(proof_kind: Option<&str>) -> Duration {
     match proof_kind {
