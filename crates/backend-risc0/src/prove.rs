@@ -174,17 +174,11 @@ impl Backend for Risc0Backend {
         input: &[u8],
         options: &ProveOptions,
     ) -> Result<ProofEnvelope, BackendError> {
-        let kind = options.proof_kind.as_deref().unwrap_or(KINDS[0]);
-        let opts = match kind {
-            "composite" => ProverOpts::composite(),
-            "succinct" => ProverOpts::succinct(),
-            other => {
-                return Err(VerifyError::UnknownProofKind {
-                    found: other.into(),
-                    known: KINDS.join(", "),
-                }
-                .into())
-            }
+        let kind = self.resolve_proof_kind(options.proof_kind.as_deref())?;
+        let opts = if kind == "succinct" {
+            ProverOpts::succinct()
+        } else {
+            ProverOpts::composite()
         };
         let blob = self.blob(program)?;
         let info = LocalProver::new("local")

@@ -376,21 +376,7 @@ impl Backend for Sp1Backend {
         options: &ProveOptions,
     ) -> Result<ProofEnvelope, BackendError> {
         Self::check_abi(program)?;
-        let kind = options.proof_kind.as_deref().unwrap_or(KINDS[0]);
-        if let Some((_, reason)) = UNAVAILABLE_KINDS.iter().find(|(k, _)| *k == kind) {
-            return Err(Unavailable {
-                backend: BACKEND_NAME.into(),
-                reason: format!("proof kind `{kind}`: {reason}"),
-            }
-            .into());
-        }
-        if !KINDS.contains(&kind) {
-            return Err(VerifyError::UnknownProofKind {
-                found: kind.into(),
-                known: KINDS.join(", "),
-            }
-            .into());
-        }
+        let kind = self.resolve_proof_kind(options.proof_kind.as_deref())?;
         // Execute first (milliseconds): a rejected input, a guest exit or an
         // endless loop is reported as such before minutes of proving start.
         let (_, report) = self.run(self.light()?, program, input, &options.limits)?;

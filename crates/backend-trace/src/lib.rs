@@ -82,15 +82,7 @@ impl Backend for TraceBackend {
         input: &[u8],
         options: &ProveOptions,
     ) -> Result<ProofEnvelope, BackendError> {
-        if let Some(kind) = options.proof_kind.as_deref() {
-            if kind != PROOF_KIND {
-                return Err(VerifyError::UnknownProofKind {
-                    found: kind.to_owned(),
-                    known: PROOF_KIND.to_owned(),
-                }
-                .into());
-            }
-        }
+        self.resolve_proof_kind(options.proof_kind.as_deref())?;
         let out = abi::run(program, input, &options.limits)?;
         let record = Record {
             elf: program.elf().to_vec(),

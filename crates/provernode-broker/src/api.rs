@@ -338,22 +338,10 @@ async fn submit(
         ));
     }
     // A kind the backend lacks would fail every attempt; say so now.
-    if let Some(kind) = req.proof_kind.as_deref() {
-        if let Some((_, reason)) = backend.unavailable_proof_kinds().iter().find(|(k, _)| *k == kind) {
-            return Err(bad(
-                ErrorCode::InvalidRequest,
-                format!("backend {backend_name} cannot make proof kind `{kind}` here: {reason}"),
-            ));
-        }
-        if !backend.proof_kinds().contains(&kind) {
-            return Err(bad(
-                ErrorCode::InvalidRequest,
-                format!(
-                    "backend {backend_name} has no proof kind `{kind}`; it makes {} (the first is the default)",
-                    backend.proof_kinds().join(", ")
-                ),
-            ));
-        }
+    if req.proof_kind.is_some() {
+        backend
+            .resolve_proof_kind(req.proof_kind.as_deref())
+            .map_err(|e| bad(ErrorCode::InvalidRequest, e.to_string()))?;
     }
     let d = state.config.default_limits;
     let timeout_ms = match req.timeout_secs {

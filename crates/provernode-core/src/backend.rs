@@ -171,6 +171,12 @@ pub enum BackendError {
     },
     #[error("program `{program}` is malformed: {reason}")]
     MalformedProgram { program: String, reason: String },
+    #[error("backend `{backend}` has no proof kind `{found}`; it makes {known} (the first is the default)")]
+    UnknownProofKind {
+        backend: String,
+        found: String,
+        known: String,
+    },
     #[error("program `{program}` faulted at pc {pc:#x}: {fault}")]
     GuestFault { program: String, pc: u64, fault: Fault },
     #[error("program `{program}` ran past the cycle limit of {limit}{}; raise the limit (--max-cycles) if the input really needs more, or check the program for an endless loop", at_pc(.pc))]
@@ -292,6 +298,39 @@ pub trait Backend: Send + Sync {
         &[]
     }
 
+    /// The proof kind a request names (`None`: the default, the first of
+    /// `proof_kinds`), checked: a kind this backend lacks is
+    /// `UnknownProofKind` listing the ones it makes, and one it has but
+    /// cannot make here is `Unavailable` with the reason. Every prover
+    /// checks its requests with it, and the broker its submissions, so both
+    /// say the same thing.
+    fn resolve_proof_kind(&self, requested: Option<&str>) -> Result<&'static str, BackendError> {
+        let kinds = self.proof_kinds();
+        let Some(kind) = requested.or(kinds.first().copied()) else {
+            return Err(Unavailable {
+                backend: self.name().to_owned(),
+                reason: "it lists no proof kinds".to_owned(),
+            }
+            .into());
+        };
+        if let Some((_, reason)) = self.unavailable_proof_kinds().iter().find(|(k, _)| *k == kind) {
+            return Err(Unavailable {
+                backend: self.name().to_owned(),
+                reason: format!("proof kind `{kind}`: {reason}"),
+            }
+            .into());
+        }
+        kinds
+            .iter()
+            .find(|k| **k == kind)
+            .copied()
+            .ok_or_else(|| BackendError::UnknownProofKind {
+                backend: self.name().to_owned(),
+                found: kind.to_owned(),
+                known: kinds.join(", "),
+            })
+    }
+
     /// The identity the backend's verifier binds a proof to, for this
     /// program: its name and value (RISC Zero's image id, SP1's verifying
     /// key hash). `None` for backends without one (trace). May cost what
@@ -347,6 +386,7 @@ impl BackendError {
         match self {
             BackendError::InvalidInput { .. } => (Cause::InvalidInput, false),
             BackendError::UnsupportedAbi { .. }
+            | BackendError::UnknownProofKind { .. }
             | BackendError::MalformedProgram { .. }
             | BackendError::GuestFault { .. }
             | BackendError::CycleLimit { .. }
