@@ -396,13 +396,14 @@ fn proofs_verify_and_round_trip_through_the_envelope_file_format() {
 #[test]
 fn a_proof_kind_trace_lacks_is_refused_for_good_with_the_kinds_it_makes() {
     let backend = TraceBackend::new();
-    let options = ProveOptions {
-        proof_kind: Some("succinct".into()),
-        ..ProveOptions::default()
+    let prove_as = |kind: &str| {
+        let options = ProveOptions {
+            proof_kind: Some(kind.into()),
+            ..ProveOptions::default()
+        };
+        backend.prove(&program("fibonacci", Abi::Risc0), &fib_input(5), &options)
     };
-    let err = backend
-        .prove(&program("fibonacci", Abi::Risc0), &fib_input(5), &options)
-        .unwrap_err();
+    let err = prove_as("succinct").unwrap_err();
     assert!(matches!(err, BackendError::UnknownProofKind { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
@@ -411,13 +412,7 @@ fn a_proof_kind_trace_lacks_is_refused_for_good_with_the_kinds_it_makes() {
     // Another attempt would ask for the same kind: not worth retrying.
     assert!(!err.classify().1, "{err:?}");
     // Naming the default kind is the same as naming none.
-    let options = ProveOptions {
-        proof_kind: Some("execution-record".into()),
-        ..ProveOptions::default()
-    };
-    let env = backend
-        .prove(&program("fibonacci", Abi::Risc0), &fib_input(5), &options)
-        .unwrap();
+    let env = prove_as("execution-record").unwrap();
     assert_eq!(env.proof_kind, "execution-record");
 }
 
