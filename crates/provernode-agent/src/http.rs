@@ -5,7 +5,8 @@ use base64::Engine as _;
 use provernode_client::{ClientError, NodeClient};
 use provernode_core::{Abi, Digest, ProgramId, TaskLimits, TaskState};
 use provernode_store::{
-    AttemptFailure, ClaimRequest, Completion, FailureOutcome, Lease, LeaseRef, LeaseStatus, TaskRecord,
+    AttemptFailure, ClaimRequest, Completion, FailureOutcome, Lease, LeaseRef, LeaseStatus, ReleaseOutcome,
+    TaskRecord,
 };
 use serde_json::{json, Value};
 
@@ -79,6 +80,8 @@ fn lease_from_json(v: &Value) -> Result<Lease, SourceError> {
         cause: None,
         detail: None,
         attempts: u32::try_from(n("attempt")?).map_err(|_| malformed("attempt"))?,
+        failures: 0,
+        lease_losses: 0,
         lease_owner: None,
         lease_expires_ms: Some(expires_ms),
         public_output: None,
@@ -190,6 +193,22 @@ impl WorkSource for HttpSource {
             Some("failed") => Ok(FailureOutcome::Failed(cause())),
             Some("quarantined") => Ok(FailureOutcome::Quarantined(cause())),
             Some("ignored") => Ok(FailureOutcome::Ignored {
+                reason: v["reason"].as_str().unwrap_or("ignored").to_owned(),
+            }),
+            _ => Err(malformed("outcome")),
+        }
+    }
+
+    async fn release(&self, lease: &LeaseRef, detail: &str) -> Result<ReleaseOutcome, SourceError> {
+        let v = self
+            .post(
+                "/v1/agent/release",
+                json!({"task_id": lease.task_id.to_string(), "token": lease.token, "detail": detail}),
+            )
+            .await?;
+        match v["outcome"].as_str() {
+            Some("requeued") => Ok(ReleaseOutcome::Requeued),
+            Some("ignored") => Ok(ReleaseOutcome::Ignored {
                 reason: v["reason"].as_str().unwrap_or("ignored").to_owned(),
             }),
             _ => Err(malformed("outcome")),

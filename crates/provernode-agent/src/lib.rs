@@ -17,9 +17,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use provernode_backends::Registry;
-use provernode_core::{sha256, Cause, ProofEnvelope, TaskState};
+use provernode_core::{sha256, Cause, ProofEnvelope, Readiness, TaskState};
 use provernode_store::{
-    AttemptFailure, ClaimRequest, Completion, FailureOutcome, Lease, LeaseRef, LeaseStatus, Store, StoreError,
+    AttemptFailure, ClaimRequest, Completion, FailureOutcome, Lease, LeaseRef, LeaseStatus, ReleaseOutcome,
+    Store, StoreError,
 };
 use provernode_worker::{AttemptResult, AttemptSpec, Slot, SlotConfig, StopReason};
 use tokio::sync::{watch, Notify};
@@ -43,9 +44,10 @@ pub enum SourceError {
 
 impl From<StoreError> for SourceError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Database(_) => SourceError::Unavailable(e.to_string()),
-            other => SourceError::Refused(other.to_string()),
+        if e.is_transient() {
+            SourceError::Unavailable(e.to_string())
+        } else {
+            SourceError::Refused(e.to_string())
         }
     }
 }
@@ -63,6 +65,9 @@ pub trait WorkSource: Send + Sync + 'static {
         cycles: u64,
     ) -> Result<Completion, SourceError>;
     async fn fail(&self, lease: &LeaseRef, failure: &AttemptFailure) -> Result<FailureOutcome, SourceError>;
+    /// Hands a lease back uncharged: the attempt ended for this machine's
+    /// reasons (it is stopping, or cannot start workers).
+    async fn release(&self, lease: &LeaseRef, detail: &str) -> Result<ReleaseOutcome, SourceError>;
 }
 
 /// The embedded node's source: the store itself.
@@ -87,6 +92,9 @@ impl WorkSource for StoreSource {
     }
     async fn fail(&self, lease: &LeaseRef, failure: &AttemptFailure) -> Result<FailureOutcome, SourceError> {
         Ok(self.0.fail(lease, failure).await?)
+    }
+    async fn release(&self, lease: &LeaseRef, detail: &str) -> Result<ReleaseOutcome, SourceError> {
+        Ok(self.0.release(lease, detail).await?)
     }
 }
 
@@ -154,7 +162,13 @@ pub struct AgentConfig {
     /// without heartbeats, before reporting it (an agent cut off from its
     /// source). `None` in production.
     pub hold_first_result: Option<Duration>,
+    /// Where the slots report conditions that make the node not ready (a
+    /// worker cannot be started: descriptors, disk, memory).
+    pub readiness: Arc<Readiness>,
 }
+
+/// The readiness check the slots report worker start-up faults under.
+pub const WORKERS_CHECK: &str = "workers";
 
 /// Tells the agent to stop: `Drain` lets running attempts finish, `Now`
 /// stops them (their leases are reported lost).
@@ -227,6 +241,7 @@ async fn slot_loop(
         max_memory_bytes: config.max_claim_memory_bytes,
     };
     let mut backoff = Duration::from_millis(100);
+    let mut infrastructure_backoff: Option<Duration> = None;
     loop {
         if *shutdown.borrow() != Shutdown::Running {
             break;
@@ -277,7 +292,8 @@ async fn slot_loop(
                     wait_for_retired(&shared, &evicted, &owner, config.lease_ttl / 3).await;
                 }
                 let backend = lease.task.backend.clone();
-                run_attempt(&mut slot, &owner, lease, &config, source.as_ref(), &mut shutdown).await;
+                let ended =
+                    run_attempt(&mut slot, &owner, lease, &config, source.as_ref(), &mut shutdown).await;
                 {
                     let mut pool = shared.pool.lock().await;
                     pool.finished(index, slot.worker_memory_limit(), &backend);
@@ -285,6 +301,32 @@ async fn slot_loop(
                 }
                 // What changed may let a waiting slot take a task now.
                 wake.notify_waiters();
+                match ended {
+                    AttemptEnd::Ran => {
+                        if infrastructure_backoff.take().is_some() {
+                            config.readiness.recover(WORKERS_CHECK);
+                            tracing::info!(slot = %owner, "workers start again");
+                        }
+                    }
+                    AttemptEnd::MachineFault(detail) => {
+                        // The machine cannot run attempts now: stop claiming
+                        // for a while instead of cycling every queued task
+                        // through the same fault.
+                        let delay = infrastructure_backoff.map_or(Duration::from_secs(1), |d: Duration| {
+                            (d * 2).min(Duration::from_secs(60))
+                        });
+                        infrastructure_backoff = Some(delay);
+                        config.readiness.degrade(
+                            WORKERS_CHECK,
+                            format!("{detail}; claims paused, next try in {delay:?}"),
+                        );
+                        tracing::error!(slot = %owner, %detail, retry_in = ?delay, "this machine cannot run attempts; the task went back to the queue uncharged");
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = shutdown.changed() => {}
+                        }
+                    }
+                }
             }
             Ok(None) => {
                 tokio::select! {
@@ -350,6 +392,14 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// How an attempt ended, for the slot's loop.
+enum AttemptEnd {
+    /// It ran (whatever its outcome).
+    Ran,
+    /// It could not run for the machine's reasons.
+    MachineFault(String),
+}
+
 async fn run_attempt(
     slot: &mut Slot,
     owner: &str,
@@ -357,7 +407,7 @@ async fn run_attempt(
     config: &AgentConfig,
     source: &dyn WorkSource,
     shutdown: &mut watch::Receiver<Shutdown>,
-) {
+) -> AttemptEnd {
     let task = &lease.task;
     let lease_ref = lease.lease_ref();
     let mut timeout = Duration::from_millis(task.limits.timeout_ms);
@@ -453,6 +503,8 @@ async fn run_attempt(
                 detail,
                 stderr_tail,
             },
+            AttemptResult::Infrastructure { detail } => Outcome::MachineFault(detail),
+            AttemptResult::Interrupted { detail } => Outcome::Interrupted(detail),
         };
         let _ = done_tx.send(true);
         checked
@@ -466,6 +518,7 @@ async fn run_attempt(
         }
     }
     let elapsed = started.elapsed();
+    let mut end = AttemptEnd::Ran;
     match outcome {
         Outcome::Checked(Ok((envelope, output, cycles))) => {
             let reported = with_retries("reporting the result", shutdown, || {
@@ -517,6 +570,42 @@ async fn run_attempt(
             };
             report_failure(source, shutdown, &lease, cause, retryable, detail, stderr_tail).await;
         }
+        Outcome::MachineFault(detail) => {
+            metrics::counter!("provernode_attempts_released_total", "reason" => "machine_fault").increment(1);
+            release(
+                source,
+                shutdown,
+                &lease,
+                &format!("this machine could not run the attempt ({detail}); requeued uncharged"),
+            )
+            .await;
+            end = AttemptEnd::MachineFault(detail);
+        }
+        Outcome::Interrupted(detail) => {
+            metrics::counter!("provernode_attempts_released_total", "reason" => "shutdown").increment(1);
+            tracing::info!(task = %task.id, attempt = lease.attempt, "attempt interrupted by shutdown; handing the task back uncharged");
+            release(source, shutdown, &lease, &detail).await;
+        }
+    }
+    end
+}
+
+/// Hands the lease back uncharged; if the source cannot be told (it is
+/// down and this agent stops now), the lease expires and counts as lost.
+async fn release(source: &dyn WorkSource, shutdown: &watch::Receiver<Shutdown>, lease: &Lease, detail: &str) {
+    let lease_ref = lease.lease_ref();
+    match with_retries("handing the task back", shutdown, || {
+        source.release(&lease_ref, detail)
+    })
+    .await
+    {
+        Some(ReleaseOutcome::Requeued) => {}
+        Some(ReleaseOutcome::Ignored { reason }) => {
+            tracing::info!(task = %lease.task.id, %reason, "release ignored")
+        }
+        None => {
+            tracing::error!(task = %lease.task.id, "the task could not be handed back; its lease will expire")
+        }
     }
 }
 
@@ -529,6 +618,10 @@ enum Outcome {
         detail: String,
         stderr_tail: String,
     },
+    /// The machine could not run it: requeue uncharged, back off.
+    MachineFault(String),
+    /// This agent is stopping: requeue uncharged.
+    Interrupted(String),
 }
 
 /// What a proof for this task must be about.

@@ -16,7 +16,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine as _;
 use provernode_core::{Cause, ProofEnvelope};
-use provernode_store::{AttemptFailure, ClaimRequest, Completion, FailureOutcome, LeaseRef, LeaseStatus};
+use provernode_store::{
+    AttemptFailure, ClaimRequest, Completion, FailureOutcome, LeaseRef, LeaseStatus, ReleaseOutcome,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -29,6 +31,7 @@ pub(crate) fn routes(state: ApiState) -> Router<ApiState> {
         .route("/v1/agent/heartbeat", post(heartbeat))
         .route("/v1/agent/complete", post(complete))
         .route("/v1/agent/fail", post(fail))
+        .route("/v1/agent/release", post(release))
         .route_layer(middleware::from_fn_with_state(state, require_agent_token))
 }
 
@@ -246,6 +249,30 @@ async fn fail(
             FailureOutcome::Failed(c) => json!({"outcome": "failed", "cause": c.to_string()}),
             FailureOutcome::Quarantined(c) => json!({"outcome": "quarantined", "cause": c.to_string()}),
             FailureOutcome::Ignored { reason } => json!({"outcome": "ignored", "reason": reason}),
+        },
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReleaseBody {
+    #[serde(flatten)]
+    lease: LeaseBody,
+    detail: String,
+}
+
+/// An agent hands a task back uncharged: the attempt ended for the agent's
+/// own reasons (it is stopping, or cannot start workers).
+async fn release(
+    State(state): State<ApiState>,
+    body: Result<Json<ReleaseBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = json_body(body)?;
+    let detail: String = body.detail.chars().take(4096).collect();
+    Ok(Json(
+        match state.store.release(&body.lease.lease_ref()?, &detail).await? {
+            ReleaseOutcome::Requeued => json!({"outcome": "requeued"}),
+            ReleaseOutcome::Ignored { reason } => json!({"outcome": "ignored", "reason": reason}),
         },
     ))
 }

@@ -1,4 +1,3 @@
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -12,7 +11,7 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use metrics_exporter_prometheus::PrometheusHandle;
 use provernode_backends::Registry;
-use provernode_core::{Abi, Program, ProgramId, TaskLimits, TaskState};
+use provernode_core::{Abi, Program, ProgramId, Readiness, TaskLimits, TaskState};
 use provernode_guests::InputArgs;
 use provernode_store::{CancelOutcome, ListFilter, NewTask, Store, TaskRecord};
 use serde::Deserialize;
@@ -22,6 +21,10 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorCode};
+
+/// Most bytes of variable-size task fields (names, details, public outputs)
+/// one list response carries; a longer page is cut and `next_before` given.
+const LIST_MAX_BYTES: usize = 8 << 20;
 
 /// Every route of the API: (method, path). docs/openapi.json must match.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -37,6 +40,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/agent/heartbeat"),
     ("POST", "/v1/agent/complete"),
     ("POST", "/v1/agent/fail"),
+    ("POST", "/v1/agent/release"),
 ];
 
 #[derive(Clone, Debug)]
@@ -85,8 +89,8 @@ pub struct ApiState {
     pub config: Arc<ApiConfig>,
     /// Woken on every submit so idle local workers claim at once.
     pub wake: Arc<Notify>,
-    /// True once workers run and until the node starts draining.
-    pub accepting_work: Arc<AtomicBool>,
+    /// Whether the node accepts work, and what degrades it.
+    pub readiness: Arc<Readiness>,
     pub metrics: Option<PrometheusHandle>,
 }
 
@@ -511,6 +515,8 @@ fn task_json(t: &TaskRecord) -> Value {
             "max_guest_memory_bytes": t.limits.max_guest_memory_bytes,
         },
         "attempts": t.attempts,
+        "failures": t.failures,
+        "lease_losses": t.lease_losses,
         "lease": t.lease_owner.as_ref().map(|o| json!({"owner": o, "expires_ms": t.lease_expires_ms})),
         "public_output_hex": t.public_output.as_ref().map(hex::encode),
         "output": match (&t.public_output, guest) {
@@ -573,6 +579,7 @@ async fn list(
             })
             .transpose()?,
         limit: q.limit.unwrap_or(100).clamp(1, 1000),
+        max_bytes: LIST_MAX_BYTES,
         before: q
             .before
             .as_deref()
@@ -633,15 +640,31 @@ async fn healthz() -> Json<Value> {
 
 async fn readyz(State(state): State<ApiState>) -> Response {
     let store = state.store.ping().await;
-    let accepting = state.accepting_work.load(Ordering::SeqCst);
-    let ready = store.is_ok() && accepting;
-    let body = json!({
-        "ready": ready,
-        "checks": {
-            "store": store.as_ref().map(|()| "ok".to_owned()).unwrap_or_else(|e| e.to_string()),
-            "workers": if accepting { "running" } else { "not accepting work (starting or draining)" },
-        }
-    });
+    let accepting = state.readiness.accepting();
+    let problems = state.readiness.problems();
+    let ready = store.is_ok() && accepting && problems.is_empty();
+    let mut checks = serde_json::Map::new();
+    checks.insert(
+        "store".into(),
+        store
+            .as_ref()
+            .map(|()| "ok".to_owned())
+            .unwrap_or_else(|e| e.to_string())
+            .into(),
+    );
+    checks.insert(
+        "workers".into(),
+        (if accepting {
+            "running"
+        } else {
+            "not accepting work (starting or draining)"
+        })
+        .into(),
+    );
+    for (check, reason) in problems {
+        checks.insert(check, reason.into());
+    }
+    let body = json!({"ready": ready, "checks": checks});
     let status = if ready {
         StatusCode::OK
     } else {

@@ -18,11 +18,14 @@ pub enum ErrorCode {
     AlreadyTerminal,
     IdempotencyConflict,
     StoreUnavailable,
+    InsufficientStorage,
+    StoreDamaged,
+    Overloaded,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::InvalidRequest,
         ErrorCode::UnknownProgram,
         ErrorCode::UnknownBackend,
@@ -35,6 +38,9 @@ impl ErrorCode {
         ErrorCode::AlreadyTerminal,
         ErrorCode::IdempotencyConflict,
         ErrorCode::StoreUnavailable,
+        ErrorCode::InsufficientStorage,
+        ErrorCode::StoreDamaged,
+        ErrorCode::Overloaded,
         ErrorCode::Internal,
     ];
 
@@ -52,6 +58,9 @@ impl ErrorCode {
             ErrorCode::AlreadyTerminal => "already_terminal",
             ErrorCode::IdempotencyConflict => "idempotency_conflict",
             ErrorCode::StoreUnavailable => "store_unavailable",
+            ErrorCode::InsufficientStorage => "insufficient_storage",
+            ErrorCode::StoreDamaged => "store_damaged",
+            ErrorCode::Overloaded => "overloaded",
             ErrorCode::Internal => "internal",
         }
     }
@@ -69,8 +78,9 @@ impl ErrorCode {
             ErrorCode::ProofNotReady | ErrorCode::AlreadyTerminal | ErrorCode::IdempotencyConflict => {
                 StatusCode::CONFLICT
             }
-            ErrorCode::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::StoreUnavailable | ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+            ErrorCode::StoreDamaged | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -92,11 +102,15 @@ impl ApiError {
 
 impl From<provernode_store::StoreError> for ApiError {
     fn from(e: provernode_store::StoreError) -> Self {
+        use provernode_store::StoreError;
         match e {
-            provernode_store::StoreError::IdempotencyConflict { .. } => {
+            StoreError::IdempotencyConflict { .. } => {
                 ApiError::new(ErrorCode::IdempotencyConflict, e.to_string())
             }
-            provernode_store::StoreError::Database(_) => {
+            // The store logs these itself, once per episode.
+            StoreError::DiskFull { .. } => ApiError::new(ErrorCode::InsufficientStorage, e.to_string()),
+            StoreError::DatabaseCorrupt { .. } => ApiError::new(ErrorCode::StoreDamaged, e.to_string()),
+            StoreError::Database(_) => {
                 tracing::error!(error = %e, "store error");
                 ApiError::new(
                     ErrorCode::StoreUnavailable,

@@ -12,8 +12,10 @@
 mod agent_api;
 mod api;
 mod error;
+mod serve;
 mod sweeper;
 
 pub use api::{router, ApiConfig, ApiState, ROUTES};
 pub use error::{ApiError, ErrorCode};
+pub use serve::{serve, ServeLimits};
 pub use sweeper::sweep_forever;

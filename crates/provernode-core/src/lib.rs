@@ -12,6 +12,7 @@ mod envelope;
 mod ids;
 mod program;
 pub mod proof_frame;
+mod readiness;
 mod task;
 
 pub use backend::{
@@ -21,6 +22,7 @@ pub use backend::{
 pub use envelope::{EnvelopeError, ProofEnvelope, ENVELOPE_FORMAT_VERSION, ENVELOPE_MAGIC};
 pub use ids::{Digest, DigestParseError, ProgramId};
 pub use program::{Abi, Program, ProgramError};
+pub use readiness::Readiness;
 pub use task::{Cause, TaskLimits, TaskState};
 
 /// SHA-256 of `bytes`.

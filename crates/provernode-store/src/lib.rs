@@ -16,6 +16,8 @@
 //! Architecture invariant: the store never spawns processes and never calls
 //! a backend; it only records what agents report.
 
+mod generation;
+mod health;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -24,6 +26,7 @@ use async_trait::async_trait;
 use provernode_core::{Abi, Cause, Digest, ProgramId, TaskLimits, TaskState};
 use uuid::Uuid;
 
+pub use generation::{Generation, GENERATION_FILE};
 pub use postgres::PgStore;
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
@@ -32,7 +35,18 @@ pub type TaskId = Uuid;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+    /// The database could not write: its disk (or quota) is full. Nothing
+    /// of the failed call was stored.
+    #[error("no space left for the queue database{}: {error}; nothing was stored: free space on that disk (the node resumes by itself) and retry", location_suffix(location))]
+    DiskFull { location: String, error: sqlx::Error },
+    /// The database file is damaged (SQLite `SQLITE_CORRUPT`/`SQLITE_NOTADB`,
+    /// PostgreSQL `XX001`/`XX002`): retrying cannot help.
+    #[error("the queue database{} is damaged: {detail}; stop the node and restore the database from a backup (retrying will not help)", location_suffix(location))]
+    DatabaseCorrupt { location: String, detail: String },
+    /// The node refuses to start on this database, with what to do.
+    #[error("{0}")]
+    Refused(String),
     #[error("cannot apply database migrations: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("idempotency key {key:?} was already used for a different task ({existing}); use a new key for a new task")]
@@ -41,6 +55,46 @@ pub enum StoreError {
     Corrupt(String),
     #[error("value out of range for the database: {0}")]
     OutOfRange(&'static str),
+}
+
+fn location_suffix(location: &str) -> String {
+    if location.is_empty() {
+        String::new()
+    } else {
+        format!(" ({location})")
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match health::classify(&e) {
+            health::ErrorKind::DiskFull => StoreError::DiskFull {
+                location: String::new(),
+                error: e,
+            },
+            health::ErrorKind::Corrupt => StoreError::DatabaseCorrupt {
+                location: String::new(),
+                detail: e.to_string(),
+            },
+            health::ErrorKind::Other => StoreError::Database(e),
+        }
+    }
+}
+
+impl StoreError {
+    /// Whether the same call may succeed later without anyone changing the
+    /// request (the database is down, busy, or its disk full).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Database(_) | StoreError::DiskFull { .. })
+    }
+}
+
+/// How many lost leases (holders that vanished: a node or agent died, or
+/// was cut off past its lease) quarantine a task: a larger bound than its
+/// own failures, so a machine that restarts for its own reasons quarantines
+/// nothing, while a task that kills every node that takes it still ends.
+pub fn lease_loss_bound(max_attempts: u32) -> u32 {
+    max_attempts.saturating_mul(3).max(10)
 }
 
 /// A task as submitted.
@@ -85,7 +139,12 @@ pub struct TaskRecord {
     /// The terminal reason of a failed, cancelled or quarantined task.
     pub cause: Option<Cause>,
     pub detail: Option<String>,
+    /// Attempts started (claims); numbers the attempts.
     pub attempts: u32,
+    /// The task's own retryable failures, compared with `max_attempts`.
+    pub failures: u32,
+    /// Attempts whose holder vanished, compared with [`lease_loss_bound`].
+    pub lease_losses: u32,
     pub lease_owner: Option<String>,
     pub lease_expires_ms: Option<i64>,
     pub public_output: Option<Vec<u8>>,
@@ -175,6 +234,15 @@ pub struct AttemptFailure {
     pub stderr_tail: String,
 }
 
+/// What became of a lease handed back uncharged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReleaseOutcome {
+    /// The task is queued again; the attempt counts toward no bound.
+    Requeued,
+    /// The lease was not live.
+    Ignored { reason: String },
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FailureOutcome {
     Requeued,
@@ -203,12 +271,37 @@ pub enum CancelOutcome {
     NotFound,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ListFilter {
     pub state: Option<TaskState>,
     pub limit: u32,
     /// Only tasks created before this id (UUIDv7 ids sort by creation): paging.
     pub before: Option<TaskId>,
+    /// Stop adding tasks once their variable-size fields (name, detail,
+    /// public output) pass this many bytes; at least one task is returned.
+    pub max_bytes: usize,
+}
+
+impl Default for ListFilter {
+    fn default() -> Self {
+        ListFilter {
+            state: None,
+            limit: 100,
+            before: None,
+            max_bytes: 8 << 20,
+        }
+    }
+}
+
+impl TaskRecord {
+    /// The bytes of this record's variable-size fields, for bounding lists.
+    pub fn variable_bytes(&self) -> usize {
+        self.program_name.len()
+            + self.detail.as_ref().map_or(0, String::len)
+            + self.public_output.as_ref().map_or(0, Vec::len)
+            + self.idempotency_key.as_ref().map_or(0, String::len)
+            + self.lease_owner.as_ref().map_or(0, String::len)
+    }
 }
 
 #[async_trait]
@@ -234,6 +327,11 @@ pub trait Store: Send + Sync + 'static {
         cycles: u64,
     ) -> Result<Completion, StoreError>;
     async fn fail(&self, lease: &LeaseRef, failure: &AttemptFailure) -> Result<FailureOutcome, StoreError>;
+    /// Hands a live lease back without charging the task: the attempt ended
+    /// for the machine's reasons (the node drained, a worker could not be
+    /// started for lack of descriptors, disk or memory). `detail` is recorded
+    /// as the attempt's outcome detail.
+    async fn release(&self, lease: &LeaseRef, detail: &str) -> Result<ReleaseOutcome, StoreError>;
     /// Requeues (or quarantines) tasks whose lease expired, counting the lost
     /// attempt, and fails tasks past their deadline.
     async fn sweep(&self) -> Result<SweepReport, StoreError>;
@@ -242,6 +340,7 @@ pub trait Store: Send + Sync + 'static {
     async fn expire_leases(&self, owner_prefix: Option<&str>) -> Result<SweepReport, StoreError>;
     /// Number of tasks in each state.
     async fn counts(&self) -> Result<Vec<(TaskState, u64)>, StoreError>;
-    /// Cheap liveness check of the database.
+    /// Whether the database serves: it reads, it is not known to be damaged,
+    /// and, once a write failed for a full disk, a small write succeeds again.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -10,17 +10,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use provernode_core::{sha256, TaskState};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row};
 use uuid::Uuid;
 
+use crate::health::{discard_if_in_transaction, Access, Health};
 use crate::rows::{
     attempt_from_row, attempt_summary, counts_from_rows, not_held_reason, parse_id, parse_state,
     task_from_row, to_i64, ATTEMPT_COLUMNS, TASK_COLUMNS,
 };
 use crate::{
     AttemptFailure, AttemptRecord, CancelOutcome, ClaimRequest, Completion, FailureOutcome, Lease, LeaseRef,
-    LeaseStatus, ListFilter, NewTask, Store, StoreError, Submitted, SweepReport, TaskId, TaskRecord,
+    LeaseStatus, ListFilter, NewTask, ReleaseOutcome, Store, StoreError, Submitted, SweepReport, TaskId,
+    TaskRecord,
 };
 
 type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -29,6 +31,7 @@ type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 pub struct PgStore {
     pool: PgPool,
     clock: Clock,
+    health: Arc<Health>,
 }
 
 type Tx<'a> = sqlx::Transaction<'a, Postgres>;
@@ -37,15 +40,29 @@ impl PgStore {
     /// Connects to `url` and applies migrations (several brokers may do this
     /// at once: sqlx serialises them with an advisory lock).
     pub async fn connect(url: &str, max_connections: u32) -> Result<PgStore, StoreError> {
+        let options: PgConnectOptions = url.parse()?;
+        // Named without user or password: this goes into messages.
+        let location = format!(
+            "PostgreSQL at {}:{}/{}",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or("")
+        );
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
+            .after_release(discard_if_in_transaction::<Postgres>)
+            .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        sqlx::query("INSERT INTO meta (key, value) VALUES ('database_id', $1) ON CONFLICT (key) DO NOTHING")
+            .bind(Uuid::now_v7().to_string())
+            .execute(&pool)
+            .await?;
         Ok(PgStore {
             pool,
             clock: Arc::new(crate::sqlite::system_now_ms),
+            health: Arc::new(Health::new(location)),
         })
     }
 
@@ -97,11 +114,14 @@ impl PgStore {
         bind: Option<String>,
         report: &mut SweepReport,
     ) -> Result<(), StoreError> {
+        // Lost leases count apart from the task's own failures, with a
+        // larger bound (`lease_loss_bound`: GREATEST(10, 3 * max_attempts)).
         let sql = format!(
             "UPDATE tasks SET \
-                state = CASE WHEN attempts >= max_attempts THEN 'quarantined' ELSE 'queued' END, \
-                cause = CASE WHEN attempts >= max_attempts THEN 'lease_lost' ELSE NULL END, \
-                finished_ms = CASE WHEN attempts >= max_attempts THEN $1 ELSE NULL END, \
+                lease_losses = lease_losses + 1, \
+                state = CASE WHEN lease_losses + 1 >= GREATEST(10, 3 * max_attempts) THEN 'quarantined' ELSE 'queued' END, \
+                cause = CASE WHEN lease_losses + 1 >= GREATEST(10, 3 * max_attempts) THEN 'lease_lost' ELSE NULL END, \
+                finished_ms = CASE WHEN lease_losses + 1 >= GREATEST(10, 3 * max_attempts) THEN $1 ELSE NULL END, \
                 lease_token = NULL, lease_owner = NULL, lease_expires_ms = NULL, updated_ms = $1 \
              WHERE state = 'leased' AND {condition} \
              RETURNING id, attempts, state"
@@ -142,9 +162,8 @@ impl PgStore {
     }
 }
 
-#[async_trait]
-impl Store for PgStore {
-    async fn submit(&self, task: NewTask) -> Result<Submitted, StoreError> {
+impl PgStore {
+    async fn do_submit(&self, task: NewTask) -> Result<Submitted, StoreError> {
         let now = self.now();
         let id = Uuid::now_v7();
         let input_digest = sha256(&task.input);
@@ -213,11 +232,11 @@ impl Store for PgStore {
         })
     }
 
-    async fn task(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {
+    async fn do_task(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {
         Self::task_in(&self.pool, id).await
     }
 
-    async fn attempts(&self, id: TaskId) -> Result<Vec<AttemptRecord>, StoreError> {
+    async fn do_attempts(&self, id: TaskId) -> Result<Vec<AttemptRecord>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE task_id = $1 ORDER BY attempt"
         ))
@@ -227,21 +246,31 @@ impl Store for PgStore {
         rows.iter().map(attempt_from_row).collect()
     }
 
-    async fn list(&self, filter: &ListFilter) -> Result<Vec<TaskRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
+    async fn do_list(&self, filter: &ListFilter) -> Result<Vec<TaskRecord>, StoreError> {
+        let sql = format!(
             "SELECT {TASK_COLUMNS} FROM tasks \
              WHERE ($1::TEXT IS NULL OR state = $1) AND ($2::TEXT IS NULL OR id < $2) \
              ORDER BY id DESC LIMIT $3"
-        ))
-        .bind(filter.state.map(|s| s.as_str()))
-        .bind(filter.before.map(|b| b.to_string()))
-        .bind(i64::from(filter.limit.clamp(1, 1000)))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(task_from_row).collect()
+        );
+        let query = sqlx::query(&sql)
+            .bind(filter.state.map(|s| s.as_str()))
+            .bind(filter.before.map(|b| b.to_string()))
+            .bind(i64::from(filter.limit.clamp(1, 1000)));
+        let mut rows = query.fetch(&self.pool);
+        let mut tasks = Vec::new();
+        let mut bytes = 0usize;
+        while let Some(row) = futures_util::TryStreamExt::try_next(&mut rows).await? {
+            let task = task_from_row(&row)?;
+            bytes += task.variable_bytes();
+            tasks.push(task);
+            if bytes >= filter.max_bytes {
+                break;
+            }
+        }
+        Ok(tasks)
     }
 
-    async fn proof(&self, id: TaskId) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn do_proof(&self, id: TaskId) -> Result<Option<Vec<u8>>, StoreError> {
         let row = sqlx::query("SELECT envelope FROM results WHERE task_id = $1")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
@@ -249,7 +278,7 @@ impl Store for PgStore {
         Ok(row.map(|r| r.get("envelope")))
     }
 
-    async fn cancel(&self, id: TaskId, detail: &str) -> Result<CancelOutcome, StoreError> {
+    async fn do_cancel(&self, id: TaskId, detail: &str) -> Result<CancelOutcome, StoreError> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
@@ -282,7 +311,7 @@ impl Store for PgStore {
         })
     }
 
-    async fn claim(&self, request: &ClaimRequest) -> Result<Option<Lease>, StoreError> {
+    async fn do_claim(&self, request: &ClaimRequest) -> Result<Option<Lease>, StoreError> {
         if request.backends.is_empty() {
             return Ok(None);
         }
@@ -349,7 +378,7 @@ impl Store for PgStore {
         }))
     }
 
-    async fn heartbeat(&self, lease: &LeaseRef, ttl_ms: u64) -> Result<LeaseStatus, StoreError> {
+    async fn do_heartbeat(&self, lease: &LeaseRef, ttl_ms: u64) -> Result<LeaseStatus, StoreError> {
         let now = self.now();
         let expires = now.saturating_add(to_i64(ttl_ms, "lease_ttl_ms")?);
         let done = sqlx::query(
@@ -371,7 +400,7 @@ impl Store for PgStore {
         })
     }
 
-    async fn complete(
+    async fn do_complete(
         &self,
         lease: &LeaseRef,
         envelope: &[u8],
@@ -417,18 +446,23 @@ impl Store for PgStore {
         Ok(Completion::Accepted)
     }
 
-    async fn fail(&self, lease: &LeaseRef, failure: &AttemptFailure) -> Result<FailureOutcome, StoreError> {
+    async fn do_fail(
+        &self,
+        lease: &LeaseRef,
+        failure: &AttemptFailure,
+    ) -> Result<FailureOutcome, StoreError> {
         let now = self.now();
         let id = lease.task_id.to_string();
         let cause = failure.cause.to_string();
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "UPDATE tasks SET \
-                state = CASE WHEN $1 AND attempts < max_attempts THEN 'queued' \
+                failures = failures + CASE WHEN $1 THEN 1 ELSE 0 END, \
+                state = CASE WHEN $1 AND failures + 1 < max_attempts THEN 'queued' \
                              WHEN $1 THEN 'quarantined' ELSE 'failed' END, \
-                cause = CASE WHEN $1 AND attempts < max_attempts THEN NULL ELSE $2 END, \
-                detail = CASE WHEN $1 AND attempts < max_attempts THEN NULL ELSE $3 END, \
-                finished_ms = CASE WHEN $1 AND attempts < max_attempts THEN NULL ELSE $4 END, \
+                cause = CASE WHEN $1 AND failures + 1 < max_attempts THEN NULL ELSE $2 END, \
+                detail = CASE WHEN $1 AND failures + 1 < max_attempts THEN NULL ELSE $3 END, \
+                finished_ms = CASE WHEN $1 AND failures + 1 < max_attempts THEN NULL ELSE $4 END, \
                 lease_token = NULL, lease_owner = NULL, lease_expires_ms = NULL, updated_ms = $4 \
              WHERE id = $5 AND lease_token = $6 AND state = 'leased' \
              RETURNING state",
@@ -476,7 +510,7 @@ impl Store for PgStore {
         Ok(outcome)
     }
 
-    async fn sweep(&self) -> Result<SweepReport, StoreError> {
+    async fn do_sweep(&self) -> Result<SweepReport, StoreError> {
         let now = self.now();
         let mut report = SweepReport::default();
         let mut tx = self.pool.begin().await?;
@@ -506,7 +540,7 @@ impl Store for PgStore {
         Ok(report)
     }
 
-    async fn expire_leases(&self, owner_prefix: Option<&str>) -> Result<SweepReport, StoreError> {
+    async fn do_expire_leases(&self, owner_prefix: Option<&str>) -> Result<SweepReport, StoreError> {
         let now = self.now();
         let mut report = SweepReport::default();
         let mut tx = self.pool.begin().await?;
@@ -534,15 +568,129 @@ impl Store for PgStore {
         Ok(report)
     }
 
-    async fn counts(&self) -> Result<Vec<(TaskState, u64)>, StoreError> {
+    async fn do_counts(&self) -> Result<Vec<(TaskState, u64)>, StoreError> {
         let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM tasks GROUP BY state")
             .fetch_all(&self.pool)
             .await?;
         counts_from_rows(&rows)
     }
 
+    async fn do_ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT value FROM meta WHERE key = 'database_id'")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn write_probe(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('write_probe', $1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(self.now().to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn do_release(&self, lease: &LeaseRef, detail: &str) -> Result<ReleaseOutcome, StoreError> {
+        let now = self.now();
+        let id = lease.task_id.to_string();
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE tasks SET state = 'queued', lease_token = NULL, lease_owner = NULL, \
+                lease_expires_ms = NULL, updated_ms = $1 \
+             WHERE id = $2 AND lease_token = $3 AND state = 'leased'",
+        )
+        .bind(now)
+        .bind(&id)
+        .bind(&lease.token)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.commit().await?;
+            let reason = not_held_reason(self.current_state(lease.task_id).await?);
+            return Ok(ReleaseOutcome::Ignored { reason });
+        }
+        sqlx::query(
+            "UPDATE attempts SET ended_ms = $1, outcome = 'released', detail = $2 \
+             WHERE task_id = $3 AND lease_token = $4 AND ended_ms IS NULL",
+        )
+        .bind(now)
+        .bind(detail)
+        .bind(&id)
+        .bind(&lease.token)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ReleaseOutcome::Requeued)
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn submit(&self, task: NewTask) -> Result<Submitted, StoreError> {
+        self.health.observe(Access::Write, self.do_submit(task).await)
+    }
+    async fn task(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {
+        self.health.observe(Access::Read, self.do_task(id).await)
+    }
+    async fn attempts(&self, id: TaskId) -> Result<Vec<AttemptRecord>, StoreError> {
+        self.health.observe(Access::Read, self.do_attempts(id).await)
+    }
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<TaskRecord>, StoreError> {
+        self.health.observe(Access::Read, self.do_list(filter).await)
+    }
+    async fn proof(&self, id: TaskId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.health.observe(Access::Read, self.do_proof(id).await)
+    }
+    async fn cancel(&self, id: TaskId, detail: &str) -> Result<CancelOutcome, StoreError> {
+        self.health
+            .observe(Access::Write, self.do_cancel(id, detail).await)
+    }
+    async fn claim(&self, request: &ClaimRequest) -> Result<Option<Lease>, StoreError> {
+        self.health.observe(Access::Write, self.do_claim(request).await)
+    }
+    async fn heartbeat(&self, lease: &LeaseRef, ttl_ms: u64) -> Result<LeaseStatus, StoreError> {
+        self.health
+            .observe(Access::Write, self.do_heartbeat(lease, ttl_ms).await)
+    }
+    async fn complete(
+        &self,
+        lease: &LeaseRef,
+        envelope: &[u8],
+        public_output: &[u8],
+        cycles: u64,
+    ) -> Result<Completion, StoreError> {
+        let result = self.do_complete(lease, envelope, public_output, cycles).await;
+        self.health.observe(Access::Write, result)
+    }
+    async fn fail(&self, lease: &LeaseRef, failure: &AttemptFailure) -> Result<FailureOutcome, StoreError> {
+        self.health
+            .observe(Access::Write, self.do_fail(lease, failure).await)
+    }
+    async fn release(&self, lease: &LeaseRef, detail: &str) -> Result<ReleaseOutcome, StoreError> {
+        self.health
+            .observe(Access::Write, self.do_release(lease, detail).await)
+    }
+    async fn sweep(&self) -> Result<SweepReport, StoreError> {
+        self.health.observe(Access::Write, self.do_sweep().await)
+    }
+    async fn expire_leases(&self, owner_prefix: Option<&str>) -> Result<SweepReport, StoreError> {
+        self.health
+            .observe(Access::Write, self.do_expire_leases(owner_prefix).await)
+    }
+    async fn counts(&self) -> Result<Vec<(TaskState, u64)>, StoreError> {
+        self.health.observe(Access::Read, self.do_counts().await)
+    }
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        if let Some(e) = self.health.corrupt_error() {
+            return Err(e);
+        }
+        self.health.observe(Access::Read, self.do_ping().await)?;
+        if self.health.disk_full() {
+            self.health.observe(Access::Write, self.write_probe().await)?;
+        }
         Ok(())
     }
 }

@@ -9,10 +9,13 @@ use uuid::Uuid;
 
 use crate::{AttemptRecord, StoreError, TaskId, TaskRecord};
 
-pub(crate) const TASK_COLUMNS: &str = "id, program_id, program_name, abi, backend, proof_kind, input_digest, \
+/// `program_name` is cut to 1,024 characters on the way out: names are
+/// bounded at submission, and a row stored before that bound must not take
+/// the node's memory with it on every list.
+pub(crate) const TASK_COLUMNS: &str = "id, program_id, substr(program_name, 1, 1024) AS program_name, abi, backend, proof_kind, input_digest, \
      CAST(length(input) AS BIGINT) AS input_len, \
      max_cycles, max_guest_memory_bytes, timeout_ms, memory_limit_bytes, max_attempts, priority, deadline_ms, \
-     idempotency_key, state, cause, detail, attempts, lease_owner, lease_expires_ms, public_output, cycles, \
+     idempotency_key, state, cause, detail, attempts, failures, lease_losses, lease_owner, lease_expires_ms, public_output, cycles, \
      created_ms, updated_ms, finished_ms";
 
 pub(crate) fn to_i64(v: u64, what: &'static str) -> Result<i64, StoreError> {
@@ -69,6 +72,8 @@ where
             .transpose()?,
         detail: r.get("detail"),
         attempts: u32::try_from(r.get::<i64, _>("attempts")).map_err(|_| corrupt("attempts"))?,
+        failures: u32::try_from(r.get::<i64, _>("failures")).map_err(|_| corrupt("failures"))?,
+        lease_losses: u32::try_from(r.get::<i64, _>("lease_losses")).map_err(|_| corrupt("lease_losses"))?,
         lease_owner: r.get("lease_owner"),
         lease_expires_ms: r.get("lease_expires_ms"),
         public_output: r.get("public_output"),

@@ -1,23 +1,28 @@
 //! The embedded store: SQLite in WAL mode through sqlx.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use provernode_core::{sha256, TaskState};
 
+use crate::generation::{check_files_before_open, check_identity, Generation, GENERATION_FILE};
+use crate::health::{discard_if_in_transaction, Access, Health};
 use crate::rows::{
     attempt_from_row, attempt_summary, counts_from_rows, not_held_reason, parse_id, parse_state,
     task_from_row, to_i64, ATTEMPT_COLUMNS, TASK_COLUMNS,
 };
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection, QueryBuilder, Row, Sqlite, SqlitePool};
 use uuid::Uuid;
 
 use crate::{
     AttemptFailure, AttemptRecord, CancelOutcome, ClaimRequest, Completion, FailureOutcome, Lease, LeaseRef,
-    LeaseStatus, ListFilter, NewTask, Store, StoreError, Submitted, SweepReport, TaskId, TaskRecord,
+    LeaseStatus, ListFilter, NewTask, ReleaseOutcome, Store, StoreError, Submitted, SweepReport, TaskId,
+    TaskRecord,
 };
 
 /// How hard SQLite works to keep a commit on disk.
@@ -34,6 +39,10 @@ pub struct SqliteOptions {
     pub synchronous: Synchronous,
     pub max_connections: u32,
     pub busy_timeout: Duration,
+    /// How long the integrity check at start may take (`PRAGMA
+    /// quick_check`, which reads the whole file); past it the node starts
+    /// with a warning instead of making the operator wait.
+    pub integrity_check_limit: Duration,
 }
 
 impl Default for SqliteOptions {
@@ -42,6 +51,7 @@ impl Default for SqliteOptions {
             synchronous: Synchronous::Full,
             max_connections: 4,
             busy_timeout: Duration::from_secs(10),
+            integrity_check_limit: Duration::from_secs(30),
         }
     }
 }
@@ -52,6 +62,10 @@ type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 pub struct SqliteStore {
     pool: SqlitePool,
     clock: Clock,
+    health: Arc<Health>,
+    /// The record beside the database, when opened for a data directory:
+    /// marked closed cleanly by [`SqliteStore::close`].
+    record: Option<(PathBuf, String)>,
 }
 
 pub(crate) fn system_now_ms() -> i64 {
@@ -61,9 +75,71 @@ pub(crate) fn system_now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// What a failed open says, with the database's path and what to do.
+fn open_error(path: &Path, e: StoreError) -> StoreError {
+    match e {
+        StoreError::DatabaseCorrupt { detail, .. } => StoreError::DatabaseCorrupt {
+            location: path.display().to_string(),
+            detail: format!("{detail} (it is not a SQLite database, or its header is damaged)"),
+        },
+        StoreError::DiskFull { error, .. } => StoreError::DiskFull {
+            location: path.display().to_string(),
+            error,
+        },
+        other => other,
+    }
+}
+
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and applies migrations.
+    /// Opens (creating if needed) the database at `path` and applies
+    /// migrations. For tests and tools; a node opens its data directory's
+    /// database with [`SqliteStore::open_in_data_dir`], which also checks it.
     pub async fn open(path: &Path, options: &SqliteOptions) -> Result<SqliteStore, StoreError> {
+        let store = Self::open_pool(path, options).await?;
+        store.database_id_or_create().await?;
+        Ok(store)
+    }
+
+    /// Opens a node's queue database `data_dir/file_name`, refusing one that
+    /// is not the database this data directory had (see [`Generation`]) or
+    /// that fails SQLite's integrity check, with the fix in the error.
+    pub async fn open_in_data_dir(
+        data_dir: &Path,
+        file_name: &str,
+        options: &SqliteOptions,
+    ) -> Result<SqliteStore, StoreError> {
+        let db = data_dir.join(file_name);
+        let record = data_dir.join(GENERATION_FILE);
+        let generation = Generation::read(&record)?;
+        if let Some(g) = &generation {
+            check_files_before_open(&db, &record, g)?;
+        }
+        integrity_check(&db, options).await?;
+        let mut store = Self::open_pool(&db, options).await?;
+        let id = match &generation {
+            Some(g) => {
+                let found = store.database_id().await?;
+                check_identity(&db, &record, g, found.as_deref())?;
+                g.database_id.clone()
+            }
+            None => store.database_id_or_create().await?,
+        };
+        Generation {
+            database_id: id.clone(),
+            closed_cleanly: false,
+        }
+        .write(&record)
+        .map_err(|e| {
+            StoreError::Refused(format!(
+                "cannot write {}: {e}; the node records there which database belongs to this data directory",
+                record.display()
+            ))
+        })?;
+        store.record = Some((record, id));
+        Ok(store)
+    }
+
+    async fn open_pool(path: &Path, options: &SqliteOptions) -> Result<SqliteStore, StoreError> {
         let connect = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -76,13 +152,41 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
+            .after_release(discard_if_in_transaction::<Sqlite>)
             .connect_with(connect)
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+            .await
+            .map_err(|e| open_error(path, e.into()))?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| match e {
+                sqlx::migrate::MigrateError::Execute(inner) => open_error(path, inner.into()),
+                other => StoreError::Migration(other),
+            })?;
         Ok(SqliteStore {
             pool,
             clock: Arc::new(system_now_ms),
+            health: Arc::new(Health::new(path.display().to_string())),
+            record: None,
         })
+    }
+
+    async fn database_id(&self) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar::<_, String>("SELECT value FROM meta WHERE key = 'database_id'")
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn database_id_or_create(&self) -> Result<String, StoreError> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES ('database_id', ?) ON CONFLICT (key) DO NOTHING")
+            .bind(Uuid::now_v7().to_string())
+            .execute(&self.pool)
+            .await?;
+        self.database_id()
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("the meta table lost its database_id".into()))
     }
 
     /// Replaces the clock (tests move time forward without sleeping).
@@ -95,7 +199,22 @@ impl SqliteStore {
         (self.clock)()
     }
 
+    /// Closes the database. A node's record is marked closed cleanly
+    /// first (every writer has stopped by now); if that fails, the database
+    /// is left as a crash would leave it, write-ahead log included, so the
+    /// next start does not mistake a checkpointed log for a lost one.
     pub async fn close(&self) {
+        if let Some((record, id)) = &self.record {
+            let marked = Generation {
+                database_id: id.clone(),
+                closed_cleanly: true,
+            }
+            .write(record);
+            if let Err(e) = marked {
+                tracing::error!(record = %record.display(), error = %e, "cannot mark the queue database closed; leaving it as a crash would");
+                return;
+            }
+        }
         self.pool.close().await;
     }
 
@@ -128,11 +247,14 @@ impl SqliteStore {
         bind: Option<String>,
         report: &mut SweepReport,
     ) -> Result<(), StoreError> {
+        // Lost leases count apart from the task's own failures, with a
+        // larger bound (`lease_loss_bound`: MAX(10, 3 * max_attempts)).
         let sql = format!(
             "UPDATE tasks SET \
-                state = CASE WHEN attempts >= max_attempts THEN 'quarantined' ELSE 'queued' END, \
-                cause = CASE WHEN attempts >= max_attempts THEN 'lease_lost' ELSE NULL END, \
-                finished_ms = CASE WHEN attempts >= max_attempts THEN ?1 ELSE NULL END, \
+                lease_losses = lease_losses + 1, \
+                state = CASE WHEN lease_losses + 1 >= MAX(10, 3 * max_attempts) THEN 'quarantined' ELSE 'queued' END, \
+                cause = CASE WHEN lease_losses + 1 >= MAX(10, 3 * max_attempts) THEN 'lease_lost' ELSE NULL END, \
+                finished_ms = CASE WHEN lease_losses + 1 >= MAX(10, 3 * max_attempts) THEN ?1 ELSE NULL END, \
                 lease_token = NULL, lease_owner = NULL, lease_expires_ms = NULL, updated_ms = ?1 \
              WHERE state = 'leased' AND {condition} \
              RETURNING id, attempts, state"
@@ -181,9 +303,8 @@ impl SqliteStore {
     }
 }
 
-#[async_trait]
-impl Store for SqliteStore {
-    async fn submit(&self, task: NewTask) -> Result<Submitted, StoreError> {
+impl SqliteStore {
+    async fn do_submit(&self, task: NewTask) -> Result<Submitted, StoreError> {
         let now = self.now();
         let id = Uuid::now_v7();
         let input_digest = sha256(&task.input);
@@ -254,11 +375,11 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn task(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {
+    async fn do_task(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {
         Self::task_in(&self.pool, id).await
     }
 
-    async fn attempts(&self, id: TaskId) -> Result<Vec<AttemptRecord>, StoreError> {
+    async fn do_attempts(&self, id: TaskId) -> Result<Vec<AttemptRecord>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE task_id = ? ORDER BY attempt"
         ))
@@ -268,7 +389,7 @@ impl Store for SqliteStore {
         rows.iter().map(attempt_from_row).collect()
     }
 
-    async fn list(&self, filter: &ListFilter) -> Result<Vec<TaskRecord>, StoreError> {
+    async fn do_list(&self, filter: &ListFilter) -> Result<Vec<TaskRecord>, StoreError> {
         let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {TASK_COLUMNS} FROM tasks WHERE 1 = 1"));
         if let Some(state) = filter.state {
             q.push(" AND state = ").push_bind(state.as_str());
@@ -278,11 +399,21 @@ impl Store for SqliteStore {
         }
         q.push(" ORDER BY id DESC LIMIT ")
             .push_bind(i64::from(filter.limit.clamp(1, 1000)));
-        let rows = q.build().fetch_all(&self.pool).await?;
-        rows.iter().map(task_from_row).collect()
+        let mut rows = q.build().fetch(&self.pool);
+        let mut tasks = Vec::new();
+        let mut bytes = 0usize;
+        while let Some(row) = futures_util::TryStreamExt::try_next(&mut rows).await? {
+            let task = task_from_row(&row)?;
+            bytes += task.variable_bytes();
+            tasks.push(task);
+            if bytes >= filter.max_bytes {
+                break;
+            }
+        }
+        Ok(tasks)
     }
 
-    async fn proof(&self, id: TaskId) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn do_proof(&self, id: TaskId) -> Result<Option<Vec<u8>>, StoreError> {
         let row = sqlx::query("SELECT envelope FROM results WHERE task_id = ?")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
@@ -290,7 +421,7 @@ impl Store for SqliteStore {
         Ok(row.map(|r| r.get("envelope")))
     }
 
-    async fn cancel(&self, id: TaskId, detail: &str) -> Result<CancelOutcome, StoreError> {
+    async fn do_cancel(&self, id: TaskId, detail: &str) -> Result<CancelOutcome, StoreError> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
@@ -324,7 +455,7 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn claim(&self, request: &ClaimRequest) -> Result<Option<Lease>, StoreError> {
+    async fn do_claim(&self, request: &ClaimRequest) -> Result<Option<Lease>, StoreError> {
         if request.backends.is_empty() {
             return Ok(None);
         }
@@ -393,7 +524,7 @@ impl Store for SqliteStore {
         }))
     }
 
-    async fn heartbeat(&self, lease: &LeaseRef, ttl_ms: u64) -> Result<LeaseStatus, StoreError> {
+    async fn do_heartbeat(&self, lease: &LeaseRef, ttl_ms: u64) -> Result<LeaseStatus, StoreError> {
         let now = self.now();
         let expires = now.saturating_add(to_i64(ttl_ms, "lease_ttl_ms")?);
         let done = sqlx::query(
@@ -416,7 +547,7 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn complete(
+    async fn do_complete(
         &self,
         lease: &LeaseRef,
         envelope: &[u8],
@@ -464,18 +595,25 @@ impl Store for SqliteStore {
         Ok(Completion::Accepted)
     }
 
-    async fn fail(&self, lease: &LeaseRef, failure: &AttemptFailure) -> Result<FailureOutcome, StoreError> {
+    async fn do_fail(
+        &self,
+        lease: &LeaseRef,
+        failure: &AttemptFailure,
+    ) -> Result<FailureOutcome, StoreError> {
         let now = self.now();
         let id = lease.task_id.to_string();
         let cause = failure.cause.to_string();
         let mut tx = self.pool.begin().await?;
+        // A retryable failure is charged to the task (`failures`) and
+        // requeues it while failures stay below max_attempts.
         let row = sqlx::query(
             "UPDATE tasks SET \
-                state = CASE WHEN ?1 AND attempts < max_attempts THEN 'queued' \
+                failures = failures + CASE WHEN ?1 THEN 1 ELSE 0 END, \
+                state = CASE WHEN ?1 AND failures + 1 < max_attempts THEN 'queued' \
                              WHEN ?1 THEN 'quarantined' ELSE 'failed' END, \
-                cause = CASE WHEN ?1 AND attempts < max_attempts THEN NULL ELSE ?2 END, \
-                detail = CASE WHEN ?1 AND attempts < max_attempts THEN NULL ELSE ?3 END, \
-                finished_ms = CASE WHEN ?1 AND attempts < max_attempts THEN NULL ELSE ?4 END, \
+                cause = CASE WHEN ?1 AND failures + 1 < max_attempts THEN NULL ELSE ?2 END, \
+                detail = CASE WHEN ?1 AND failures + 1 < max_attempts THEN NULL ELSE ?3 END, \
+                finished_ms = CASE WHEN ?1 AND failures + 1 < max_attempts THEN NULL ELSE ?4 END, \
                 lease_token = NULL, lease_owner = NULL, lease_expires_ms = NULL, updated_ms = ?4 \
              WHERE id = ?5 AND lease_token = ?6 AND state = 'leased' \
              RETURNING state",
@@ -523,7 +661,7 @@ impl Store for SqliteStore {
         Ok(outcome)
     }
 
-    async fn sweep(&self) -> Result<SweepReport, StoreError> {
+    async fn do_sweep(&self) -> Result<SweepReport, StoreError> {
         let now = self.now();
         let mut report = SweepReport::default();
         let mut tx = self.pool.begin().await?;
@@ -554,7 +692,7 @@ impl Store for SqliteStore {
         Ok(report)
     }
 
-    async fn expire_leases(&self, owner_prefix: Option<&str>) -> Result<SweepReport, StoreError> {
+    async fn do_expire_leases(&self, owner_prefix: Option<&str>) -> Result<SweepReport, StoreError> {
         let now = self.now();
         let mut report = SweepReport::default();
         let mut tx = self.pool.begin().await?;
@@ -582,15 +720,178 @@ impl Store for SqliteStore {
         Ok(report)
     }
 
-    async fn counts(&self) -> Result<Vec<(TaskState, u64)>, StoreError> {
+    async fn do_counts(&self) -> Result<Vec<(TaskState, u64)>, StoreError> {
         let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM tasks GROUP BY state")
             .fetch_all(&self.pool)
             .await?;
         counts_from_rows(&rows)
     }
 
+    async fn do_ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT value FROM meta WHERE key = 'database_id'")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the disk takes writes again: 256 KiB written and deleted in
+    /// one transaction. A one-row update would fit in pages the database
+    /// already has and say "ready" while every submission still fails.
+    async fn write_probe(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('write_probe', zeroblob(262144)) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM meta WHERE key = 'write_probe'")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn do_release(&self, lease: &LeaseRef, detail: &str) -> Result<ReleaseOutcome, StoreError> {
+        let now = self.now();
+        let id = lease.task_id.to_string();
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE tasks SET state = 'queued', lease_token = NULL, lease_owner = NULL, \
+                lease_expires_ms = NULL, updated_ms = ? \
+             WHERE id = ? AND lease_token = ? AND state = 'leased'",
+        )
+        .bind(now)
+        .bind(&id)
+        .bind(&lease.token)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.commit().await?;
+            let reason = not_held_reason(self.current_state(lease.task_id).await?);
+            return Ok(ReleaseOutcome::Ignored { reason });
+        }
+        sqlx::query(
+            "UPDATE attempts SET ended_ms = ?, outcome = 'released', detail = ? \
+             WHERE task_id = ? AND lease_token = ? AND ended_ms IS NULL",
+        )
+        .bind(now)
+        .bind(detail)
+        .bind(&id)
+        .bind(&lease.token)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ReleaseOutcome::Requeued)
+    }
+}
+
+/// SQLite's own check of the file (`PRAGMA quick_check`: every page and
+/// b-tree, not the indexes' contents), on a connection of its own, bounded
+/// in time. Damage is refused with the fix; a check that runs out of time
+/// is logged and the node starts.
+async fn integrity_check(db: &Path, options: &SqliteOptions) -> Result<(), StoreError> {
+    if std::fs::metadata(db).map(|m| m.len() == 0).unwrap_or(true) {
+        return Ok(()); // nothing to check: SQLite creates it
+    }
+    let connect = SqliteConnectOptions::new()
+        .filename(db)
+        .read_only(true)
+        .busy_timeout(options.busy_timeout);
+    let check = async {
+        let mut conn: SqliteConnection = connect.connect().await?;
+        let rows = sqlx::query_scalar::<_, String>("PRAGMA quick_check(20)")
+            .fetch_all(&mut conn)
+            .await?;
+        let _ = conn.close().await;
+        Ok::<_, sqlx::Error>(rows)
+    };
+    let damaged = |detail: String| StoreError::DatabaseCorrupt {
+        location: db.display().to_string(),
+        detail,
+    };
+    match tokio::time::timeout(options.integrity_check_limit, check).await {
+        Ok(Ok(rows)) if rows.len() == 1 && rows[0] == "ok" => Ok(()),
+        Ok(Ok(rows)) => Err(damaged(format!(
+            "SQLite's integrity check found: {}",
+            rows.join("; ")
+        ))),
+        Ok(Err(e)) => Err(open_error(db, e.into())),
+        Err(_) => {
+            tracing::warn!(
+                database = %db.display(),
+                limit_secs = options.integrity_check_limit.as_secs_f64(),
+                "the integrity check of the queue database did not finish in time; starting without it"
+            );
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn submit(&self, task: NewTask) -> Result<Submitted, StoreError> {
+        self.health.observe(Access::Write, self.do_submit(task).await)
+    }
+    async fn task(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {
+        self.health.observe(Access::Read, self.do_task(id).await)
+    }
+    async fn attempts(&self, id: TaskId) -> Result<Vec<AttemptRecord>, StoreError> {
+        self.health.observe(Access::Read, self.do_attempts(id).await)
+    }
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<TaskRecord>, StoreError> {
+        self.health.observe(Access::Read, self.do_list(filter).await)
+    }
+    async fn proof(&self, id: TaskId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.health.observe(Access::Read, self.do_proof(id).await)
+    }
+    async fn cancel(&self, id: TaskId, detail: &str) -> Result<CancelOutcome, StoreError> {
+        self.health
+            .observe(Access::Write, self.do_cancel(id, detail).await)
+    }
+    async fn claim(&self, request: &ClaimRequest) -> Result<Option<Lease>, StoreError> {
+        self.health.observe(Access::Write, self.do_claim(request).await)
+    }
+    async fn heartbeat(&self, lease: &LeaseRef, ttl_ms: u64) -> Result<LeaseStatus, StoreError> {
+        self.health
+            .observe(Access::Write, self.do_heartbeat(lease, ttl_ms).await)
+    }
+    async fn complete(
+        &self,
+        lease: &LeaseRef,
+        envelope: &[u8],
+        public_output: &[u8],
+        cycles: u64,
+    ) -> Result<Completion, StoreError> {
+        let result = self.do_complete(lease, envelope, public_output, cycles).await;
+        self.health.observe(Access::Write, result)
+    }
+    async fn fail(&self, lease: &LeaseRef, failure: &AttemptFailure) -> Result<FailureOutcome, StoreError> {
+        self.health
+            .observe(Access::Write, self.do_fail(lease, failure).await)
+    }
+    async fn release(&self, lease: &LeaseRef, detail: &str) -> Result<ReleaseOutcome, StoreError> {
+        self.health
+            .observe(Access::Write, self.do_release(lease, detail).await)
+    }
+    async fn sweep(&self) -> Result<SweepReport, StoreError> {
+        self.health.observe(Access::Write, self.do_sweep().await)
+    }
+    async fn expire_leases(&self, owner_prefix: Option<&str>) -> Result<SweepReport, StoreError> {
+        self.health
+            .observe(Access::Write, self.do_expire_leases(owner_prefix).await)
+    }
+    async fn counts(&self) -> Result<Vec<(TaskState, u64)>, StoreError> {
+        self.health.observe(Access::Read, self.do_counts().await)
+    }
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        if let Some(e) = self.health.corrupt_error() {
+            return Err(e);
+        }
+        self.health.observe(Access::Read, self.do_ping().await)?;
+        if self.health.disk_full() {
+            self.health.observe(Access::Write, self.write_probe().await)?;
+        }
         Ok(())
     }
 }

@@ -1,9 +1,11 @@
-//! The worker process: `provernode worker --dir DIR`.
+//! The worker process: `provernode worker --dir DIR --parent PID`.
 //!
-//! Prints a ready line, then for every `run N` line on stdin reads request N
-//! from DIR, proves it and writes response N, then prints `done N` (after
-//! `retire` when a backend says this process must not serve another
-//! attempt). Exits when stdin closes (the parent went away).
+//! Binds its life to the node's ([`bind_to_parent`]), prints a ready line,
+//! then for every `run N` line on stdin reads request N from DIR, proves it
+//! and writes response N, then prints `done N` (after `retire` when a
+//! backend says this process must not serve another attempt). Answers
+//! `ping` with `pong` (the node checks an idle worker before giving it
+//! work). Exits when stdin closes (the parent went away).
 
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -27,8 +29,24 @@ pub enum ChildError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("unexpected control line {0:?}; expected `run N`")]
+    #[error("unexpected control line {0:?}; expected `run N` or `ping`")]
     Control(String),
+    #[error("the node that started this worker (pid {expected}) is gone; a worker never outlives its node")]
+    Orphaned { expected: u32 },
+    #[error("cannot ask the kernel to end this worker with its node: {0}")]
+    DeathSignal(nix::Error),
+}
+
+/// Makes the kernel kill this process when the node that started it dies
+/// (`PR_SET_PDEATHSIG`), then checks that the node is still its parent: had
+/// the node died before the call, the signal would never come, and this
+/// worker would run on as an orphan.
+pub fn bind_to_parent(parent: u32) -> Result<(), ChildError> {
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(ChildError::DeathSignal)?;
+    if nix::unistd::getppid().as_raw() as u32 != parent {
+        return Err(ChildError::Orphaned { expected: parent });
+    }
+    Ok(())
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ChildError + '_ {
@@ -50,6 +68,10 @@ pub fn serve(dir: &Path, registry: &Registry) -> Result<(), ChildError> {
     say("ready")?;
     for line in std::io::stdin().lock().lines() {
         let line = line.map_err(io(Path::new("<stdin>")))?;
+        if line == "ping" {
+            say("pong")?;
+            continue;
+        }
         let n: u64 = line
             .strip_prefix("run ")
             .and_then(|n| n.trim().parse().ok())

@@ -19,10 +19,14 @@
 //! one child, never its parent.
 
 pub mod child;
+mod environment;
 mod memlimit;
+mod orphans;
 mod protocol;
 mod supervisor;
 
+pub use environment::{passes_to_worker, worker_environment};
 pub use memlimit::{detect_limiter, LimiterKind};
+pub use orphans::{reap_orphans, ReapReport};
 pub use protocol::{AttemptSpec, PROTOCOL_PREFIX};
 pub use supervisor::{scratch_root, AttemptResult, ExitHook, Slot, SlotConfig, StopReason, WorkerMode};

@@ -150,6 +150,11 @@ impl Cage {
         self.dir.is_some()
     }
 
+    /// The cgroup directory, if the cage is one.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
     pub fn add(&self, pid: u32) -> std::io::Result<()> {
         match &self.dir {
             Some(dir) => fs::write(dir.join("cgroup.procs"), pid.to_string()),

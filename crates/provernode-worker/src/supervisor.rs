@@ -1,5 +1,15 @@
 //! The parent side: one [`Slot`] runs one attempt at a time in a worker
 //! child, warm or fresh, under a wall-clock and a memory limit.
+//!
+//! An attempt goes through four named steps ([`Slot::run`]):
+//! 1. [`Slot::ready_worker`]: a worker caged for this attempt's memory
+//!    limit, alive and answering (a warm worker that died or hung while
+//!    idle is replaced, uncharged), or a new one;
+//! 2. the request files are written;
+//! 3. [`Slot::watch_attempt`]: the worker is told to run and watched until
+//!    it says done, exits, passes a limit, or the agent stops it;
+//! 4. [`Slot::conclude`]: the ending becomes an [`AttemptResult`], and the
+//!    worker is kept warm or retired.
 
 use std::collections::VecDeque;
 use std::os::unix::fs::DirBuilderExt;
@@ -18,6 +28,7 @@ use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
 use crate::memlimit::{remove_stale_cages, resident_bytes, Cage, LimiterKind};
+use crate::orphans::WorkerRecord;
 use crate::protocol::{self, AttemptSpec, Request, Response, PROTOCOL_PREFIX};
 
 /// How workers live.
@@ -35,7 +46,7 @@ pub enum WorkerMode {
 #[derive(Clone, Debug)]
 pub struct SlotConfig {
     /// The `provernode` executable and the arguments that make it a worker;
-    /// the slot appends `--dir DIR`.
+    /// the slot appends `--dir DIR --parent PID`.
     pub exe: PathBuf,
     pub exe_args: Vec<String>,
     /// Names this slot in logs and cgroup names (`w0`, `w1`, ...).
@@ -51,6 +62,14 @@ pub struct SlotConfig {
     /// Runs after a worker has exited (`retire`, which every ending of a
     /// worker goes through).
     pub after_worker_exit: ExitHook,
+    /// The whole environment of worker processes (they run users' programs:
+    /// nothing of the node's own is passed on unless listed here; see
+    /// [`crate::worker_environment`]).
+    pub env: Vec<(String, String)>,
+    /// Where each live worker is recorded (pid, start time, cgroup), so that
+    /// a node starting after this one died kills what it left running
+    /// ([`crate::reap_orphans`]). `None`: not recorded.
+    pub record_dir: Option<PathBuf>,
 }
 
 /// What the node does once a worker is gone: it removes what the worker's
@@ -87,6 +106,8 @@ pub enum StopReason {
     LeaseLost,
     Cancelled,
     DeadlinePassed,
+    /// The node or agent is stopping (its drain period is over, or it was
+    /// told to stop now): not the task's doing.
     Shutdown,
 }
 
@@ -94,15 +115,27 @@ pub enum StopReason {
 pub enum AttemptResult {
     /// The worker made a proof; the caller must still verify it.
     Proved { envelope: Vec<u8> },
+    /// The attempt ended without a proof, for a reason of the task's or its
+    /// backend's.
     Failed {
         cause: Cause,
         retryable: bool,
         detail: String,
         stderr_tail: String,
     },
+    /// The attempt could not run for the machine's reasons (no descriptors,
+    /// no disk, fork failed, the worker executable is missing): the task is
+    /// not to blame and goes back to the queue uncharged.
+    Infrastructure { detail: String },
+    /// The node or agent stopped the attempt while shutting down.
+    Interrupted { detail: String },
 }
 
 const STDERR_TAIL_BYTES: usize = 4096;
+
+/// How long an idle warm worker may take to answer a ping before it is
+/// taken for hung (SIGSTOP, a wedged backend) and replaced.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where a timed-out attempt's operator raises the limit: the submit
 /// request's field, the CLI flag that sets it, and the node's default.
@@ -132,6 +165,7 @@ struct Worker {
     stderr: Arc<Mutex<VecDeque<u8>>>,
     dir: PathBuf,
     cage: Cage,
+    record: Option<PathBuf>,
     served: u32,
 }
 
@@ -149,40 +183,62 @@ impl Worker {
             .unwrap_or_default();
         String::from_utf8_lossy(&buf).into_owned()
     }
+
+    /// Whether an idle worker can take work: not exited, and answering a
+    /// ping in time (a stopped or wedged process answers nothing).
+    async fn check_alive(&mut self) -> Result<(), String> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Err(format!("it exited while idle ({status})"));
+        }
+        if self.stdin.write_all(b"ping\n").await.is_err() {
+            return Err("its input is closed".into());
+        }
+        let pong = format!("{PROTOCOL_PREFIX}pong");
+        let answer = async {
+            loop {
+                match self.stdout.next_line().await {
+                    Ok(Some(line)) if line == pong => return Ok(()),
+                    Ok(Some(_)) => continue,
+                    _ => return Err("its output closed".to_owned()),
+                }
+            }
+        };
+        match tokio::time::timeout(PING_TIMEOUT, answer).await {
+            Ok(result) => result,
+            Err(_) => Err(format!(
+                "it did not answer a ping within {PING_TIMEOUT:?} (stopped or hung)"
+            )),
+        }
+    }
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
         self.kill_group();
         let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(record) = &self.record {
+            let _ = std::fs::remove_file(record);
+        }
     }
 }
 
-/// Why a worker could not be started; `signal` is set when it was killed
-/// while starting (that is a crash, not a backend error).
-struct SpawnFailure {
-    message: String,
-    signal: Option<i32>,
+/// Why a worker could not be started.
+enum SpawnFailure {
+    /// Killed by this signal while starting: a crash like any other (a cage
+    /// too small for the worker to start is the task's limit).
+    Killed { message: String, signal: i32 },
+    /// The machine could not start it (descriptors, memory, disk, a missing
+    /// executable): not the task's fault.
+    Local(String),
 }
 
 impl From<String> for SpawnFailure {
     fn from(message: String) -> Self {
-        SpawnFailure {
-            message,
-            signal: None,
-        }
+        SpawnFailure::Local(message)
     }
 }
 
-impl From<&str> for SpawnFailure {
-    fn from(message: &str) -> Self {
-        SpawnFailure {
-            message: message.to_owned(),
-            signal: None,
-        }
-    }
-}
-
+/// How watching an attempt ended.
 enum Ending {
     Done,
     Exited,
@@ -192,10 +248,30 @@ enum Ending {
     StdinClosed,
 }
 
+/// What was seen while watching an attempt.
+struct Watched {
+    ending: Ending,
+    /// The worker said the backend was warm and the program set up.
+    started: bool,
+    /// The worker asked to be replaced after this attempt.
+    retire_asked: bool,
+    /// The wall-clock limit that applied before `started`.
+    startup_limit: Duration,
+}
+
 pub struct Slot {
     config: SlotConfig,
     worker: Option<Worker>,
     seq: u64,
+}
+
+fn failed(cause: Cause, retryable: bool, detail: String) -> AttemptResult {
+    AttemptResult::Failed {
+        cause,
+        retryable,
+        detail,
+        stderr_tail: String::new(),
+    }
 }
 
 impl Slot {
@@ -253,6 +329,10 @@ impl Slot {
             .args(&self.config.exe_args)
             .arg("--dir")
             .arg(&dir)
+            .arg("--parent")
+            .arg(std::process::id().to_string())
+            .env_clear()
+            .envs(self.config.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -260,16 +340,27 @@ impl Slot {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("cannot start worker {}: {e}", self.config.exe.display()))?;
-        let pid = child.id().ok_or("the worker exited at once")?;
+        let pid = child.id().ok_or("the worker exited at once".to_owned())?;
         // Into the cage before it is handed any work.
         if let Err(e) = cage.add(pid) {
             let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
             return Err(format!("cannot move worker {pid} into its memory cgroup: {e}").into());
         }
+        let record = match &self.config.record_dir {
+            Some(records) => {
+                let path = records.join(&tag);
+                if let Err(e) = WorkerRecord::of(pid, cage.dir()).write(&path) {
+                    let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                    return Err(format!("cannot record worker {pid} in {}: {e}", path.display()).into());
+                }
+                Some(path)
+            }
+            None => None,
+        };
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
-            return Err("worker pipes missing".into());
+            return Err("worker pipes missing".to_owned().into());
         };
         let tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_BYTES)));
         let sink = tail.clone();
@@ -295,6 +386,7 @@ impl Slot {
             stderr: tail,
             dir,
             cage,
+            record,
             served: 0,
         };
         let ready = format!("{PROTOCOL_PREFIX}ready");
@@ -317,13 +409,14 @@ impl Slot {
                     .await
                     .ok()
                     .and_then(Result::ok);
-                Err(SpawnFailure {
-                    message: format!(
-                        "the worker (pid {pid}) exited during start-up with {}; its stderr: {}",
-                        status.map_or("an unknown status".to_owned(), |s| s.to_string()),
-                        worker.stderr_tail().trim()
-                    ),
-                    signal: status.and_then(|s| s.signal()),
+                let message = format!(
+                    "the worker (pid {pid}) exited during start-up with {}; its stderr: {}",
+                    status.map_or("an unknown status".to_owned(), |s| s.to_string()),
+                    worker.stderr_tail().trim()
+                );
+                Err(match status.and_then(|s| s.signal()) {
+                    Some(signal) => SpawnFailure::Killed { message, signal },
+                    None => SpawnFailure::Local(message),
                 })
             }
             Err(_) => Err(format!(
@@ -350,13 +443,32 @@ impl Slot {
         spec: &AttemptSpec,
         stop: &mut watch::Receiver<Option<StopReason>>,
     ) -> AttemptResult {
-        let fail =
-            |cause: Cause, retryable: bool, detail: String, stderr_tail: String| AttemptResult::Failed {
-                cause,
-                retryable,
-                detail,
-                stderr_tail,
+        if let Err(result) = self.ready_worker(spec).await {
+            return result;
+        }
+        self.seq += 1;
+        let n = self.seq;
+        let dir = match &self.worker {
+            Some(w) => w.dir.clone(),
+            None => {
+                return AttemptResult::Infrastructure {
+                    detail: "no worker".into(),
+                }
+            }
+        };
+        if let Err(e) = write_request(&dir, n, spec).await {
+            self.retire().await;
+            return AttemptResult::Infrastructure {
+                detail: format!("cannot write the attempt's request into {}: {e}", dir.display()),
             };
+        }
+        let oom_before = self.worker.as_ref().map_or(0, |w| w.cage.oom_kills());
+        let watched = self.watch_attempt(n, spec, stop).await;
+        self.conclude(n, spec, watched, oom_before).await
+    }
+
+    /// Step 1: a worker caged for this attempt, alive and answering.
+    async fn ready_worker(&mut self, spec: &AttemptSpec) -> Result<(), AttemptResult> {
         // A warm worker caged for another limit is replaced.
         if self
             .worker
@@ -365,46 +477,68 @@ impl Slot {
         {
             self.retire().await;
         }
-        if self.worker.is_none() {
-            match self.spawn(spec.memory_limit_bytes).await {
-                Ok(w) => self.worker = Some(w),
-                Err(SpawnFailure { message, signal }) => {
-                    // Killed while starting is a crash like any other.
-                    let cause = signal.map_or(Cause::BackendError, Cause::Crashed);
-                    return fail(
-                        cause,
-                        true,
-                        format!("could not start a worker: {message}"),
-                        String::new(),
-                    );
-                }
+        // A warm worker killed or stopped while idle would be charged to
+        // this task as a crash or a start-up timeout: replace it, uncharged.
+        if let Some(w) = self.worker.as_mut() {
+            if let Err(why) = w.check_alive().await {
+                let pid = w.pid;
+                tracing::warn!(slot = %self.config.name, pid, %why, "replacing an idle warm worker that cannot take work");
+                metrics::counter!("provernode_idle_workers_replaced_total").increment(1);
+                self.retire().await;
             }
         }
-        self.seq += 1;
-        let n = self.seq;
-        let Some(w) = self.worker.as_mut() else {
-            return fail(Cause::BackendError, true, "no worker".into(), String::new());
-        };
-        if let Err(e) = write_request(&w.dir, n, spec).await {
-            self.retire().await;
-            return fail(
-                Cause::BackendError,
-                true,
-                format!("cannot write the request: {e}"),
-                String::new(),
-            );
+        if self.worker.is_some() {
+            return Ok(());
         }
-        let oom_before = w.cage.oom_kills();
+        match self.spawn(spec.memory_limit_bytes).await {
+            Ok(w) => {
+                self.worker = Some(w);
+                Ok(())
+            }
+            Err(SpawnFailure::Killed { message, signal }) => Err(failed(
+                Cause::Crashed(signal),
+                true,
+                format!("could not start a worker: {message}"),
+            )),
+            Err(SpawnFailure::Local(message)) => Err(AttemptResult::Infrastructure {
+                detail: format!("could not start a worker: {message}"),
+            }),
+        }
+    }
+
+    /// Step 3: tells the worker to run request `n` and watches it until it
+    /// ends one way or another.
+    async fn watch_attempt(
+        &mut self,
+        n: u64,
+        spec: &AttemptSpec,
+        stop: &mut watch::Receiver<Option<StopReason>>,
+    ) -> Watched {
+        let startup_timeout = self.config.startup_timeout;
+        let Some(w) = self.worker.as_mut() else {
+            return Watched {
+                ending: Ending::Exited,
+                started: false,
+                retire_asked: false,
+                startup_limit: Duration::ZERO,
+            };
+        };
         let (pid, caged, limit) = (w.pid, w.cage.is_cgroup(), w.cage.limit_bytes);
         let done_line = format!("{PROTOCOL_PREFIX}done {n}");
         let started_line = format!("{PROTOCOL_PREFIX}started {n}");
+        let retire_line = format!("{PROTOCOL_PREFIX}retire");
         // Until the worker says the backend is warm and the program set up,
-        // the start-up limit applies on top of the task's timeout; from then
-        // on, the task's timeout alone.
-        let mut deadline = Instant::now() + self.config.startup_timeout + spec.timeout;
+        // a new worker gets the start-up limit on top of the task's timeout
+        // (SP1's prover takes minutes to start); a worker that already
+        // served is warm, so the task's own timeout bounds everything.
+        let startup_limit = if w.served == 0 {
+            startup_timeout + spec.timeout
+        } else {
+            spec.timeout
+        };
+        let mut deadline = Instant::now() + startup_limit;
         let mut started = false;
         let mut retire_asked = false;
-        let retire_line = format!("{PROTOCOL_PREFIX}retire");
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         let mut stop_open = true;
         let ending = if w.stdin.write_all(format!("run {n}\n").as_bytes()).await.is_err() {
@@ -439,18 +573,36 @@ impl Slot {
                 }
             }
         };
-        let result = match ending {
+        Watched {
+            ending,
+            started,
+            retire_asked,
+            startup_limit,
+        }
+    }
+
+    /// Step 4: what the ending means for the task, and whether the worker
+    /// stays warm.
+    async fn conclude(
+        &mut self,
+        n: u64,
+        spec: &AttemptSpec,
+        watched: Watched,
+        oom_before: u64,
+    ) -> AttemptResult {
+        let mode = self.mode_for(&spec.backend);
+        let Some(w) = self.worker.as_mut() else {
+            return AttemptResult::Infrastructure {
+                detail: "no worker".into(),
+            };
+        };
+        let (pid, limit) = (w.pid, w.cage.limit_bytes);
+        let result = match watched.ending {
             Ending::Done => {
                 let result = read_response(&w.dir, n).await;
                 w.served += 1;
                 cleanup(&w.dir, n).await;
-                let mode = self
-                    .config
-                    .modes
-                    .iter()
-                    .find(|(b, _)| *b == spec.backend)
-                    .map_or(self.config.default_mode, |(_, m)| *m);
-                let recycle = retire_asked
+                let recycle = watched.retire_asked
                     || match mode {
                         WorkerMode::Fresh => true,
                         WorkerMode::Warm {
@@ -462,7 +614,7 @@ impl Slot {
                         }
                     };
                 let tail = w.stderr_tail();
-                if retire_asked {
+                if watched.retire_asked {
                     tracing::info!(slot = %self.config.name, pid, "the worker's backend asked to be replaced after this attempt");
                 }
                 if recycle {
@@ -470,59 +622,65 @@ impl Slot {
                 }
                 return match result {
                     Ok(r) => r,
-                    Err(e) => fail(Cause::BackendError, true, e, tail),
+                    Err(e) => AttemptResult::Failed {
+                        cause: Cause::BackendError,
+                        retryable: true,
+                        detail: e,
+                        stderr_tail: tail,
+                    },
                 };
             }
             Ending::Timeout => {
                 w.kill_group();
-                fail(
+                failed(
                     Cause::Timeout,
                     true,
-                    if started {
+                    if watched.started {
                         format!(
                             "the attempt ran past its wall-clock limit of {:.1} s; its worker (pid {pid}) and process group were killed ({TIMEOUT_HINT})",
                             spec.timeout.as_secs_f64()
                         )
                     } else {
                         format!(
-                            "the backend did not start and set up the program within {:.1} s (worker start-up limit plus the task's timeout); its worker (pid {pid}) and process group were killed",
-                            (self.config.startup_timeout + spec.timeout).as_secs_f64()
+                            "the backend did not start and set up the program within {:.1} s; its worker (pid {pid}) and process group were killed ({TIMEOUT_HINT})",
+                            watched.startup_limit.as_secs_f64()
                         )
                     },
-                    String::new(),
                 )
             }
             Ending::Watchdog => {
                 w.kill_group();
-                fail(
+                failed(
                     Cause::OutOfMemory,
                     true,
                     format!(
                         "the worker (pid {pid}) passed its memory limit of {} MiB (resident-memory watchdog) and was killed ({MEMORY_HINT})",
                         limit >> 20
                     ),
-                    String::new(),
                 )
             }
             Ending::Stopped(reason) => {
                 w.kill_group();
-                let (cause, detail) = match reason {
-                    StopReason::LeaseLost => {
-                        (Cause::LeaseLost, "the lease was lost; the attempt was stopped")
-                    }
-                    StopReason::Cancelled => (
+                match reason {
+                    StopReason::LeaseLost => failed(
+                        Cause::LeaseLost,
+                        true,
+                        "the lease was lost; the attempt was stopped".into(),
+                    ),
+                    StopReason::Cancelled => failed(
                         Cause::Cancelled,
-                        "the task was cancelled; the attempt was stopped",
+                        false,
+                        "the task was cancelled; the attempt was stopped".into(),
                     ),
-                    StopReason::DeadlinePassed => (
+                    StopReason::DeadlinePassed => failed(
                         Cause::DeadlinePassed,
-                        "the task's deadline passed during the attempt",
+                        false,
+                        "the task's deadline passed during the attempt".into(),
                     ),
-                    StopReason::Shutdown => {
-                        (Cause::LeaseLost, "the node shut down before the attempt finished")
-                    }
-                };
-                fail(cause, cause.retryable_by_default(), detail.into(), String::new())
+                    StopReason::Shutdown => AttemptResult::Interrupted {
+                        detail: "the node stopped before the attempt finished; requeued uncharged".into(),
+                    },
+                }
             }
             Ending::Exited | Ending::StdinClosed => {
                 let status = match tokio::time::timeout(Duration::from_secs(5), w.child.wait()).await {
@@ -534,32 +692,29 @@ impl Slot {
                 };
                 let oom = w.cage.oom_kills() > oom_before;
                 match status.and_then(|s| s.signal()) {
-                    Some(_) if oom => fail(
+                    Some(_) if oom => failed(
                         Cause::OutOfMemory,
                         true,
                         format!(
                             "the worker (pid {pid}) passed its memory limit of {} MiB and the kernel killed it (cgroup; {MEMORY_HINT})",
                             limit >> 20
                         ),
-                        String::new(),
                     ),
                     Some(sig) => {
                         let name = Signal::try_from(sig).map(|s| s.as_str()).unwrap_or("unknown signal");
-                        fail(
+                        failed(
                             Cause::Crashed(sig),
                             true,
                             format!("the worker (pid {pid}) was killed by signal {sig} ({name})"),
-                            String::new(),
                         )
                     }
-                    None => fail(
+                    None => failed(
                         Cause::Crashed(0),
                         true,
                         format!(
                             "the worker (pid {pid}) exited with {} before finishing the attempt",
                             status.map_or("an unknown status".to_owned(), |s| s.to_string())
                         ),
-                        String::new(),
                     ),
                 }
             }
@@ -579,8 +734,16 @@ impl Slot {
                 detail,
                 stderr_tail: tail,
             },
-            proved => proved,
+            other => other,
         }
+    }
+
+    fn mode_for(&self, backend: &str) -> WorkerMode {
+        self.config
+            .modes
+            .iter()
+            .find(|(b, _)| b == backend)
+            .map_or(self.config.default_mode, |(_, m)| *m)
     }
 }
 

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use provernode_core::{Abi, Limits};
+pub use provernode_node::settings::{AgentArgs, BrokerArgs, RunNode};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -101,6 +102,9 @@ pub enum Command {
         /// The private request/response directory.
         #[arg(long)]
         dir: PathBuf,
+        /// The node that started this worker: the worker dies with it.
+        #[arg(long)]
+        parent: Option<u32>,
     },
     /// Submit a task to a node; prints its id.
     Submit(Submit),
@@ -150,137 +154,6 @@ pub struct NodeFlags {
     /// Bearer token (required when the node listens beyond loopback).
     #[arg(long, env = "PROVERNODE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-}
-
-#[derive(Args, Debug)]
-pub struct RunNode {
-    /// Where the queue database and scratch files live.
-    #[arg(long, env = "PROVERNODE_DATA_DIR", default_value = "provernode-data")]
-    pub data_dir: PathBuf,
-    #[command(flatten)]
-    pub slots: SlotFlags,
-    /// Address of the HTTP API. Anything but loopback requires --token.
-    #[arg(long, default_value = "127.0.0.1:7878")]
-    pub listen: std::net::SocketAddr,
-    /// Bearer token clients must send.
-    #[arg(long, env = "PROVERNODE_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// SQLite durability: `full` survives power loss, `normal` survives process crashes.
-    #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
-    pub sqlite_synchronous: String,
-    #[command(flatten)]
-    pub tasks: TaskDefaults,
-}
-
-#[derive(Args, Debug)]
-pub struct BrokerArgs {
-    /// The shared PostgreSQL database.
-    #[arg(long, env = "PROVERNODE_DATABASE_URL", hide_env_values = true)]
-    pub database_url: String,
-    /// Address of the HTTP API. Anything but loopback requires --client-token.
-    #[arg(long, default_value = "127.0.0.1:7878")]
-    pub listen: std::net::SocketAddr,
-    /// Tokens clients send (repeatable, or comma-separated in the environment).
-    #[arg(
-        long = "client-token",
-        env = "PROVERNODE_CLIENT_TOKENS",
-        value_delimiter = ',',
-        hide_env_values = true
-    )]
-    pub client_tokens: Vec<String>,
-    /// Tokens agents send (repeatable, or comma-separated in the environment). Required.
-    #[arg(
-        long = "agent-token",
-        env = "PROVERNODE_AGENT_TOKENS",
-        value_delimiter = ',',
-        hide_env_values = true
-    )]
-    pub agent_tokens: Vec<String>,
-    /// Database connections of this broker.
-    #[arg(long, default_value_t = 16)]
-    pub max_connections: u32,
-    /// How often this broker sweeps expired leases and passed deadlines.
-    #[arg(long, default_value_t = 1.0)]
-    pub sweep_secs: f64,
-    #[command(flatten)]
-    pub tasks: TaskDefaults,
-}
-
-#[derive(Args, Debug)]
-pub struct AgentArgs {
-    /// The broker's base URL.
-    #[arg(long, env = "PROVERNODE_BROKER")]
-    pub broker: String,
-    /// An agent token of the broker.
-    #[arg(long, env = "PROVERNODE_AGENT_TOKEN", hide_env_values = true)]
-    pub token: String,
-    /// This agent's name in lease owners and logs [default: <hostname>-<pid>].
-    #[arg(long)]
-    pub name: Option<String>,
-    #[command(flatten)]
-    pub slots: SlotFlags,
-    /// Only claim tasks whose attempt memory limit fits in this many MiB [default: this machine's memory].
-    #[arg(long)]
-    pub max_task_memory_mib: Option<u64>,
-    /// Where private worker directories go when /dev/shm is not writable.
-    #[arg(long, default_value = "provernode-agent-scratch")]
-    pub scratch_dir: PathBuf,
-}
-
-/// Limits a task gets when it asks for none, and the largest input accepted.
-#[derive(Args, Debug, Clone)]
-pub struct TaskDefaults {
-    /// Default wall-clock limit of one attempt.
-    #[arg(long, default_value_t = 600.0)]
-    pub default_timeout_secs: f64,
-    /// Default memory limit of one attempt's worker process.
-    #[arg(long, default_value_t = 4096)]
-    pub default_memory_limit_mib: u64,
-    /// Default attempts before a task is quarantined.
-    #[arg(long, default_value_t = 3)]
-    pub default_max_attempts: u32,
-    /// Largest task input accepted.
-    #[arg(long, default_value_t = 16)]
-    pub max_input_mib: usize,
-}
-
-/// How a node or agent runs its worker processes.
-#[derive(Args, Debug, Clone)]
-pub struct SlotFlags {
-    /// Worker processes proving at once.
-    #[arg(long, default_value_t = 2)]
-    pub workers: usize,
-    /// Lease length; the holder heartbeats every third of it.
-    #[arg(long, default_value_t = 30.0)]
-    pub lease_secs: f64,
-    /// How a backend's workers live: BACKEND=fresh (a process per attempt) or
-    /// BACKEND=warm (reused, recycled). Repeatable. Default: every backend warm.
-    #[arg(long = "worker-mode", value_parser = parse_mode)]
-    pub worker_modes: Vec<(String, String)>,
-    /// Attempts a warm worker serves before it is replaced.
-    #[arg(long, default_value_t = 100)]
-    pub warm_max_attempts: u32,
-    /// Resident memory past which a warm worker is replaced after its attempt (raised for a
-    /// backend to what it needs to prove, e.g. SP1).
-    #[arg(long, default_value_t = 2048)]
-    pub warm_max_rss_mib: u64,
-    /// Most memory, in MiB, that the attempts running at once may be limited to in total: a
-    /// slot waits for room before it takes a large task. Default: 90% of this machine's memory.
-    #[arg(long)]
-    pub memory_budget_mib: Option<u64>,
-    /// On SIGTERM, how long running attempts may finish before they are stopped.
-    #[arg(long, default_value_t = 30.0)]
-    pub drain_secs: f64,
-}
-
-fn parse_mode(s: &str) -> Result<(String, String), String> {
-    let (backend, mode) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected BACKEND=fresh or BACKEND=warm, got {s:?}"))?;
-    if mode != "fresh" && mode != "warm" {
-        return Err(format!("worker mode {mode:?} is neither fresh nor warm"));
-    }
-    Ok((backend.to_owned(), mode.to_owned()))
 }
 
 #[derive(Args, Debug)]
@@ -411,4 +284,16 @@ pub struct BenchArgs {
     /// Only render --results into --markdown; measure nothing.
     #[arg(long, requires_all = ["results", "markdown"])]
     pub render_only: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks every command's definition (unique names, valid
+    /// defaults) only when that command is parsed; check them all here.
+    #[test]
+    fn every_command_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -23,7 +23,7 @@ pub async fn run(only: &[String], workers: usize) -> Result<()> {
     let started = Instant::now();
     let dir = tempfile::tempdir().context("cannot create a temporary data directory")?;
     let exe = std::env::current_exe().context("cannot find the provernode executable")?;
-    let node = crate::node::start(&crate::node::temporary(dir.path(), workers), exe).await?;
+    let node = provernode_node::start(&provernode_node::temporary(dir.path(), workers), exe).await?;
     let client = NodeClient::new(&format!("http://{}", node.addr), None)?;
 
     let mut unavailable = Vec::new();
@@ -132,7 +132,7 @@ pub async fn run(only: &[String], workers: usize) -> Result<()> {
             guest.describe_output(&verified.public_output),
         ]);
     }
-    node.stop(Duration::from_secs(10)).await;
+    node.stop(Duration::from_secs(10), None).await;
     println!("{table}");
     println!("prove = one attempt in an isolated worker process, as the node recorded it; verify = here, on the fetched proof");
     for u in &unavailable {

@@ -4,9 +4,7 @@
 mod bench;
 mod cli;
 mod client;
-mod cluster;
 mod demo;
-mod node;
 mod oneshot;
 
 use std::process::ExitCode;
@@ -27,6 +25,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// This executable, which nodes and agents start as their workers.
+fn worker_exe() -> Result<std::path::PathBuf> {
+    std::env::current_exe().context("cannot find the provernode executable to start workers")
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -37,10 +40,13 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 fn dispatch(cli: cli::Cli) -> Result<()> {
     match cli.command {
         Command::Bench(args) => bench::run(&args),
-        Command::Run(args) => runtime()?.block_on(node::run(args)),
-        Command::Broker(args) => runtime()?.block_on(cluster::broker(args)),
-        Command::Agent(args) => runtime()?.block_on(cluster::agent(args)),
-        Command::Worker { dir } => {
+        Command::Run(args) => Ok(runtime()?.block_on(provernode_node::run(args, worker_exe()?))?),
+        Command::Broker(args) => Ok(runtime()?.block_on(provernode_node::broker(args))?),
+        Command::Agent(args) => Ok(runtime()?.block_on(provernode_node::agent(args, worker_exe()?))?),
+        Command::Worker { dir, parent } => {
+            if let Some(parent) = parent {
+                provernode_worker::child::bind_to_parent(parent)?;
+            }
             provernode_worker::child::serve(&dir, &provernode_backends::Registry::default())?;
             Ok(())
         }

@@ -2,7 +2,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)] // test helpers panic by design; each test uses some
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -25,7 +24,11 @@ pub async fn app(config: ApiConfig) -> (axum::Router, tempfile::TempDir) {
         registry: Registry::default(),
         config: Arc::new(config),
         wake: Arc::new(tokio::sync::Notify::new()),
-        accepting_work: Arc::new(AtomicBool::new(true)),
+        readiness: {
+            let r = Arc::new(provernode_core::Readiness::new());
+            r.set_accepting(true);
+            r
+        },
         metrics: None,
     };
     (router(state), dir)

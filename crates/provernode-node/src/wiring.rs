@@ -1,0 +1,230 @@
+//! What the embedded node, the broker and the agent share: the API's
+//! settings, the memory budget, the worker slots, the HTTP server's limits.
+
+use std::path::Path;
+use std::time::Duration;
+
+use provernode_backends::Registry;
+use provernode_broker::{ApiConfig, ServeLimits};
+use provernode_core::TaskLimits;
+use provernode_worker::{worker_environment, ExitHook, LimiterKind, SlotConfig, WorkerMode};
+
+use crate::settings::{secs, HttpFlags, SlotFlags, TaskDefaults, WorkerModeName};
+use crate::NodeError;
+
+/// The API settings shared by the embedded node and brokers.
+pub(crate) fn api_config(
+    tasks: &TaskDefaults,
+    client_tokens: Vec<String>,
+    agent_tokens: Vec<String>,
+    require_local_backend: bool,
+) -> Result<ApiConfig, NodeError> {
+    let max_input_bytes = tasks
+        .max_input_mib
+        .checked_mul(1 << 20)
+        .ok_or_else(|| NodeError::Config(format!("--max-input-mib {} is too large", tasks.max_input_mib)))?;
+    Ok(ApiConfig {
+        client_tokens,
+        agent_tokens,
+        require_local_backend,
+        max_input_bytes,
+        // Room for the input as hex or base64 plus the rest of the request.
+        max_body_bytes: max_input_bytes.saturating_mul(2).saturating_add(16 << 20),
+        default_limits: TaskLimits {
+            timeout_ms: secs(tasks.default_timeout_secs, "--default-timeout-secs")?.as_millis() as u64,
+            memory_limit_bytes: tasks.default_memory_limit_mib << 20,
+            max_attempts: tasks.default_max_attempts.max(1),
+            ..TaskLimits::default()
+        },
+        ..ApiConfig::default()
+    })
+}
+
+/// What the attempts running at once may be limited to in total: the flag,
+/// else 90% of the machine's memory (`None` where that cannot be read).
+pub(crate) fn memory_budget_bytes(flags: &SlotFlags) -> Option<u64> {
+    flags
+        .memory_budget_mib
+        .map(|m| m << 20)
+        .or_else(|| total_memory_bytes().map(|t| t / 10 * 9))
+}
+
+pub(crate) fn total_memory_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = text
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// Backends whose tasks should go to a slot already warm for them: those
+/// whose start-up is costly (SP1's prover, minutes).
+pub(crate) fn warm_first(registry: &Registry) -> Vec<String> {
+    registry
+        .available()
+        .filter(|b| b.start_up_is_costly())
+        .map(|b| b.name().to_owned())
+        .collect()
+}
+
+/// The worker slots of a node or agent. `record_dir` is where live workers
+/// are recorded for [`provernode_worker::reap_orphans`].
+pub(crate) fn slot_configs(
+    flags: &SlotFlags,
+    scratch: &Path,
+    worker_exe: &Path,
+    limiter: &LimiterKind,
+    registry: &Registry,
+    record_dir: &Path,
+) -> Vec<SlotConfig> {
+    let warm = WorkerMode::Warm {
+        max_attempts: flags.warm_max_attempts.max(1),
+        max_rss_bytes: flags.warm_max_rss_mib << 20,
+    };
+    // A warm worker is not recycled for holding what its backend needs to
+    // prove at all (SP1's prover keeps about 7 GB resident between proofs).
+    let warm_for = |backend: &str| match registry.get(backend) {
+        Ok(b) => WorkerMode::Warm {
+            max_attempts: flags.warm_max_attempts.max(1),
+            max_rss_bytes: (flags.warm_max_rss_mib << 20).max(b.min_memory_bytes(None)),
+        },
+        Err(_) => warm,
+    };
+    let mut modes: Vec<(String, WorkerMode)> = flags
+        .worker_modes
+        .iter()
+        .map(|(backend, mode)| {
+            (
+                backend.clone(),
+                match mode {
+                    WorkerModeName::Fresh => WorkerMode::Fresh,
+                    WorkerModeName::Warm => warm_for(backend),
+                },
+            )
+        })
+        .collect();
+    for backend in registry.available() {
+        if !modes.iter().any(|(name, _)| name == backend.name()) && backend.min_memory_bytes(None) > 0 {
+            modes.push((backend.name().into(), warm_for(backend.name())));
+        }
+    }
+    // Killed workers cannot clean up after their backends (SP1 leaves 4 GB
+    // of shared memory a run); the backends' own sweep does it for them.
+    let leftovers = registry.clone();
+    let after_worker_exit = ExitHook::new(move || {
+        leftovers.remove_leftovers();
+    });
+    let env = worker_environment();
+    (0..flags.workers)
+        .map(|i| SlotConfig {
+            exe: worker_exe.to_path_buf(),
+            exe_args: vec!["worker".into()],
+            name: format!("w{i}"),
+            scratch: scratch.to_path_buf(),
+            limiter: limiter.clone(),
+            modes: modes.clone(),
+            default_mode: warm,
+            startup_timeout: Duration::from_secs(600),
+            after_worker_exit: after_worker_exit.clone(),
+            env: env.clone(),
+            record_dir: Some(record_dir.to_path_buf()),
+        })
+        .collect()
+}
+
+/// Raises the soft open-file limit to the hard one (a node holds one
+/// descriptor per client connection, and several per worker), and returns
+/// the soft limit now in force.
+pub(crate) fn raise_open_file_limit() -> Option<u64> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft < hard {
+        if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            tracing::warn!(soft, hard, error = %e, "cannot raise the open-file limit");
+            return Some(soft);
+        }
+        tracing::debug!(from = soft, to = hard, "raised the open-file limit");
+        return Some(hard);
+    }
+    Some(soft)
+}
+
+/// The HTTP server's limits: the flags, with the connection cap kept below
+/// the descriptor limit (room left for the database, workers and logs).
+pub(crate) fn serve_limits(
+    http: &HttpFlags,
+    workers: usize,
+    open_files: Option<u64>,
+) -> Result<ServeLimits, NodeError> {
+    let reserve = 128 + 16 * workers as u64;
+    let most = open_files
+        .map(|n| n.saturating_sub(reserve).max(16))
+        .unwrap_or(1024);
+    let max_connections = match http.max_http_connections {
+        Some(0) => {
+            return Err(NodeError::Config(
+                "--max-http-connections must be at least 1".into(),
+            ))
+        }
+        Some(n) if n as u64 > most => {
+            tracing::warn!(
+                asked = n,
+                allowed = most,
+                "--max-http-connections is above what the open-file limit leaves; lowered (raise `ulimit -n` to allow more)"
+            );
+            most as usize
+        }
+        Some(n) => n,
+        None => most.min(1024) as usize,
+    };
+    Ok(ServeLimits {
+        max_connections,
+        header_timeout: secs(http.header_timeout_secs, "--header-timeout-secs")?,
+        body_timeout: secs(http.body_timeout_secs, "--body-timeout-secs")?,
+        ..ServeLimits::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(max: Option<usize>) -> HttpFlags {
+        HttpFlags {
+            max_http_connections: max,
+            header_timeout_secs: 10.0,
+            body_timeout_secs: 60.0,
+        }
+    }
+
+    #[test]
+    fn connections_stay_below_the_descriptor_limit() {
+        assert_eq!(
+            serve_limits(&http(None), 2, Some(1024)).unwrap().max_connections,
+            1024 - 160
+        );
+        assert_eq!(
+            serve_limits(&http(None), 2, Some(1 << 20))
+                .unwrap()
+                .max_connections,
+            1024
+        );
+        assert_eq!(
+            serve_limits(&http(Some(5000)), 2, Some(4096))
+                .unwrap()
+                .max_connections,
+            4096 - 160
+        );
+        assert_eq!(
+            serve_limits(&http(Some(50)), 2, Some(4096))
+                .unwrap()
+                .max_connections,
+            50
+        );
+        assert!(serve_limits(&http(Some(0)), 2, Some(4096)).is_err());
+    }
+}

@@ -1,0 +1,171 @@
+//! What the store knows about its database's health, shared by both stores.
+//!
+//! Two failures must not look like "retry it":
+//! - a full disk: every write fails until space is freed, then works again.
+//!   The store remembers it (readiness says so) and, while it lasts, `ping`
+//!   tries one small write, so readiness recovers by itself;
+//! - a damaged database: nothing will fix it but the operator. Remembered
+//!   until the process ends.
+//!
+//! And one failure must never be silent: a pooled connection left inside a
+//! transaction. When SQLite's `COMMIT` fails (`SQLITE_FULL` rolls the
+//! transaction back), sqlx keeps counting the transaction as open, so the
+//! connection's next `begin` becomes a `SAVEPOINT` inside a transaction that
+//! never commits: later "commits" only release that savepoint, callers are
+//! told their writes are stored, and they vanish when the connection
+//! closes. [`discard_if_in_transaction`] is the pools' `after_release`
+//! hook: such a connection is closed, never reused.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use sqlx::pool::PoolConnectionMetadata;
+use sqlx::{Database, Executor, TransactionManager};
+
+use crate::StoreError;
+
+/// What kind of database failure an error is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ErrorKind {
+    DiskFull,
+    Corrupt,
+    Other,
+}
+
+/// Classifies by SQLite's primary result code (sqlx reports the extended
+/// one) or PostgreSQL's SQLSTATE.
+pub(crate) fn classify(e: &sqlx::Error) -> ErrorKind {
+    let sqlx::Error::Database(db) = e else {
+        return ErrorKind::Other;
+    };
+    let Some(code) = db.code() else {
+        return ErrorKind::Other;
+    };
+    if let Ok(n) = code.parse::<i64>() {
+        // SQLITE_FULL = 13; SQLITE_CORRUPT = 11, SQLITE_NOTADB = 26.
+        return match n & 0xff {
+            13 => ErrorKind::DiskFull,
+            11 | 26 => ErrorKind::Corrupt,
+            _ => ErrorKind::Other,
+        };
+    }
+    match code.as_ref() {
+        // disk_full; data_corrupted, index_corrupted.
+        "53100" => ErrorKind::DiskFull,
+        "XX001" | "XX002" => ErrorKind::Corrupt,
+        _ => ErrorKind::Other,
+    }
+}
+
+/// Whether a call wrote (its success proves the disk takes writes again).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    Read,
+    Write,
+}
+
+pub(crate) struct Health {
+    /// Where the database is, for messages: a file path or a server.
+    location: String,
+    disk_full: AtomicBool,
+    corrupt: Mutex<Option<String>>,
+}
+
+impl Health {
+    pub(crate) fn new(location: String) -> Health {
+        Health {
+            location,
+            disk_full: AtomicBool::new(false),
+            corrupt: Mutex::new(None),
+        }
+    }
+
+    /// Records what a call's result says about the database, and names the
+    /// database in the errors that need the operator.
+    pub(crate) fn observe<T>(&self, access: Access, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        match result {
+            Ok(v) => {
+                if access == Access::Write && self.disk_full.swap(false, Ordering::SeqCst) {
+                    tracing::warn!(location = %self.location, "the queue database takes writes again");
+                }
+                Ok(v)
+            }
+            Err(StoreError::DiskFull { error, .. }) => {
+                if !self.disk_full.swap(true, Ordering::SeqCst) {
+                    tracing::error!(location = %self.location, %error, "the queue database's disk is full: submissions and results are refused until space is freed");
+                }
+                metrics::counter!("provernode_store_disk_full_errors_total").increment(1);
+                Err(StoreError::DiskFull {
+                    location: self.location.clone(),
+                    error,
+                })
+            }
+            Err(StoreError::DatabaseCorrupt { detail, .. }) => {
+                tracing::error!(location = %self.location, %detail, "the queue database is damaged");
+                if let Ok(mut c) = self.corrupt.lock() {
+                    c.get_or_insert_with(|| detail.clone());
+                }
+                Err(StoreError::DatabaseCorrupt {
+                    location: self.location.clone(),
+                    detail,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) fn disk_full(&self) -> bool {
+        self.disk_full.load(Ordering::SeqCst)
+    }
+
+    /// The damage seen so far, as the error `ping` reports.
+    pub(crate) fn corrupt_error(&self) -> Option<StoreError> {
+        let detail = self.corrupt.lock().ok()?.clone()?;
+        Some(StoreError::DatabaseCorrupt {
+            location: self.location.clone(),
+            detail,
+        })
+    }
+}
+
+/// The pools' `after_release` hook: a connection that sqlx still counts as
+/// inside a transaction is closed instead of going back to the pool. The
+/// round trip first lets a rollback that a dropped transaction queued run,
+/// so a connection whose rollback worked is kept.
+pub(crate) fn discard_if_in_transaction<'c, DB>(
+    conn: &'c mut DB::Connection,
+    _meta: PoolConnectionMetadata,
+) -> futures_core::future::BoxFuture<'c, Result<bool, sqlx::Error>>
+where
+    DB: Database,
+    for<'e> &'e mut DB::Connection: Executor<'e, Database = DB>,
+{
+    Box::pin(async move {
+        if let Err(e) = conn.execute("SELECT 1").await {
+            tracing::warn!(error = %e, "closing a database connection that fails");
+            return Ok(false);
+        }
+        let depth = DB::TransactionManager::get_transaction_depth(conn);
+        if depth > 0 {
+            metrics::counter!("provernode_store_connections_discarded_total").increment(1);
+            tracing::warn!(
+                depth,
+                "closing a database connection left inside a transaction (a commit or rollback failed); it is never reused"
+            );
+            return Ok(false);
+        }
+        Ok(true)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_loss_bound_is_larger_than_the_failure_bound() {
+        for max in [1, 3, 5, 100] {
+            assert!(crate::lease_loss_bound(max) > max);
+        }
+        assert_eq!(crate::lease_loss_bound(3), 10);
+        assert_eq!(crate::lease_loss_bound(100), 300);
+    }
+}
