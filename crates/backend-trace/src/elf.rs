@@ -31,13 +31,7 @@ pub struct Image {
 
 /// The memory an ABI gives its guest: `[lo, hi)`.
 pub fn address_space(abi: Abi) -> (u64, u64) {
-    match abi {
-        // risc0 v1compat: user memory 0x4000 .. 0xC000_0000.
-        Abi::Risc0 => (0x4000, 0xC000_0000),
-        // SP1 v6: a 2^37-byte space; the first page is kept unmapped so null
-        // pointer accesses fault.
-        Abi::Sp1 => (0x1000, 1 << 37),
-    }
+    abi.address_space()
 }
 
 struct Bytes<'a>(&'a [u8]);

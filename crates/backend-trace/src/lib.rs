@@ -46,6 +46,14 @@ impl TraceBackend {
     }
 }
 
+/// Checks a whole ELF the way its zkVM loads it (header, every program
+/// header, segment bounds and permissions, the entry point): what a node
+/// runs before it accepts a program, so a malformed one is refused at the
+/// door instead of failing every attempt. The error is a sentence.
+pub fn check_elf(program: &Program) -> Result<(), String> {
+    elf::load(program.elf(), program.abi()).map(|_| ())
+}
+
 impl Backend for TraceBackend {
     fn name(&self) -> &'static str {
         BACKEND_NAME
@@ -103,6 +111,13 @@ impl Backend for TraceBackend {
     }
 
     fn verify(&self, envelope: &ProofEnvelope) -> Result<Verified, BackendError> {
+        self.verify_within(envelope, &self.verify_limits)
+    }
+
+    /// Re-executes within `limits` (the task's own guest limits in a node):
+    /// a task proved with more guest memory or cycles than the defaults
+    /// verifies as it was proved.
+    fn verify_within(&self, envelope: &ProofEnvelope, limits: &Limits) -> Result<Verified, BackendError> {
         if envelope.backend != BACKEND_NAME {
             return Err(VerifyError::WrongBackend {
                 expected: BACKEND_NAME.to_owned(),
@@ -155,11 +170,11 @@ impl Backend for TraceBackend {
             }
             .into());
         }
-        if envelope.cycles > self.verify_limits.max_cycles {
+        if envelope.cycles > limits.max_cycles {
             return Err(VerifyError::Invalid {
                 reason: format!(
                     "the envelope claims {} cycles, more than this verifier re-executes ({}); raise --max-cycles to check it",
-                    envelope.cycles, self.verify_limits.max_cycles
+                    envelope.cycles, limits.max_cycles
                 ),
             }
             .into());
@@ -168,7 +183,7 @@ impl Backend for TraceBackend {
         // more cannot match the claim.
         let limits = Limits {
             max_cycles: envelope.cycles,
-            max_memory_bytes: self.verify_limits.max_memory_bytes,
+            max_memory_bytes: limits.max_memory_bytes,
         };
         let out = abi::run(&program, &record.input, &limits).map_err(|e| match e {
             BackendError::CycleLimit { .. } => VerifyError::Invalid {

@@ -121,15 +121,24 @@ impl<const RV64: bool> Machine<RV64> {
         }
     }
 
+    /// Whether a write into the text changes the code that runs. RISC Zero
+    /// fetches every instruction from memory, so it does. SP1 v6 runs the
+    /// program as it decoded it when loading (its executor's
+    /// `Program::fetch` reads the decoded instructions): a store into the
+    /// text changes what loads see, never what executes.
+    const CODE_FOLLOWS_MEMORY: bool = !RV64;
+
     #[inline(always)]
     fn store(&mut self, addr: u64, size: u32, value: u64) -> Result<(), MemError> {
         self.mem.store(addr, size, value)?;
-        // Keep the decoded code in step with self-modifying stores.
-        let offset = addr.wrapping_sub(self.code_base);
-        if offset < (self.code.len() as u64) * 4 {
-            self.redecode(addr & !3);
-            if size == 8 {
-                self.redecode((addr & !3) + 4);
+        if Self::CODE_FOLLOWS_MEMORY {
+            // Keep the decoded code in step with self-modifying stores.
+            let offset = addr.wrapping_sub(self.code_base);
+            if offset < (self.code.len() as u64) * 4 {
+                self.redecode(addr & !3);
+                if size == 8 {
+                    self.redecode((addr & !3) + 4);
+                }
             }
         }
         Ok(())
@@ -149,14 +158,19 @@ impl<const RV64: bool> Machine<RV64> {
     /// so that the code cache stays correct.
     pub fn host_write(&mut self, addr: u64, data: &[u8]) -> Result<(), MemError> {
         self.mem.write_bytes(addr, data)?;
-        let start = addr.wrapping_sub(self.code_base);
-        let code_bytes = (self.code.len() as u64) * 4;
-        if start < code_bytes || start.wrapping_add(data.len() as u64) <= code_bytes {
-            let mut a = addr & !3;
-            while a < addr + data.len() as u64 {
-                self.redecode(a);
-                a += 4;
-            }
+        if !Self::CODE_FOLLOWS_MEMORY || data.is_empty() {
+            return Ok(());
+        }
+        // Redecode where the write and the code overlap, wherever the write
+        // starts (below the text and covering all of it included).
+        let code_end = self.code_base + (self.code.len() as u64) * 4;
+        let write_end = addr.saturating_add(data.len() as u64);
+        let from = addr.max(self.code_base);
+        let to = write_end.min(code_end);
+        let mut a = from & !3;
+        while a < to {
+            self.redecode(a);
+            a += 4;
         }
         Ok(())
     }
@@ -169,7 +183,10 @@ impl<const RV64: bool> Machine<RV64> {
             }
             let pc = self.pc;
             let idx = pc.wrapping_sub(self.code_base) >> 2;
-            if pc & 3 != 0 || idx >= self.code.len() as u64 {
+            if pc & 3 != 0 {
+                return Trap::Fault(Fault::PcMisaligned);
+            }
+            if idx >= self.code.len() as u64 {
                 return Trap::Fault(Fault::PcOutOfBounds);
             }
             let Insn {
@@ -429,12 +446,101 @@ mod tests {
         assert_eq!(m.reg(14), 0xffff);
     }
 
+    /// auipc a0, 0 ; li a1, 0x73 (ecall) ; sw a1, 12(a0) ; an illegal word
+    /// (0) that the store turns into an ecall.
+    const STORES_AN_ECALL_OVER_ITSELF: [u32; 4] = [0x00000517, 0x07300593, 0x00b52623, 0x0000_0000];
+
     #[test]
-    fn self_modifying_store_is_seen() {
-        // lui a0, 0x10 (0x10000) ; lui a1, 0x1 ; addi a1, a1, -0x1 ... simpler:
-        // auipc a0, 0 ; li a1, 0x73 (ecall) ; sw a1, 12(a0) ; illegal word ; ...
-        let m = run::<false>(&[0x00000517, 0x07300593, 0x00b52623, 0x0000_0000]);
+    fn risc0_runs_what_a_store_wrote_into_its_text() {
+        // RISC Zero fetches every instruction from memory.
+        let m = run::<false>(&STORES_AN_ECALL_OVER_ITSELF);
         assert_eq!(m.pc, 0x10010);
+    }
+
+    #[test]
+    fn sp1_runs_its_text_as_loaded_whatever_is_stored_there() {
+        // SP1 v6 executes the program it decoded at load; the store changes
+        // memory (a load sees it) but not the code that runs.
+        let data: Vec<u8> = STORES_AN_ECALL_OVER_ITSELF
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        let image = Image {
+            entry: 0x10000,
+            segments: vec![Segment {
+                vaddr: 0x10000,
+                mem_size: data.len() as u64,
+                flags: PF_X | PF_R,
+                data,
+            }],
+        };
+        let mut m = Machine::<true>::new(&image, 0x1000, 1 << 32, 1 << 20).unwrap();
+        assert!(
+            matches!(
+                m.run(1000),
+                Trap::Fault(Fault::IllegalInstruction { word: 0, .. })
+            ),
+            "SP1 ran the stored word"
+        );
+        assert_eq!(m.mem.load(0x1000c, 4).unwrap(), 0x73, "the store reached memory");
+    }
+
+    /// Issue 19, item 14: a host write (RISC Zero `SYS_READ`) that starts
+    /// below the text and covers all of it left the decoded code stale.
+    #[test]
+    fn a_host_write_covering_the_whole_text_from_below_is_decoded() {
+        // Two illegal words at 0x10000; the write covers 0xfffc..0x1000c,
+        // from below the text to past its end.
+        let image = Image {
+            entry: 0x10000,
+            segments: vec![
+                Segment {
+                    vaddr: 0xf000,
+                    mem_size: 0x1000,
+                    flags: PF_R | crate::elf::PF_W,
+                    data: Vec::new(),
+                },
+                Segment {
+                    vaddr: 0x10000,
+                    mem_size: 8,
+                    flags: PF_X | PF_R,
+                    data: vec![0; 8],
+                },
+            ],
+        };
+        let mut m = Machine::<false>::new(&image, 0x1000, 1 << 32, 1 << 20).unwrap();
+        let mut bytes = vec![0xaa; 4];
+        bytes.extend(0x00100513u32.to_le_bytes()); // li a0, 1
+        bytes.extend(ECALL.to_le_bytes());
+        bytes.extend([0xbb; 4]);
+        m.host_write(0xfffc, &bytes).unwrap();
+        assert_eq!(m.run(1000), Trap::Ecall);
+        assert_eq!(m.reg(10), 1);
+    }
+
+    /// Issue 19, item 14: a jump to text+2 was reported as leaving the
+    /// executable segments.
+    #[test]
+    fn a_jump_to_a_misaligned_address_says_so() {
+        let image = |words: &[u32]| {
+            let data: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            Image {
+                entry: 0x10000,
+                segments: vec![Segment {
+                    vaddr: 0x10000,
+                    mem_size: data.len() as u64,
+                    flags: PF_X | PF_R,
+                    data,
+                }],
+            }
+        };
+        // auipc a0, 0 ; jalr x0, 6(a0) -> 0x10006
+        let code = image(&[0x00000517, 0x00650067, ECALL, ECALL]);
+        let mut m = Machine::<false>::new(&code, 0x1000, 1 << 32, 1 << 20).unwrap();
+        let trap = m.run(1000);
+        assert_eq!(trap, Trap::Fault(Fault::PcMisaligned));
+        let Trap::Fault(f) = trap else { unreachable!() };
+        assert!(f.to_string().contains("not 4-byte aligned"), "{f}");
     }
 
     #[test]

@@ -479,6 +479,10 @@ async fn run_attempt(
         backend: task.backend.clone(),
         program_id: task.program_id,
         input_digest: sha256(&lease.input),
+        limits: provernode_core::Limits {
+            max_cycles: task.limits.max_cycles,
+            max_memory_bytes: task.limits.max_guest_memory_bytes,
+        },
     };
     let attempt = async {
         let result = slot.run(&spec, &mut stop_rx).await;
@@ -560,10 +564,15 @@ async fn run_attempt(
             stderr_tail,
         } => {
             let (cause, retryable, detail) = if deadline_bound && cause == Cause::Timeout {
+                // The deadline, not the timeout, ended it: raising the
+                // timeout would not help, so say nothing of it.
                 (
                     Cause::DeadlinePassed,
                     false,
-                    format!("the task's deadline passed during the attempt ({detail})"),
+                    format!(
+                        "the task's deadline passed during the attempt, {:.1} s after it started; its worker was stopped (submit with a later deadline_ms to give it longer)",
+                        elapsed.as_secs_f64()
+                    ),
                 )
             } else {
                 (cause, retryable, detail)
@@ -624,11 +633,13 @@ enum Outcome {
     Interrupted(String),
 }
 
-/// What a proof for this task must be about.
+/// What a proof for this task must be about, and the guest limits it was
+/// proved under (a re-executing verifier uses the same).
 struct Expected {
     backend: String,
     program_id: provernode_core::ProgramId,
     input_digest: provernode_core::Digest,
+    limits: provernode_core::Limits,
 }
 
 async fn report_failure(
@@ -685,7 +696,7 @@ fn check_proof(registry: &Registry, expected: &Expected, bytes: &[u8]) -> Result
         return Err("the worker's proof is for another input".into());
     }
     let verified = registry
-        .verify(&envelope)
+        .verify_within(&envelope, &expected.limits)
         .map_err(|e| format!("the worker's proof does not verify: {e}"))?;
     Ok((verified.public_output, verified.cycles))
 }

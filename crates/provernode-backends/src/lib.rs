@@ -83,6 +83,24 @@ impl Registry {
         let backend = self.get(&envelope.backend)?;
         Ok(backend.verify(envelope)?)
     }
+
+    /// Verifies an envelope under the guest limits its task was proved with
+    /// (see [`Backend::verify_within`]).
+    pub fn verify_within(
+        &self,
+        envelope: &ProofEnvelope,
+        limits: &Limits,
+    ) -> Result<Verified, VerifyEnvelopeError> {
+        let backend = self.get(&envelope.backend)?;
+        Ok(backend.verify_within(envelope, limits)?)
+    }
+
+    /// Checks a whole program as its zkVM would load it; every backend runs
+    /// the same ELFs under its ABI's rules, which the trace backend's loader
+    /// mirrors. The error is a sentence.
+    pub fn check_program(&self, program: &Program) -> Result<(), String> {
+        provernode_backend_trace::check_elf(program)
+    }
 }
 
 impl Default for Registry {

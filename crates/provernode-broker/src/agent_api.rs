@@ -3,9 +3,11 @@
 //! here, and agent tokens are accepted nowhere else.
 //!
 //! The broker checks that a reported proof is a well-formed envelope for the
-//! task's backend, program and input; the agent has verified the proof
-//! itself before reporting (a broker stays cheap: trace verification would
-//! re-execute the program).
+//! task's backend, program and input, and verifies it itself, under the
+//! task's guest limits, before storing it: an agent token is not a licence
+//! to store a forged proof. (A broker started with `--trust-agents` stores
+//! proofs of backends it cannot verify on the agents' word; `/readyz` says
+//! so.)
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Request, State};
@@ -71,6 +73,12 @@ async fn claim(
             ErrorCode::InvalidRequest,
             "agent must be 1 to 200 characters",
         ));
+    }
+    if body.backends.len() > 32 {
+        return Err(bad(ErrorCode::InvalidRequest, "backends lists at most 32 names"));
+    }
+    for b in &body.backends {
+        crate::api::bounded("each backend", b, crate::api::MAX_KIND_CHARS)?;
     }
     if body.lease_ms < 1000 || body.lease_ms > state.config.max_lease_ms {
         return Err(bad(
@@ -190,10 +198,11 @@ async fn complete(
             "the reported proof is for another backend, program or input than the task",
         ));
     }
+    let verified = verify_reported(&state, &task, envelope).await?;
     Ok(Json(
         match state
             .store
-            .complete(&lease, &bytes, &envelope.public_output, envelope.cycles)
+            .complete(&lease, &bytes, &verified.public_output, verified.cycles)
             .await?
         {
             Completion::Accepted => {
@@ -206,6 +215,50 @@ async fn complete(
             }
         },
     ))
+}
+
+/// What a reported proof says, once this broker has checked it: verified
+/// here under the task's guest limits, or, for a backend this broker cannot
+/// verify and only with `--trust-agents`, as the envelope states it.
+async fn verify_reported(
+    state: &ApiState,
+    task: &provernode_store::TaskRecord,
+    envelope: ProofEnvelope,
+) -> Result<provernode_core::Verified, ApiError> {
+    let backend = state
+        .registry
+        .get(&envelope.backend)
+        .map_err(|e| bad(ErrorCode::ProofRejected, e.to_string()))?;
+    if let Err(unavailable) = backend.available() {
+        if state.config.trust_agents {
+            return Ok(provernode_core::Verified::of(&envelope));
+        }
+        return Err(bad(
+            ErrorCode::ProofRejected,
+            format!(
+                "this broker cannot verify {} proofs ({}); it stores none it has not verified (start it with --trust-agents to store the agents' verified proofs)",
+                envelope.backend, unavailable.reason
+            ),
+        ));
+    }
+    let registry = state.registry.clone();
+    let limits = provernode_core::Limits {
+        max_cycles: task.limits.max_cycles,
+        max_memory_bytes: task.limits.max_guest_memory_bytes,
+    };
+    let verdict = tokio::task::spawn_blocking(move || registry.verify_within(&envelope, &limits)).await;
+    match verdict {
+        Ok(Ok(verified)) => Ok(verified),
+        Ok(Err(e)) => {
+            metrics::counter!("provernode_results_rejected_total").increment(1);
+            tracing::warn!(task = %task.id, error = %e, "an agent reported a proof that does not verify; not stored");
+            Err(bad(
+                ErrorCode::ProofRejected,
+                format!("the reported proof does not verify: {e}; it was not stored"),
+            ))
+        }
+        Err(e) => Err(bad(ErrorCode::Internal, format!("the proof check failed: {e}"))),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -225,6 +278,7 @@ async fn fail(
     body: Result<Json<FailBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = json_body(body)?;
+    crate::api::bounded("cause", &body.cause, crate::api::MAX_KIND_CHARS)?;
     let cause: Cause = body
         .cause
         .parse()

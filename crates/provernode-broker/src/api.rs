@@ -65,6 +65,10 @@ pub struct ApiConfig {
     /// memory budget); a task that needs more is refused at submission
     /// instead of waiting forever. `None` on a broker, whose agents differ.
     pub max_task_memory_bytes: Option<u64>,
+    /// A broker verifies every proof an agent reports before storing it;
+    /// for backends it cannot verify (built without them) it refuses tasks,
+    /// unless the operator chose to trust the agents' own verification.
+    pub trust_agents: bool,
 }
 
 impl Default for ApiConfig {
@@ -78,6 +82,7 @@ impl Default for ApiConfig {
             default_limits: TaskLimits::default(),
             max_lease_ms: 10 * 60 * 1000,
             max_task_memory_bytes: None,
+            trust_agents: false,
         }
     }
 }
@@ -114,6 +119,12 @@ pub fn router(state: ApiState) -> Router {
         app = app.merge(crate::agent_api::routes(state.clone()));
     }
     app.fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint; see docs/openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                "this endpoint does not take that method; see docs/openapi.json",
+            )
+        })
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
@@ -127,11 +138,18 @@ pub(crate) fn authorized(headers: &HeaderMap, tokens: &[String]) -> bool {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .unwrap_or("");
     tokens.iter().fold(false, |ok, t| {
         ok | bool::from(given.as_bytes().ct_eq(t.as_bytes()))
     })
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme is
+/// case-insensitive (RFC 7235); spaces around the token are not part of it.
+pub(crate) fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 async fn require_client_token(
@@ -191,12 +209,62 @@ pub(crate) fn bad(code: ErrorCode, message: impl Into<String>) -> ApiError {
     ApiError::new(code, message)
 }
 
+/// Longest program name (or built-in guest name, or program id) accepted.
+pub const MAX_NAME_CHARS: usize = 256;
+/// Longest backend or proof kind name accepted.
+pub const MAX_KIND_CHARS: usize = 64;
+/// Longest idempotency key accepted.
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
+
+/// Refuses a string field longer than `max` characters (or empty, unless
+/// `may_be_empty`), before anything echoes it back.
+pub(crate) fn bounded(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.is_empty() || value.chars().count() > max {
+        return Err(bad(
+            ErrorCode::InvalidRequest,
+            format!(
+                "{field} must be 1 to {max} characters (it has {})",
+                value.chars().count()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The idempotency key of a request: the body's, else the header's. A key
+/// is 1 to 200 visible ASCII characters; a header that is not (non-ASCII,
+/// control characters) is refused rather than ignored, which would make two
+/// tasks of one request.
+fn idempotency_key(body: Option<&str>, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let header = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            bad(
+                ErrorCode::InvalidRequest,
+                "the Idempotency-Key header must be visible ASCII characters",
+            )
+        })?),
+    };
+    let Some(key) = body.or(header) else {
+        return Ok(None);
+    };
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_CHARS || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad(
+            ErrorCode::InvalidRequest,
+            format!(
+                "an idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} visible ASCII characters (no spaces)"
+            ),
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}
+
 pub(crate) fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     body.map(|Json(v)| v).map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             bad(
                 ErrorCode::PayloadTooLarge,
-                "the request body is larger than the node accepts (--max-body-mib)",
+                "the request body is larger than the node accepts: about twice its largest input, which is set with --max-input-mib",
             )
         } else {
             bad(
@@ -213,6 +281,17 @@ async fn submit(
     body: Result<Json<SubmitRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let req = json_body(body)?;
+    bounded("program", &req.program, MAX_NAME_CHARS)?;
+    for (field, value) in [
+        ("backend", &req.backend),
+        ("proof_kind", &req.proof_kind),
+        ("abi", &req.abi),
+    ] {
+        if let Some(v) = value {
+            bounded(field, v, MAX_KIND_CHARS)?;
+        }
+    }
+    let idempotency_key = idempotency_key(req.idempotency_key.as_deref(), &headers)?;
     let backend_name = req.backend.clone().unwrap_or_else(|| "trace".to_owned());
     let backend = state
         .registry
@@ -222,6 +301,17 @@ async fn submit(
         backend
             .available()
             .map_err(|e| bad(ErrorCode::BackendUnavailable, e.to_string()))?;
+    } else if !state.config.trust_agents {
+        // A broker stores only proofs it has verified itself.
+        backend.available().map_err(|e| {
+            bad(
+                ErrorCode::BackendUnavailable,
+                format!(
+                    "this broker cannot verify {backend_name} proofs ({}), so it takes no {backend_name} tasks: run a broker built with that backend, or start it with --trust-agents to store what agents verified",
+                    e.reason
+                ),
+            )
+        })?;
     }
     let abi = match &req.abi {
         Some(a) => Some(a.parse::<Abi>().map_err(|e| bad(ErrorCode::InvalidRequest, e))?),
@@ -257,6 +347,17 @@ async fn submit(
                 ),
             ));
         };
+        if let (Some(asked), Some(of_id)) = (abi, id_abi) {
+            if asked != of_id {
+                return Err(bad(
+                    ErrorCode::InvalidRequest,
+                    format!(
+                        "program {} is the {of_id} build of {}, but abi is {asked}; leave abi out, or give the {asked} build's id or the guest's name",
+                        req.program, guest.name
+                    ),
+                ));
+            }
+        }
         let abi = abi.or(id_abi).unwrap_or(match backend.abis() {
             [only] => *only,
             _ => Abi::Risc0,
@@ -280,6 +381,18 @@ async fn submit(
             format!("backend {backend_name} cannot run {} programs", program.abi()),
         ));
     }
+    // The whole ELF, as its zkVM would load it: a malformed one would fail
+    // every attempt.
+    state.registry.check_program(&program).map_err(|why| {
+        bad(
+            ErrorCode::InvalidInput,
+            format!(
+                "the ELF of program {:?} is not a valid {} program: {why}",
+                program.name(),
+                program.abi()
+            ),
+        )
+    })?;
     let raw_count = [
         req.input.is_some(),
         req.input_hex.is_some(),
@@ -327,6 +440,12 @@ async fn submit(
         };
         guest
             .encode_input(&args)
+            .map_err(|e| bad(ErrorCode::InvalidInput, e.to_string()))?
+    } else if let Some(guest) = guest {
+        // No input at all: what the guest's typed input says without any
+        // flag (an error for a guest that needs one, as `prove` says).
+        guest
+            .encode_input(&InputArgs::default())
             .map_err(|e| bad(ErrorCode::InvalidInput, e.to_string()))?
     } else {
         Vec::new()
@@ -424,6 +543,18 @@ async fn submit(
         Some(m) => m << 20,
         None => d.max_guest_memory_bytes,
     };
+    let (lo, hi) = program.abi().address_space();
+    if max_guest_memory_bytes > hi - lo {
+        return Err(bad(
+            ErrorCode::InvalidRequest,
+            format!(
+                "max_guest_memory_mib is {} but the {} ABI gives a guest at most {} MiB; lower it",
+                max_guest_memory_bytes >> 20,
+                program.abi(),
+                (hi - lo) >> 20
+            ),
+        ));
+    }
     let max_cycles = match req.max_cycles {
         Some(0) => return Err(bad(ErrorCode::InvalidRequest, "max_cycles must be positive")),
         Some(c) if c > i64::MAX as u64 => {
@@ -439,21 +570,6 @@ async fn submit(
                 "deadline_ms is in the past (it is Unix time in milliseconds)",
             ));
         }
-    }
-    let idempotency_key = req.idempotency_key.clone().or_else(|| {
-        headers
-            .get("idempotency-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    });
-    if idempotency_key
-        .as_ref()
-        .is_some_and(|k| k.is_empty() || k.len() > 200)
-    {
-        return Err(bad(
-            ErrorCode::InvalidRequest,
-            "idempotency_key must be 1 to 200 characters",
-        ));
     }
     let new = NewTask {
         program_id: program.id(),
@@ -663,6 +779,9 @@ async fn readyz(State(state): State<ApiState>) -> Response {
     );
     for (check, reason) in problems {
         checks.insert(check, reason.into());
+    }
+    for (check, note) in state.readiness.notes() {
+        checks.insert(check, note.into());
     }
     let body = json!({"ready": ready, "checks": checks});
     let status = if ready {

@@ -21,11 +21,13 @@ pub enum ErrorCode {
     InsufficientStorage,
     StoreDamaged,
     Overloaded,
+    MethodNotAllowed,
+    ProofRejected,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::InvalidRequest,
         ErrorCode::UnknownProgram,
         ErrorCode::UnknownBackend,
@@ -41,6 +43,8 @@ impl ErrorCode {
         ErrorCode::InsufficientStorage,
         ErrorCode::StoreDamaged,
         ErrorCode::Overloaded,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::ProofRejected,
         ErrorCode::Internal,
     ];
 
@@ -61,6 +65,8 @@ impl ErrorCode {
             ErrorCode::InsufficientStorage => "insufficient_storage",
             ErrorCode::StoreDamaged => "store_damaged",
             ErrorCode::Overloaded => "overloaded",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::ProofRejected => "proof_rejected",
             ErrorCode::Internal => "internal",
         }
     }
@@ -75,6 +81,8 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::ProofRejected => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::ProofNotReady | ErrorCode::AlreadyTerminal | ErrorCode::IdempotencyConflict => {
                 StatusCode::CONFLICT
             }

@@ -140,7 +140,7 @@ async fn errors_carry_the_documented_shape() {
         (
             "POST",
             "/v1/tasks",
-            Some(json!({"program": "fibonacci", "deadline_ms": 1})),
+            Some(json!({"program": "fibonacci", "input": {"n": 1}, "deadline_ms": 1})),
             400,
             "invalid_request",
         ),

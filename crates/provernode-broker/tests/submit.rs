@@ -11,12 +11,46 @@ use common::{app, call};
 use provernode_broker::ApiConfig;
 use serde_json::{json, Value};
 
-/// A broker's settings: the backend need only be known here.
+/// A lean broker's settings: built without the real provers, trusting its
+/// agents to verify their proofs (`--trust-agents`), the backend need only
+/// be known here.
 fn broker() -> ApiConfig {
     ApiConfig {
         require_local_backend: false,
+        trust_agents: true,
         ..ApiConfig::default()
     }
+}
+
+/// Issue 19, item 13: a broker that cannot verify a backend's proofs takes
+/// no tasks for it unless told to trust its agents.
+#[tokio::test]
+async fn a_broker_takes_no_tasks_it_could_not_verify_unless_it_trusts_its_agents() {
+    let (app, _dir) = app(ApiConfig {
+        require_local_backend: false,
+        ..ApiConfig::default()
+    })
+    .await;
+    let registry = provernode_backends::Registry::default();
+    for backend in registry.all().iter().filter(|b| b.available().is_err()) {
+        let (status, message) = submit(
+            &app,
+            json!({"program": "fibonacci", "input": {"n": 5}, "backend": backend.name()}),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(status, 400, "{message}");
+        assert!(
+            message.contains("cannot verify") && message.contains("--trust-agents"),
+            "{message}"
+        );
+    }
+    submit(
+        &app,
+        json!({"program": "fibonacci", "input": {"n": 5}, "backend": "trace"}),
+    )
+    .await
+    .unwrap();
 }
 
 /// Submits `body`; the stored task on success, else the status and error.
@@ -80,7 +114,7 @@ async fn a_task_that_names_its_limits_keeps_them_unless_too_little_memory() {
     // A faster machine proves in less: the timeout asked for stands.
     let task = submit(
         &app,
-        json!({"program": "fibonacci", "backend": "sp1", "proof_kind": "compressed",
+        json!({"program": "fibonacci", "input": {"n": 5}, "backend": "sp1", "proof_kind": "compressed",
                "timeout_secs": 300, "memory_limit_mib": 40_000}),
     )
     .await
@@ -96,7 +130,7 @@ async fn a_task_that_names_its_limits_keeps_them_unless_too_little_memory() {
     ] {
         let (status, message) = submit(
             &app,
-            json!({"program": "fibonacci", "backend": backend, "proof_kind": kind, "memory_limit_mib": mib}),
+            json!({"program": "fibonacci", "input": {"n": 5}, "backend": backend, "proof_kind": kind, "memory_limit_mib": mib}),
         )
         .await
         .unwrap_err();
@@ -121,7 +155,7 @@ async fn a_proof_kind_the_backend_cannot_make_is_refused_with_the_reason() {
     ] {
         let (status, message) = submit(
             &app,
-            json!({"program": "fibonacci", "backend": backend, "proof_kind": kind}),
+            json!({"program": "fibonacci", "input": {"n": 5}, "backend": backend, "proof_kind": kind}),
         )
         .await
         .unwrap_err();
@@ -139,7 +173,7 @@ async fn a_proof_kind_the_backend_cannot_make_is_refused_with_the_reason() {
     ] {
         let task = submit(
             &app,
-            json!({"program": "fibonacci", "backend": backend, "proof_kind": kind}),
+            json!({"program": "fibonacci", "input": {"n": 5}, "backend": backend, "proof_kind": kind}),
         )
         .await
         .unwrap();

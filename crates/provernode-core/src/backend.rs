@@ -104,6 +104,9 @@ pub enum Fault {
     },
     /// The pc left the program's executable segments.
     PcOutOfBounds,
+    /// The pc is not 4-byte aligned (these zkVMs have no compressed
+    /// instructions): a jump to a computed address that is off.
+    PcMisaligned,
     /// An ecall the ABI does not define, or defined arguments it rejects.
     BadSyscall {
         detail: String,
@@ -127,6 +130,9 @@ impl std::fmt::Display for Fault {
                 write!(f, "misaligned {}-byte {} at {addr:#x}", size, access(*write))
             }
             Fault::PcOutOfBounds => f.write_str("jumped outside the program's executable segments"),
+            Fault::PcMisaligned => f.write_str(
+                "jumped to an address that is not 4-byte aligned (RV32IM and RV64IM here have no compressed instructions)",
+            ),
             Fault::BadSyscall { detail } => write!(f, "bad system call: {detail}"),
         }
     }
@@ -375,6 +381,15 @@ pub trait Backend: Send + Sync {
 
     /// Checks an envelope this backend made; needs nothing but the envelope.
     fn verify(&self, envelope: &ProofEnvelope) -> Result<Verified, BackendError>;
+
+    /// Checks an envelope under the guest limits the task was proved with,
+    /// where verifying re-executes the guest (trace): a node must never
+    /// prove under a task's limits and then refuse the proof under its own
+    /// defaults. Backends whose verification does not run the guest verify
+    /// as [`Backend::verify`] does.
+    fn verify_within(&self, envelope: &ProofEnvelope, _limits: &Limits) -> Result<Verified, BackendError> {
+        self.verify(envelope)
+    }
 }
 
 impl BackendError {

@@ -49,6 +49,17 @@ impl Abi {
         }
     }
 
+    /// The guest memory the ABI gives a program: `[lo, hi)`.
+    pub fn address_space(self) -> (u64, u64) {
+        match self {
+            // risc0 v1compat: user memory 0x4000 .. 0xC000_0000.
+            Abi::Risc0 => (0x4000, 0xC000_0000),
+            // SP1 v6: a 2^37-byte space; the first page is kept unmapped so
+            // null pointer accesses fault.
+            Abi::Sp1 => (0x1000, 1 << 37),
+        }
+    }
+
     pub fn isa(self) -> &'static str {
         match self {
             Abi::Risc0 => "RV32IM",

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 pub struct Readiness {
     accepting: AtomicBool,
     problems: Mutex<BTreeMap<String, String>>,
+    notes: Mutex<BTreeMap<String, String>>,
 }
 
 impl Readiness {
@@ -39,6 +40,22 @@ impl Readiness {
         if let Ok(mut p) = self.problems.lock() {
             p.remove(check);
         }
+    }
+
+    /// Something an operator must know that does not make the node unready
+    /// (a broker trusting its agents' verification), shown with the checks.
+    pub fn note(&self, check: &str, text: impl Into<String>) {
+        if let Ok(mut n) = self.notes.lock() {
+            n.insert(check.to_owned(), text.into());
+        }
+    }
+
+    /// The notes, by name.
+    pub fn notes(&self) -> Vec<(String, String)> {
+        self.notes
+            .lock()
+            .map(|n| n.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
     }
 
     /// The failing checks and their reasons, by name.

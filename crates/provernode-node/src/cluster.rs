@@ -59,12 +59,40 @@ pub async fn broker(args: BrokerArgs) -> Result<(), NodeError> {
         .install_recorder()
         .ok();
     let readiness = Arc::new(Readiness::new());
-    // No local workers: readiness is the store's (and what it cannot verify).
+    // No local workers: readiness is the store's.
     readiness.set_accepting(true);
+    let registry = Registry::default();
+    let unverifiable: Vec<&str> = registry
+        .all()
+        .iter()
+        .filter(|b| b.available().is_err())
+        .map(|b| b.name())
+        .collect();
+    if !unverifiable.is_empty() {
+        let list = unverifiable.join(", ");
+        if args.trust_agents {
+            tracing::warn!(backends = %list, "this broker cannot verify these backends' proofs and stores them on the agents' word (--trust-agents)");
+            readiness.note(
+                "verification",
+                format!(
+                    "proofs of {list} are stored as agents report them, unverified here (--trust-agents)"
+                ),
+            );
+        } else {
+            tracing::info!(backends = %list, "this broker cannot verify these backends' proofs, so it takes no tasks for them (build it with them, or pass --trust-agents)");
+            readiness.note(
+                "verification",
+                format!("no tasks for {list}: this broker cannot verify their proofs"),
+            );
+        }
+    }
     let state = ApiState {
         store: store.clone(),
-        registry: Registry::default(),
-        config: Arc::new(api_config(&args.tasks, client_tokens, agent_tokens, false)?),
+        registry,
+        config: Arc::new(provernode_broker::ApiConfig {
+            trust_agents: args.trust_agents,
+            ..api_config(&args.tasks, client_tokens, agent_tokens, false)?
+        }),
         wake: Arc::new(Notify::new()),
         readiness,
         metrics,

@@ -36,11 +36,11 @@ pub enum NodeError {
         what: String,
         error: std::io::Error,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] provernode_store::StoreError),
     #[error("cannot listen on {addr}: {error}; is another node running there?")]
     Listen { addr: SocketAddr, error: std::io::Error },
-    #[error("{0}")]
+    #[error(transparent)]
     Client(#[from] provernode_client::ClientError),
 }
 

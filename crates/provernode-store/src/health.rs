@@ -1,9 +1,11 @@
 //! What the store knows about its database's health, shared by both stores.
 //!
 //! Two failures must not look like "retry it":
-//! - a full disk: every write fails until space is freed, then works again.
-//!   The store remembers it (readiness says so) and, while it lasts, `ping`
-//!   tries one small write, so readiness recovers by itself;
+//! - a full disk: writes fail until space is freed, then work again. The
+//!   store remembers it (readiness says so) and, while it lasts, `ping`
+//!   tries a 256 KiB write, which alone ends it: a heartbeat's few bytes
+//!   fit in a page that is already there long after submissions stop
+//!   fitting, and must not declare the node ready;
 //! - a damaged database: nothing will fix it but the operator. Remembered
 //!   until the process ends.
 //!
@@ -57,13 +59,6 @@ pub(crate) fn classify(e: &sqlx::Error) -> ErrorKind {
     }
 }
 
-/// Whether a call wrote (its success proves the disk takes writes again).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Access {
-    Read,
-    Write,
-}
-
 pub(crate) struct Health {
     /// Where the database is, for messages: a file path or a server.
     location: String,
@@ -82,14 +77,9 @@ impl Health {
 
     /// Records what a call's result says about the database, and names the
     /// database in the errors that need the operator.
-    pub(crate) fn observe<T>(&self, access: Access, result: Result<T, StoreError>) -> Result<T, StoreError> {
+    pub(crate) fn observe<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         match result {
-            Ok(v) => {
-                if access == Access::Write && self.disk_full.swap(false, Ordering::SeqCst) {
-                    tracing::warn!(location = %self.location, "the queue database takes writes again");
-                }
-                Ok(v)
-            }
+            Ok(v) => Ok(v),
             Err(StoreError::DiskFull { error, .. }) => {
                 if !self.disk_full.swap(true, Ordering::SeqCst) {
                     tracing::error!(location = %self.location, %error, "the queue database's disk is full: submissions and results are refused until space is freed");
@@ -116,6 +106,13 @@ impl Health {
 
     pub(crate) fn disk_full(&self) -> bool {
         self.disk_full.load(Ordering::SeqCst)
+    }
+
+    /// The write probe fitted: the disk has room again.
+    pub(crate) fn room_again(&self) {
+        if self.disk_full.swap(false, Ordering::SeqCst) {
+            tracing::warn!(location = %self.location, "the queue database's disk has room again");
+        }
     }
 
     /// The damage seen so far, as the error `ping` reports.

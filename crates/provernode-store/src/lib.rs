@@ -49,7 +49,7 @@ pub enum StoreError {
     Refused(String),
     #[error("cannot apply database migrations: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
-    #[error("idempotency key {key:?} was already used for a different task ({existing}); use a new key for a new task")]
+    #[error("idempotency key {key:?} was already used for a different task ({existing}: another program, input, backend, ABI, proof kind or limits); use a new key for a new task")]
     IdempotencyConflict { key: String, existing: TaskId },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

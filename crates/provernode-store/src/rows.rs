@@ -7,7 +7,40 @@ use provernode_core::{Abi, Cause, Digest, ProgramId, TaskLimits, TaskState};
 use sqlx::{ColumnIndex, Database, Decode, Row, Type};
 use uuid::Uuid;
 
-use crate::{AttemptRecord, StoreError, TaskId, TaskRecord};
+use crate::{AttemptRecord, NewTask, StoreError, TaskId, TaskRecord};
+
+/// The columns that say what a stored task asked for, compared with a new
+/// submission under the same idempotency key.
+pub(crate) const REQUEST_COLUMNS: &str =
+    "id, program_id, input_digest, backend, proof_kind, abi, max_cycles, \
+     max_guest_memory_bytes, timeout_ms, memory_limit_bytes, max_attempts";
+
+/// Whether a stored task (a row of [`REQUEST_COLUMNS`]) is the same request
+/// as `task`: same program, input, backend, ABI, proof kind and limits.
+/// Anything else under the same key is a conflict, never silently the old
+/// task. Priority and deadline are left out: a client retrying with a
+/// deadline relative to now sends another absolute one.
+pub(crate) fn same_request<'r, R>(r: &'r R, task: &NewTask, input_digest: &Digest) -> bool
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let n = |c: &'static str| r.get::<i64, _>(c);
+    let l = &task.limits;
+    let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    r.get::<String, _>("program_id") == task.program_id.to_string()
+        && r.get::<String, _>("input_digest") == input_digest.to_string()
+        && r.get::<String, _>("backend") == task.backend
+        && r.get::<Option<String>, _>("proof_kind") == task.proof_kind
+        && r.get::<String, _>("abi") == task.abi.name()
+        && n("max_cycles") == as_i64(l.max_cycles)
+        && n("max_guest_memory_bytes") == as_i64(l.max_guest_memory_bytes)
+        && n("timeout_ms") == as_i64(l.timeout_ms)
+        && n("memory_limit_bytes") == as_i64(l.memory_limit_bytes)
+        && n("max_attempts") == i64::from(l.max_attempts)
+}
 
 /// `program_name` is cut to 1,024 characters on the way out: names are
 /// bounded at submission, and a row stored before that bound must not take

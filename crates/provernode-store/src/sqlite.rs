@@ -8,10 +8,10 @@ use async_trait::async_trait;
 use provernode_core::{sha256, TaskState};
 
 use crate::generation::{check_files_before_open, check_identity, Generation, GENERATION_FILE};
-use crate::health::{discard_if_in_transaction, Access, Health};
+use crate::health::{discard_if_in_transaction, Health};
 use crate::rows::{
     attempt_from_row, attempt_summary, counts_from_rows, not_held_reason, parse_id, parse_state,
-    task_from_row, to_i64, ATTEMPT_COLUMNS, TASK_COLUMNS,
+    same_request, task_from_row, to_i64, ATTEMPT_COLUMNS, REQUEST_COLUMNS, TASK_COLUMNS,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
@@ -355,18 +355,16 @@ impl SqliteStore {
             });
         }
         // The idempotency key was seen before: same request, same task.
-        let key = task.idempotency_key.unwrap_or_default();
-        let row =
-            sqlx::query("SELECT id, program_id, input_digest, backend FROM tasks WHERE idempotency_key = ?")
-                .bind(&key)
-                .fetch_one(&mut *tx)
-                .await?;
+        let key = task.idempotency_key.clone().unwrap_or_default();
+        let row = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM tasks WHERE idempotency_key = ?"
+        ))
+        .bind(&key)
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
         let existing = parse_id(&row.get::<String, _>("id"))?;
-        let same = row.get::<String, _>("program_id") == task.program_id.to_string()
-            && row.get::<String, _>("input_digest") == input_digest.to_string()
-            && row.get::<String, _>("backend") == task.backend;
-        if !same {
+        if !same_request(&row, &task, &input_digest) {
             return Err(StoreError::IdempotencyConflict { key, existing });
         }
         Ok(Submitted {
@@ -831,30 +829,28 @@ async fn integrity_check(db: &Path, options: &SqliteOptions) -> Result<(), Store
 #[async_trait]
 impl Store for SqliteStore {
     async fn submit(&self, task: NewTask) -> Result<Submitted, StoreError> {
-        self.health.observe(Access::Write, self.do_submit(task).await)
+        self.health.observe(self.do_submit(task).await)
     }
     async fn task(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {
-        self.health.observe(Access::Read, self.do_task(id).await)
+        self.health.observe(self.do_task(id).await)
     }
     async fn attempts(&self, id: TaskId) -> Result<Vec<AttemptRecord>, StoreError> {
-        self.health.observe(Access::Read, self.do_attempts(id).await)
+        self.health.observe(self.do_attempts(id).await)
     }
     async fn list(&self, filter: &ListFilter) -> Result<Vec<TaskRecord>, StoreError> {
-        self.health.observe(Access::Read, self.do_list(filter).await)
+        self.health.observe(self.do_list(filter).await)
     }
     async fn proof(&self, id: TaskId) -> Result<Option<Vec<u8>>, StoreError> {
-        self.health.observe(Access::Read, self.do_proof(id).await)
+        self.health.observe(self.do_proof(id).await)
     }
     async fn cancel(&self, id: TaskId, detail: &str) -> Result<CancelOutcome, StoreError> {
-        self.health
-            .observe(Access::Write, self.do_cancel(id, detail).await)
+        self.health.observe(self.do_cancel(id, detail).await)
     }
     async fn claim(&self, request: &ClaimRequest) -> Result<Option<Lease>, StoreError> {
-        self.health.observe(Access::Write, self.do_claim(request).await)
+        self.health.observe(self.do_claim(request).await)
     }
     async fn heartbeat(&self, lease: &LeaseRef, ttl_ms: u64) -> Result<LeaseStatus, StoreError> {
-        self.health
-            .observe(Access::Write, self.do_heartbeat(lease, ttl_ms).await)
+        self.health.observe(self.do_heartbeat(lease, ttl_ms).await)
     }
     async fn complete(
         &self,
@@ -864,33 +860,31 @@ impl Store for SqliteStore {
         cycles: u64,
     ) -> Result<Completion, StoreError> {
         let result = self.do_complete(lease, envelope, public_output, cycles).await;
-        self.health.observe(Access::Write, result)
+        self.health.observe(result)
     }
     async fn fail(&self, lease: &LeaseRef, failure: &AttemptFailure) -> Result<FailureOutcome, StoreError> {
-        self.health
-            .observe(Access::Write, self.do_fail(lease, failure).await)
+        self.health.observe(self.do_fail(lease, failure).await)
     }
     async fn release(&self, lease: &LeaseRef, detail: &str) -> Result<ReleaseOutcome, StoreError> {
-        self.health
-            .observe(Access::Write, self.do_release(lease, detail).await)
+        self.health.observe(self.do_release(lease, detail).await)
     }
     async fn sweep(&self) -> Result<SweepReport, StoreError> {
-        self.health.observe(Access::Write, self.do_sweep().await)
+        self.health.observe(self.do_sweep().await)
     }
     async fn expire_leases(&self, owner_prefix: Option<&str>) -> Result<SweepReport, StoreError> {
-        self.health
-            .observe(Access::Write, self.do_expire_leases(owner_prefix).await)
+        self.health.observe(self.do_expire_leases(owner_prefix).await)
     }
     async fn counts(&self) -> Result<Vec<(TaskState, u64)>, StoreError> {
-        self.health.observe(Access::Read, self.do_counts().await)
+        self.health.observe(self.do_counts().await)
     }
     async fn ping(&self) -> Result<(), StoreError> {
         if let Some(e) = self.health.corrupt_error() {
             return Err(e);
         }
-        self.health.observe(Access::Read, self.do_ping().await)?;
+        self.health.observe(self.do_ping().await)?;
         if self.health.disk_full() {
-            self.health.observe(Access::Write, self.write_probe().await)?;
+            self.health.observe(self.write_probe().await)?;
+            self.health.room_again();
         }
         Ok(())
     }

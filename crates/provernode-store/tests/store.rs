@@ -172,10 +172,23 @@ async fn an_idempotency_key_returns_the_first_task_and_refuses_a_different_one(f
     let b = f.store.submit(t.clone()).await.unwrap();
     assert_eq!(a.id, b.id);
     assert!(b.deduplicated);
-    t.input = b"y".to_vec();
-    match f.store.submit(t).await {
-        Err(StoreError::IdempotencyConflict { existing, .. }) => assert_eq!(existing, a.id),
-        other => panic!("{other:?}"),
+    // A retry with another priority or deadline is the same request.
+    let mut retry = t.clone();
+    retry.priority = 5;
+    retry.deadline_ms = Some(4_000_000_000_000);
+    assert_eq!(f.store.submit(retry).await.unwrap().id, a.id);
+    // Issue 19: other limits under the same key were silently dropped.
+    let mut other_limits = t.clone();
+    other_limits.limits.timeout_ms += 1;
+    let mut other_kind = t.clone();
+    other_kind.proof_kind = Some("succinct".into());
+    let mut other_input = t;
+    other_input.input = b"y".to_vec();
+    for different in [other_limits, other_kind, other_input] {
+        match f.store.submit(different).await {
+            Err(StoreError::IdempotencyConflict { existing, .. }) => assert_eq!(existing, a.id),
+            other => panic!("{other:?}"),
+        }
     }
 }
 

@@ -76,8 +76,12 @@ fn init_logging(cli: &cli::Cli) {
         _ => "warn",
     };
     let filter = EnvFilter::try_from_env("PROVERNODE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    use std::io::IsTerminal;
+    // Colours only for a person at a terminal: log files and journald get
+    // plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match cli.global.log_format {
         cli::LogFormat::Text => builder.init(),

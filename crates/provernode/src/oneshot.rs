@@ -310,10 +310,6 @@ fn prove(args: &RunArgs, output: Option<PathBuf>, proof_kind: Option<String>) ->
         // A one-shot proof runs in this process, under no cage of ours.
         prover_memory_bytes: None,
     };
-    let started = Instant::now();
-    let envelope = job.backend.prove(&job.program, &job.input, &options)?;
-    let elapsed = started.elapsed();
-    let bytes = envelope.encode()?;
     let path = output.unwrap_or_else(|| {
         let stem = job.guest.map(|g| g.name.to_owned()).unwrap_or_else(|| {
             Path::new(job.program.name())
@@ -327,6 +323,12 @@ fn prove(args: &RunArgs, output: Option<PathBuf>, proof_kind: Option<String>) ->
             job.backend.name()
         ))
     });
+    // Before minutes of proving, not after.
+    check_writable(&path)?;
+    let started = Instant::now();
+    let envelope = job.backend.prove(&job.program, &job.input, &options)?;
+    let elapsed = started.elapsed();
+    let bytes = envelope.encode()?;
     fs::write(&path, &bytes).with_context(|| format!("cannot write the proof to {}", path.display()))?;
     if args.json {
         println!(
@@ -364,7 +366,53 @@ fn prove(args: &RunArgs, output: Option<PathBuf>, proof_kind: Option<String>) ->
     Ok(())
 }
 
+/// Whether a file can be written at `path`: its directory exists and is
+/// writable, and it is not a directory itself.
+fn check_writable(path: &Path) -> Result<()> {
+    use nix::unistd::{access, AccessFlags};
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        bail!(
+            "cannot write the proof to {}: the directory {} does not exist; create it or give another -o",
+            path.display(),
+            dir.display()
+        );
+    }
+    if path.is_dir() {
+        bail!(
+            "cannot write the proof to {}: it is a directory; give a file name with -o",
+            path.display()
+        );
+    }
+    let target = if path.exists() { path } else { dir };
+    access(target, AccessFlags::W_OK).with_context(|| {
+        format!(
+            "cannot write the proof to {}: {} is not writable",
+            path.display(),
+            target.display()
+        )
+    })?;
+    Ok(())
+}
+
 fn verify(file: &Path, max_cycles: u64, json: bool) -> Result<()> {
+    let result = verify_file(file, max_cycles, json);
+    if let (true, Err(e)) = (json, &result) {
+        // Scripts asked for JSON: they get it on failure too (and the exit code).
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"verified": false, "file": file.display().to_string(), "error": format!("{e:#}")})
+            )?
+        );
+    }
+    result
+}
+
+fn verify_file(file: &Path, max_cycles: u64, json: bool) -> Result<()> {
     let bytes = fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let envelope = ProofEnvelope::decode(&bytes)
         .with_context(|| format!("{} is not a readable proof envelope", file.display()))?;

@@ -208,3 +208,98 @@ fn demo_proves_and_verifies_every_guest_on_every_available_backend() {
         "{text}"
     );
 }
+
+/// Issue 19, item 12: `prove -o /nonexistent/x.proof` proved for minutes,
+/// then failed to write. The endless guest would never get to the write.
+#[test]
+fn prove_checks_where_the_proof_goes_before_proving() {
+    provernode()
+        .args(["prove", "spin", "-o", "/nonexistent/dir/x.proof"])
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("/nonexistent/dir does not exist"));
+}
+
+/// Issue 19, item 12: `demo --backend risc0` on a build without it exited 0
+/// with "0 proofs made".
+#[test]
+fn demo_of_a_backend_this_build_lacks_fails_saying_how_to_get_it() {
+    let registry = provernode_backends::Registry::default();
+    let missing: Vec<_> = registry.all().iter().filter(|b| b.available().is_err()).collect();
+    for backend in missing {
+        provernode()
+            .args(["demo", "--backend", backend.name()])
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains("rebuild with"));
+    }
+}
+
+/// Issue 19, item 12: `verify --json` printed plain text on failure.
+#[test]
+fn verify_json_stays_json_when_the_proof_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.proof");
+    std::fs::write(&bad, b"not a proof").unwrap();
+    let out = provernode()
+        .args(["verify", "--json"])
+        .arg(&bad)
+        .assert()
+        .failure();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v["verified"], false, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a provernode proof envelope"),
+        "{v}"
+    );
+}
+
+/// Issue 19, item 12: a data directory that is a file said "File exists";
+/// start-up errors printed the database's error three times; log lines
+/// carried colour codes into files.
+#[test]
+fn start_up_errors_say_what_is_wrong_once_and_in_plain_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data");
+    std::fs::write(&file, b"x").unwrap();
+    provernode()
+        .args(["run", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&file)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("is a file, not a directory"));
+    let data = dir.path().join("damaged");
+    std::fs::create_dir(&data).unwrap();
+    let mut junk = b"not a database at all, not even close..".to_vec();
+    junk.resize(16384, 0x5a);
+    std::fs::write(data.join("queue.sqlite"), junk).unwrap();
+    let out = provernode()
+        .args(["run", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("PROVERNODE_LOG", "info")
+        .assert()
+        .failure();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert_eq!(stderr.matches("file is not a database").count(), 1, "{stderr}");
+    assert!(stderr.contains("restore the database from a backup"), "{stderr}");
+    assert!(
+        !stderr.contains('\x1b'),
+        "colour codes in a log that is not a terminal: {stderr:?}"
+    );
+}
+
+/// Issue 19, item 12: a token of spaces "protected" a public address.
+#[test]
+fn a_blank_token_does_not_open_a_public_address() {
+    let dir = tempfile::tempdir().unwrap();
+    provernode()
+        .args(["run", "--listen", "0.0.0.0:0", "--token", "   ", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("only whitespace"));
+}

@@ -497,3 +497,66 @@ fn tokens_are_kept_to_their_roles() {
         "a token was logged"
     );
 }
+
+/// Issue 19, item 13: holding only an agent token, a proof with a flipped
+/// public output and a recomputed checksum was accepted, stored as the
+/// task's result, and failed `provernode verify`. The broker now verifies
+/// every reported proof before storing it.
+#[test]
+fn a_forged_proof_reported_with_an_agent_token_is_not_stored() {
+    let c = Cluster::new(1);
+    let id = c.submit(0, json!({"program": "fibonacci", "input": {"n": 12}}));
+    let agent = |path: &str, body: Value| {
+        let resp = c
+            .http
+            .post(format!("{}{path}", c.broker_url(0)))
+            .bearer_auth(AGENT_TOKEN)
+            .json(&body)
+            .send()
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json::<Value>().unwrap_or(Value::Null))
+    };
+    let (status, claimed) = agent(
+        "/v1/agent/claim",
+        json!({"agent": "mallory/w0", "backends": ["trace"], "lease_ms": 60000}),
+    );
+    assert_eq!(status, 200, "{claimed}");
+    let lease = &claimed["lease"];
+    assert_eq!(lease["task_id"], id.as_str(), "{claimed}");
+    // An honest proof of the task, then the same with another output.
+    let guest = provernode_guests::find("fibonacci").unwrap();
+    let program = guest.program(provernode_core::Abi::Risc0);
+    let input = 12u32.to_le_bytes();
+    let registry = provernode_backends::Registry::default();
+    let trace = registry.get("trace").unwrap();
+    let honest = trace
+        .prove(&program, &input, &provernode_core::ProveOptions::default())
+        .unwrap();
+    let mut forged = honest.clone();
+    let last = forged.public_output.len() - 1;
+    forged.public_output[last] ^= 1;
+    let b64 = |e: &ProofEnvelope| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(e.encode().unwrap())
+    };
+    let report = |e: &ProofEnvelope| {
+        agent(
+            "/v1/agent/complete",
+            json!({"task_id": id, "token": lease["token"], "envelope_base64": b64(e)}),
+        )
+    };
+    let (status, answer) = report(&forged);
+    assert_eq!(status, 422, "a forged proof was answered {status}: {answer}");
+    assert_eq!(answer["error"]["code"], "proof_rejected", "{answer}");
+    let t = c.task(0, &id).unwrap();
+    assert_eq!(t["state"], "leased", "{t}");
+    // The honest proof is still welcome on the same lease.
+    let (status, answer) = report(&honest);
+    assert_eq!(
+        (status, answer["accepted"].as_bool()),
+        (200, Some(true)),
+        "{answer}"
+    );
+    c.assert_all_proved_once(0, &[id], |_| fib_output(12));
+}

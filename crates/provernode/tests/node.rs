@@ -8,6 +8,7 @@ mod common;
 
 use common::{fib, kill9, verify, Node, LONG};
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -80,7 +81,7 @@ fn memory_hog_ends_out_of_memory(env: &[(&str, &str)]) {
     let id = node.submit(json!({
         "program": "memhog",
         "memory_limit_mib": 96,
-        "max_guest_memory_mib": 65536,
+        "max_guest_memory_mib": 3000,
         "max_attempts": 1,
         "timeout_secs": 60
     }));

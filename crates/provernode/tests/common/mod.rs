@@ -89,9 +89,13 @@ impl Node {
             Some(dir) => unique_log(&dir.join("node")),
             None => unique_log(data_dir),
         };
-        let exe = launch
-            .exe
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_provernode")));
+        // PROVERNODE_TEST_BINARY runs the scenarios against another build
+        // (an older one, to see a regression test fail before its fix).
+        let exe = launch.exe.unwrap_or_else(|| {
+            std::env::var_os("PROVERNODE_TEST_BINARY")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_provernode")))
+        });
         let mut cmd = match launch.open_files {
             // The shell sets the limit for the node alone, then becomes it.
             Some(n) => {
