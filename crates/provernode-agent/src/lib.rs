@@ -437,6 +437,7 @@ async fn run_attempt(
     let (stop_tx, mut stop_rx) = watch::channel(None::<StopReason>);
     let ttl_ms = config.lease_ttl.as_millis() as u64;
     let (done_tx, mut done_rx) = watch::channel(false);
+    let mut hb_shutdown = shutdown.clone();
     let heartbeat = async {
         let mut every = tokio::time::interval(config.lease_ttl / 3);
         every.tick().await;
@@ -444,8 +445,8 @@ async fn run_attempt(
             tokio::select! {
                 _ = done_rx.changed() => return,
                 _ = every.tick() => {}
-                _ = shutdown.changed() => {
-                    if *shutdown.borrow() == Shutdown::Now {
+                _ = hb_shutdown.changed() => {
+                    if *hb_shutdown.borrow() == Shutdown::Now {
                         let _ = stop_tx.send(Some(StopReason::Shutdown));
                     }
                     continue;
@@ -472,8 +473,9 @@ async fn run_attempt(
             }
         }
     };
-    // The lease is kept alive until the outcome is known: proving, then
-    // verification (for trace that re-executes, as long as proving took).
+    // The lease is kept alive until the outcome is reported: proving,
+    // verification here (for trace that re-executes, as long as proving
+    // took), then the report, during which a broker verifies again.
     let registry = config.registry.clone();
     let expected = Expected {
         backend: task.backend.clone(),
@@ -510,18 +512,43 @@ async fn run_attempt(
             AttemptResult::Infrastructure { detail } => Outcome::MachineFault(detail),
             AttemptResult::Interrupted { detail } => Outcome::Interrupted(detail),
         };
-        let _ = done_tx.send(true);
-        checked
-    };
-    let (outcome, ()) = tokio::join!(attempt, heartbeat);
-    if let (Some(hold), Outcome::Checked(Ok(_))) = (config.hold_first_result, &outcome) {
-        static HELD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-        if !HELD.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            tracing::warn!(task = %task.id, ?hold, "fault injection: holding this result before reporting it");
-            tokio::time::sleep(hold).await;
+        if let (Some(hold), Outcome::Checked(Ok(_))) = (config.hold_first_result, &checked) {
+            static HELD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            if !HELD.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                // An agent cut off from its source: no heartbeats either.
+                let _ = done_tx.send(true);
+                tracing::warn!(task = %task.id, ?hold, "fault injection: holding this result before reporting it");
+                tokio::time::sleep(hold).await;
+            }
         }
-    }
-    let elapsed = started.elapsed();
+        let end = report(
+            checked,
+            &lease,
+            deadline_bound,
+            started.elapsed(),
+            source,
+            shutdown,
+        )
+        .await;
+        let _ = done_tx.send(true);
+        end
+    };
+    let (end, ()) = tokio::join!(attempt, heartbeat);
+    end
+}
+
+/// Reports how an attempt ended (while the caller keeps the lease alive):
+/// the verified result, the failure, or the lease handed back uncharged.
+async fn report(
+    outcome: Outcome,
+    lease: &Lease,
+    deadline_bound: bool,
+    elapsed: Duration,
+    source: &dyn WorkSource,
+    shutdown: &watch::Receiver<Shutdown>,
+) -> AttemptEnd {
+    let task = &lease.task;
+    let lease_ref = lease.lease_ref();
     let mut end = AttemptEnd::Ran;
     match outcome {
         Outcome::Checked(Ok((envelope, output, cycles))) => {
@@ -549,7 +576,7 @@ async fn run_attempt(
             report_failure(
                 source,
                 shutdown,
-                &lease,
+                lease,
                 Cause::BackendError,
                 true,
                 detail,
@@ -577,14 +604,14 @@ async fn run_attempt(
             } else {
                 (cause, retryable, detail)
             };
-            report_failure(source, shutdown, &lease, cause, retryable, detail, stderr_tail).await;
+            report_failure(source, shutdown, lease, cause, retryable, detail, stderr_tail).await;
         }
         Outcome::MachineFault(detail) => {
             metrics::counter!("provernode_attempts_released_total", "reason" => "machine_fault").increment(1);
             release(
                 source,
                 shutdown,
-                &lease,
+                lease,
                 &format!("this machine could not run the attempt ({detail}); requeued uncharged"),
             )
             .await;
@@ -593,7 +620,7 @@ async fn run_attempt(
         Outcome::Interrupted(detail) => {
             metrics::counter!("provernode_attempts_released_total", "reason" => "shutdown").increment(1);
             tracing::info!(task = %task.id, attempt = lease.attempt, "attempt interrupted by shutdown; handing the task back uncharged");
-            release(source, shutdown, &lease, &detail).await;
+            release(source, shutdown, lease, &detail).await;
         }
     }
     end

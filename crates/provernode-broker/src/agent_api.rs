@@ -24,8 +24,9 @@ use provernode_store::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::api::{authorized, bad, json_body, parse_task_id, ApiState};
 use crate::error::{ApiError, ErrorCode};
+use crate::extract::{authorized, bad, bounded, json_body, parse_task_id, MAX_KIND_CHARS};
+use crate::state::ApiState;
 
 pub(crate) fn routes(state: ApiState) -> Router<ApiState> {
     Router::new()
@@ -78,7 +79,7 @@ async fn claim(
         return Err(bad(ErrorCode::InvalidRequest, "backends lists at most 32 names"));
     }
     for b in &body.backends {
-        crate::api::bounded("each backend", b, crate::api::MAX_KIND_CHARS)?;
+        bounded("each backend", b, MAX_KIND_CHARS)?;
     }
     if body.lease_ms < 1000 || body.lease_ms > state.config.max_lease_ms {
         return Err(bad(
@@ -278,7 +279,7 @@ async fn fail(
     body: Result<Json<FailBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = json_body(body)?;
-    crate::api::bounded("cause", &body.cause, crate::api::MAX_KIND_CHARS)?;
+    bounded("cause", &body.cause, MAX_KIND_CHARS)?;
     let cause: Cause = body
         .cause
         .parse()

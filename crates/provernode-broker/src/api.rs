@@ -1,26 +1,29 @@
-use std::sync::Arc;
+//! The client API: submit, read, list, cancel tasks, fetch proofs;
+//! health, readiness and metrics.
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
-use metrics_exporter_prometheus::PrometheusHandle;
-use provernode_backends::Registry;
-use provernode_core::{Abi, Program, ProgramId, Readiness, TaskLimits, TaskState};
+use provernode_core::{Abi, Program, ProgramId, TaskLimits, TaskState};
 use provernode_guests::InputArgs;
-use provernode_store::{CancelOutcome, ListFilter, NewTask, Store, TaskRecord};
+use provernode_store::{CancelOutcome, ListFilter, NewTask, TaskRecord};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use subtle::ConstantTimeEq;
-use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorCode};
+use crate::extract::{
+    authorized, bad, bounded, json_body, parse_task_id, MAX_IDEMPOTENCY_KEY_CHARS, MAX_KIND_CHARS,
+    MAX_NAME_CHARS,
+};
+use crate::state::ApiState;
 
 /// Most bytes of variable-size task fields (names, details, public outputs)
 /// one list response carries; a longer page is cut and `next_before` given.
@@ -43,113 +46,19 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/agent/release"),
 ];
 
-#[derive(Clone, Debug)]
-pub struct ApiConfig {
-    /// Bearer tokens accepted on the client API (/v1/tasks...) and /metrics;
-    /// empty leaves them open (only allowed on loopback, which the binary
-    /// enforces).
-    pub client_tokens: Vec<String>,
-    /// Bearer tokens accepted on the agent API (/v1/agent/...); empty means
-    /// the agent API is not served at all (the embedded node).
-    pub agent_tokens: Vec<String>,
-    /// Whether a submitted task's backend must be able to run on this very
-    /// machine (the embedded node) or only be known (a broker, whose agents
-    /// run elsewhere).
-    pub require_local_backend: bool,
-    pub max_body_bytes: usize,
-    pub max_input_bytes: usize,
-    pub default_limits: TaskLimits,
-    /// Longest lease an agent may ask for.
-    pub max_lease_ms: u64,
-    /// The most memory one attempt can be given here (the embedded node's
-    /// memory budget); a task that needs more is refused at submission
-    /// instead of waiting forever. `None` on a broker, whose agents differ.
-    pub max_task_memory_bytes: Option<u64>,
-    /// A broker verifies every proof an agent reports before storing it;
-    /// for backends it cannot verify (built without them) it refuses tasks,
-    /// unless the operator chose to trust the agents' own verification.
-    pub trust_agents: bool,
-}
-
-impl Default for ApiConfig {
-    fn default() -> Self {
-        ApiConfig {
-            client_tokens: Vec::new(),
-            agent_tokens: Vec::new(),
-            require_local_backend: true,
-            max_body_bytes: 48 << 20,
-            max_input_bytes: 16 << 20,
-            default_limits: TaskLimits::default(),
-            max_lease_ms: 10 * 60 * 1000,
-            max_task_memory_bytes: None,
-            trust_agents: false,
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct ApiState {
-    pub store: Arc<dyn Store>,
-    pub registry: Registry,
-    pub config: Arc<ApiConfig>,
-    /// Woken on every submit so idle local workers claim at once.
-    pub wake: Arc<Notify>,
-    /// Whether the node accepts work, and what degrades it.
-    pub readiness: Arc<Readiness>,
-    pub metrics: Option<PrometheusHandle>,
-}
-
-pub fn router(state: ApiState) -> Router {
-    let max_body = state.config.max_body_bytes;
+/// The client API's routes, behind the client tokens, and health.
+pub(crate) fn routes(state: ApiState) -> Router<ApiState> {
     let clients = Router::new()
         .route("/v1/tasks", post(submit).get(list))
         .route("/v1/tasks/{id}", get(task))
         .route("/v1/tasks/{id}/proof", get(proof))
         .route("/v1/tasks/{id}/cancel", post(cancel))
         .route("/metrics", get(metrics_text))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            require_client_token,
-        ));
-    let mut app = Router::new()
+        .route_layer(middleware::from_fn_with_state(state, require_client_token));
+    Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .merge(clients);
-    if !state.config.agent_tokens.is_empty() {
-        app = app.merge(crate::agent_api::routes(state.clone()));
-    }
-    app.fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint; see docs/openapi.json") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                ErrorCode::MethodNotAllowed,
-                "this endpoint does not take that method; see docs/openapi.json",
-            )
-        })
-        .layer(DefaultBodyLimit::max(max_body))
-        .with_state(state)
-}
-
-/// Whether the request carries one of `tokens` (always true for none).
-/// Every token is compared in constant time, so timing leaks nothing.
-pub(crate) fn authorized(headers: &HeaderMap, tokens: &[String]) -> bool {
-    if tokens.is_empty() {
-        return true;
-    }
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer_token)
-        .unwrap_or("");
-    tokens.iter().fold(false, |ok, t| {
-        ok | bool::from(given.as_bytes().ct_eq(t.as_bytes()))
-    })
-}
-
-/// The token of an `Authorization: Bearer <token>` value. The scheme is
-/// case-insensitive (RFC 7235); spaces around the token are not part of it.
-pub(crate) fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        .merge(clients)
 }
 
 async fn require_client_token(
@@ -205,32 +114,6 @@ struct SubmitRequest {
     idempotency_key: Option<String>,
 }
 
-pub(crate) fn bad(code: ErrorCode, message: impl Into<String>) -> ApiError {
-    ApiError::new(code, message)
-}
-
-/// Longest program name (or built-in guest name, or program id) accepted.
-pub const MAX_NAME_CHARS: usize = 256;
-/// Longest backend or proof kind name accepted.
-pub const MAX_KIND_CHARS: usize = 64;
-/// Longest idempotency key accepted.
-pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
-
-/// Refuses a string field longer than `max` characters (or empty, unless
-/// `may_be_empty`), before anything echoes it back.
-pub(crate) fn bounded(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
-    if value.is_empty() || value.chars().count() > max {
-        return Err(bad(
-            ErrorCode::InvalidRequest,
-            format!(
-                "{field} must be 1 to {max} characters (it has {})",
-                value.chars().count()
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// The idempotency key of a request: the body's, else the header's. A key
 /// is 1 to 200 visible ASCII characters; a header that is not (non-ASCII,
 /// control characters) is refused rather than ignored, which would make two
@@ -257,22 +140,6 @@ fn idempotency_key(body: Option<&str>, headers: &HeaderMap) -> Result<Option<Str
         ));
     }
     Ok(Some(key.to_owned()))
-}
-
-pub(crate) fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(v)| v).map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            bad(
-                ErrorCode::PayloadTooLarge,
-                "the request body is larger than the node accepts: about twice its largest input, which is set with --max-input-mib",
-            )
-        } else {
-            bad(
-                ErrorCode::InvalidRequest,
-                format!("the request body is not a valid task: {}", rejection.body_text()),
-            )
-        }
-    })
 }
 
 async fn submit(
@@ -543,6 +410,17 @@ async fn submit(
         Some(m) => m << 20,
         None => d.max_guest_memory_bytes,
     };
+    let most = state.config.max_reexecuted_guest_memory_bytes;
+    if backend.verification_runs_the_guest() && max_guest_memory_bytes > most {
+        return Err(bad(
+            ErrorCode::InvalidRequest,
+            format!(
+                "max_guest_memory_mib is {} but this node verifies {backend_name} proofs by re-running the guest in its own process, with at most {} MiB (its --max-trace-guest-memory-mib); lower it",
+                max_guest_memory_bytes >> 20,
+                most >> 20
+            ),
+        ));
+    }
     let (lo, hi) = program.abi().address_space();
     if max_guest_memory_bytes > hi - lo {
         return Err(bad(
@@ -602,10 +480,6 @@ async fn submit(
     };
     let body = json!({"id": submitted.id.to_string(), "deduplicated": submitted.deduplicated});
     Ok((status, Json(body)).into_response())
-}
-
-pub(crate) fn parse_task_id(id: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(id).map_err(|_| bad(ErrorCode::NotFound, format!("no task {id:?}: task ids are UUIDs")))
 }
 
 fn task_json(t: &TaskRecord) -> Value {

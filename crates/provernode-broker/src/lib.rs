@@ -12,10 +12,37 @@
 mod agent_api;
 mod api;
 mod error;
+mod extract;
 mod serve;
+mod state;
 mod sweeper;
 
-pub use api::{router, ApiConfig, ApiState, ROUTES};
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+
+pub use api::ROUTES;
 pub use error::{ApiError, ErrorCode};
+pub use extract::{MAX_IDEMPOTENCY_KEY_CHARS, MAX_KIND_CHARS, MAX_NAME_CHARS};
 pub use serve::{serve, ServeLimits};
+pub use state::{ApiConfig, ApiState};
 pub use sweeper::sweep_forever;
+
+/// The whole API: the client routes and health, the agent routes where
+/// agent tokens are configured, JSON answers for unknown paths and methods,
+/// and the body limit.
+pub fn router(state: ApiState) -> Router {
+    let max_body = state.config.max_body_bytes;
+    let mut app = api::routes(state.clone());
+    if !state.config.agent_tokens.is_empty() {
+        app = app.merge(agent_api::routes(state.clone()));
+    }
+    app.fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint; see docs/openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                "this endpoint does not take that method; see docs/openapi.json",
+            )
+        })
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}

@@ -97,17 +97,31 @@ async fn a_program_id_with_another_abi_is_refused() {
     assert_eq!(status, 201, "{v}");
 }
 
-/// Item 10: guest memory the ABI cannot give is refused at submission.
+/// Item 10: guest memory the node cannot give or verify is refused at
+/// submission: beyond the ABI's address space, or, for trace (verified by
+/// re-running the guest in the node's own process), beyond the node's bound.
 #[tokio::test]
-async fn guest_memory_beyond_the_abis_address_space_is_refused() {
-    let (app, _dir) = app(ApiConfig::default()).await;
+async fn guest_memory_the_node_cannot_give_or_verify_is_refused() {
+    let (app, _dir) = app(ApiConfig {
+        max_reexecuted_guest_memory_bytes: 8 << 30,
+        ..ApiConfig::default()
+    })
+    .await;
     let mut body = fib(3);
-    body["max_guest_memory_mib"] = json!(4 << 20);
+    body["max_guest_memory_mib"] = json!(4 << 10);
     let (status, _, message) = refused(&app, body.clone()).await;
     assert_eq!(status, 400, "{message}");
     assert!(message.contains("risc0 ABI gives a guest at most"), "{message}");
     body["max_guest_memory_mib"] = json!(2048);
-    assert_eq!(call(&app, "POST", "/v1/tasks", Some(body)).await.0, 201);
+    assert_eq!(call(&app, "POST", "/v1/tasks", Some(body.clone())).await.0, 201);
+    let (app, _dir) = app_default().await;
+    let (status, _, message) = refused(&app, body).await;
+    assert_eq!(status, 400, "{message}");
+    assert!(message.contains("--max-trace-guest-memory-mib"), "{message}");
+}
+
+async fn app_default() -> (axum::Router, tempfile::TempDir) {
+    app(ApiConfig::default()).await
 }
 
 /// Item 11: malformed ELFs were accepted at submission and failed every

@@ -382,6 +382,13 @@ pub trait Backend: Send + Sync {
     /// Checks an envelope this backend made; needs nothing but the envelope.
     fn verify(&self, envelope: &ProofEnvelope) -> Result<Verified, BackendError>;
 
+    /// Whether verifying re-runs the guest (trace): then a verifier uses
+    /// as much guest memory and time as the proof's run did, in its own
+    /// process, and a node bounds what it accepts accordingly.
+    fn verification_runs_the_guest(&self) -> bool {
+        false
+    }
+
     /// Checks an envelope under the guest limits the task was proved with,
     /// where verifying re-executes the guest (trace): a node must never
     /// prove under a task's limits and then refuse the proof under its own

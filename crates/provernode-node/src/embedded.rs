@@ -268,6 +268,7 @@ pub fn temporary(data_dir: &Path, workers: usize) -> RunNode {
             default_memory_limit_mib: 4096,
             default_max_attempts: 3,
             max_input_mib: 16,
+            max_trace_guest_memory_mib: 1024,
         },
         http: HttpFlags {
             max_http_connections: None,

@@ -121,6 +121,10 @@ pub struct TaskDefaults {
     /// Largest task input accepted (a request body may be about twice this, for its encoding).
     #[arg(long, default_value_t = 16)]
     pub max_input_mib: usize,
+    /// Most guest memory a trace task may ask for: trace proofs are verified by re-running
+    /// the guest in this process (the node's or broker's own), outside any worker's cage.
+    #[arg(long, default_value_t = 1024)]
+    pub max_trace_guest_memory_mib: u64,
 }
 
 /// How the HTTP server protects itself from slow, idle and numerous clients.

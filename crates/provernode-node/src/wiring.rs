@@ -36,6 +36,7 @@ pub(crate) fn api_config(
             max_attempts: tasks.default_max_attempts.max(1),
             ..TaskLimits::default()
         },
+        max_reexecuted_guest_memory_bytes: tasks.max_trace_guest_memory_mib.max(1) << 20,
         ..ApiConfig::default()
     })
 }

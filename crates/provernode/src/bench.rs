@@ -24,7 +24,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         } else {
             args.targets.clone()
         };
-        let mut jobs = provernode_bench::jobs(&args.jobs)?;
+        let mut jobs = provernode_bench::jobs(args.jobs.name())?;
         jobs.retain(|j| {
             (args.programs.is_empty() || args.programs.contains(&j.program))
                 && (args.inputs.is_empty() || args.inputs.contains(&j.input_label))
@@ -32,7 +32,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         if jobs.is_empty() {
             bail!(
                 "no job of set `{}` matches --program {:?} --input {:?}; `--jobs standard` has fibonacci n=10,50,100,10000,100000 and sha256-chain rounds=10,1000",
-                args.jobs,
+                args.jobs.name(),
                 args.programs,
                 args.inputs
             );

@@ -33,6 +33,47 @@ pub enum LogFormat {
     Json,
 }
 
+/// The bench's job sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum JobSet {
+    Quick,
+    Standard,
+}
+
+impl JobSet {
+    pub fn name(self) -> &'static str {
+        match self {
+            JobSet::Quick => "quick",
+            JobSet::Standard => "standard",
+        }
+    }
+}
+
+/// A task state to list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StateFilter {
+    Queued,
+    Leased,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Quarantined,
+}
+
+impl From<StateFilter> for provernode_core::TaskState {
+    fn from(s: StateFilter) -> Self {
+        use provernode_core::TaskState;
+        match s {
+            StateFilter::Queued => TaskState::Queued,
+            StateFilter::Leased => TaskState::Leased,
+            StateFilter::Succeeded => TaskState::Succeeded,
+            StateFilter::Failed => TaskState::Failed,
+            StateFilter::Cancelled => TaskState::Cancelled,
+            StateFilter::Quarantined => TaskState::Quarantined,
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// List the built-in guest programs with their program ids for each ABI.
@@ -133,9 +174,9 @@ pub enum Command {
     },
     /// List tasks, newest first.
     Tasks {
-        /// Only tasks in this state (queued, leased, succeeded, failed, cancelled, quarantined).
-        #[arg(long)]
-        state: Option<String>,
+        /// Only tasks in this state.
+        #[arg(long, value_enum)]
+        state: Option<StateFilter>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
         #[command(flatten)]
@@ -262,8 +303,8 @@ pub struct BenchArgs {
     pub targets: Vec<provernode_bench::Target>,
     /// Job set: `standard` (fibonacci n=10,50,100,10^4,10^5; sha256-chain 10 and 1,000
     /// rounds) or `quick` (fibonacci n=10, sha256-chain 10 rounds).
-    #[arg(long, default_value = "quick")]
-    pub jobs: String,
+    #[arg(long, value_enum, default_value_t = JobSet::Quick)]
+    pub jobs: JobSet,
     /// Only jobs of this program (repeatable).
     #[arg(long = "program")]
     pub programs: Vec<String>,

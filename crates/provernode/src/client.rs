@@ -205,8 +205,13 @@ pub async fn cancel(id: &str, node: &NodeFlags) -> Result<()> {
     Ok(())
 }
 
-pub async fn tasks(state: Option<&str>, limit: u32, node: &NodeFlags, as_json: bool) -> Result<()> {
-    let list = client(node)?.list(state, limit).await?;
+pub async fn tasks(
+    state: Option<provernode_core::TaskState>,
+    limit: u32,
+    node: &NodeFlags,
+    as_json: bool,
+) -> Result<()> {
+    let list = client(node)?.list(state.map(|s| s.as_str()), limit).await?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());

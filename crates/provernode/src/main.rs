@@ -60,7 +60,7 @@ fn dispatch(cli: cli::Cli) -> Result<()> {
             limit,
             node,
             json,
-        } => runtime()?.block_on(client::tasks(state.as_deref(), limit, &node, json)),
+        } => runtime()?.block_on(client::tasks(state.map(Into::into), limit, &node, json)),
         other => oneshot::run(cli::Cli {
             global: cli.global,
             command: other,

@@ -81,7 +81,7 @@ fn memory_hog_ends_out_of_memory(env: &[(&str, &str)]) {
     let id = node.submit(json!({
         "program": "memhog",
         "memory_limit_mib": 96,
-        "max_guest_memory_mib": 3000,
+        "max_guest_memory_mib": 1024,
         "max_attempts": 1,
         "timeout_secs": 60
     }));

@@ -1,5 +1,5 @@
 /* Native (host) harness for the guest sources: the speed limit an
- * interpreter is measured against (crates/backend-trace/benches).
+ * interpreter is measured against (crates/provernode-backend-trace/benches).
  *
  *   cc -O2 -Iinclude -Dmain=guest_main -c programs/X.c -o X.o
  *   cc -O2 -Iinclude native/harness.c runtime/sha256.c X.o

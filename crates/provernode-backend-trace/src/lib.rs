@@ -114,6 +114,10 @@ impl Backend for TraceBackend {
         self.verify_within(envelope, &self.verify_limits)
     }
 
+    fn verification_runs_the_guest(&self) -> bool {
+        true
+    }
+
     /// Re-executes within `limits` (the task's own guest limits in a node):
     /// a task proved with more guest memory or cycles than the defaults
     /// verifies as it was proved.
