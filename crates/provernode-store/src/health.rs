@@ -126,9 +126,11 @@ impl Health {
 }
 
 /// The pools' `after_release` hook: a connection that sqlx still counts as
-/// inside a transaction is closed instead of going back to the pool. The
-/// round trip first lets a rollback that a dropped transaction queued run,
-/// so a connection whose rollback worked is kept.
+/// inside a transaction is closed instead of going back to the pool. A
+/// dropped transaction queues its rollback, so such a connection first gets
+/// one round trip (which lets that rollback run) and is kept if it worked.
+/// Every other release costs nothing: a commit or rollback that worked has
+/// already brought the depth back to 0.
 pub(crate) fn discard_if_in_transaction<'c, DB>(
     conn: &'c mut DB::Connection,
     _meta: PoolConnectionMetadata,
@@ -138,6 +140,9 @@ where
     for<'e> &'e mut DB::Connection: Executor<'e, Database = DB>,
 {
     Box::pin(async move {
+        if DB::TransactionManager::get_transaction_depth(conn) == 0 {
+            return Ok(true);
+        }
         if let Err(e) = conn.execute("SELECT 1").await {
             tracing::warn!(error = %e, "closing a database connection that fails");
             return Ok(false);
