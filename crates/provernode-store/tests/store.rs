@@ -675,3 +675,50 @@ async fn a_full_disk_acknowledges_only_what_it_committed_and_recovers() {
     assert_eq!(stored, acknowledged, "acknowledged and stored differ");
     reopened.close().await;
 }
+
+/// Issue 19, item 2: damage found while running is not "retry it": reads
+/// that meet it say the database is damaged, and so does `ping` (what
+/// `/readyz` reports) from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damage_met_while_running_is_named_and_reported_by_ping() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.sqlite");
+    let options = SqliteOptions {
+        synchronous: Synchronous::Normal,
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open(&path, &options).await.unwrap();
+    for i in 0..200u32 {
+        store
+            .submit(task(&[i.to_le_bytes().as_slice(), &[0u8; 500]].concat()))
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    let mut bytes = std::fs::read(&path).unwrap();
+    let pages = bytes.len() / 4096;
+    for page in [pages - 2, pages - 1] {
+        for b in &mut bytes[page * 4096..page * 4096 + 12] {
+            *b ^= 0xff;
+        }
+    }
+    std::fs::write(&path, bytes).unwrap();
+    // Opened without the start-up check, as a node whose file was damaged
+    // under it would be.
+    let store = SqliteStore::open(&path, &options).await.unwrap();
+    store.ping().await.unwrap();
+    let e = store
+        .list(&ListFilter {
+            limit: 1000,
+            ..ListFilter::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::DatabaseCorrupt { .. }), "{e}");
+    assert!(
+        e.to_string().contains("restore the database from a backup"),
+        "{e}"
+    );
+    let e = store.ping().await.unwrap_err();
+    assert!(matches!(e, StoreError::DatabaseCorrupt { .. }), "{e}");
+}
