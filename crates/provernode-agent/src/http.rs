@@ -2,13 +2,16 @@
 
 use async_trait::async_trait;
 use base64::Engine as _;
+use provernode_api::{
+    AgentClaim, AgentComplete, AgentFail, AgentHeartbeat, AgentRelease, ClaimAnswer, CompleteAnswer,
+    FailAnswer, FailOutcome, HeartbeatAnswer, LeaseGrant, ReleaseAnswer,
+};
 use provernode_client::{ClientError, NodeClient};
 use provernode_core::{Abi, Digest, ProgramId, TaskLimits, TaskState};
 use provernode_store::{
     AttemptFailure, ClaimRequest, Completion, FailureOutcome, Lease, LeaseRef, LeaseStatus, ReleaseOutcome,
     TaskRecord,
 };
-use serde_json::{json, Value};
 
 use crate::{SourceError, WorkSource};
 
@@ -22,9 +25,13 @@ impl HttpSource {
         HttpSource { client }
     }
 
-    async fn post(&self, path: &str, body: Value) -> Result<Value, SourceError> {
+    async fn post<B, R>(&self, path: &str, body: &B) -> Result<R, SourceError>
+    where
+        B: serde::Serialize + Sync,
+        R: serde::de::DeserializeOwned,
+    {
         self.client
-            .agent_post(path, &body)
+            .agent_post(path, body)
             .await
             .map_err(|e: ClientError| {
                 if e.is_transient() {
@@ -40,50 +47,45 @@ fn malformed(what: &str) -> SourceError {
     SourceError::Refused(format!("the broker's answer has no valid {what}"))
 }
 
-fn lease_from_json(v: &Value) -> Result<Lease, SourceError> {
-    let s = |k: &str| v[k].as_str().ok_or_else(|| malformed(k));
-    let n = |k: &str| v[k].as_u64().ok_or_else(|| malformed(k));
+fn lease_from_grant(g: LeaseGrant) -> Result<Lease, SourceError> {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let task_id = uuid::Uuid::parse_str(s("task_id")?).map_err(|_| malformed("task_id"))?;
+    let task_id = uuid::Uuid::parse_str(&g.task_id).map_err(|_| malformed("task_id"))?;
     let program_id = ProgramId(
-        s("program_id")?
+        g.program_id
             .parse::<Digest>()
             .map_err(|_| malformed("program_id"))?,
     );
-    let elf = b64
-        .decode(s("elf_base64")?)
-        .map_err(|_| malformed("elf_base64"))?;
+    let elf = b64.decode(&g.elf_base64).map_err(|_| malformed("elf_base64"))?;
     let input = b64
-        .decode(s("input_base64")?)
+        .decode(&g.input_base64)
         .map_err(|_| malformed("input_base64"))?;
-    let expires_ms = v["expires_ms"].as_i64().ok_or_else(|| malformed("expires_ms"))?;
     let task = TaskRecord {
         id: task_id,
         program_id,
-        program_name: s("program_name")?.to_owned(),
-        abi: s("abi")?.parse::<Abi>().map_err(|_| malformed("abi"))?,
-        backend: s("backend")?.to_owned(),
-        proof_kind: v["proof_kind"].as_str().map(str::to_owned),
+        program_name: g.program_name,
+        abi: g.abi.parse::<Abi>().map_err(|_| malformed("abi"))?,
+        backend: g.backend,
+        proof_kind: g.proof_kind,
         input_digest: provernode_core::sha256(&input),
         input_len: input.len() as u64,
         limits: TaskLimits {
-            max_cycles: n("max_cycles")?,
-            max_guest_memory_bytes: n("max_guest_memory_bytes")?,
-            timeout_ms: n("timeout_ms")?,
-            memory_limit_bytes: n("memory_limit_bytes")?,
-            max_attempts: u32::try_from(n("max_attempts")?).map_err(|_| malformed("max_attempts"))?,
+            max_cycles: g.max_cycles,
+            max_guest_memory_bytes: g.max_guest_memory_bytes,
+            timeout_ms: g.timeout_ms,
+            memory_limit_bytes: g.memory_limit_bytes,
+            max_attempts: g.max_attempts,
         },
         priority: 0,
-        deadline_ms: v["deadline_ms"].as_i64(),
+        deadline_ms: g.deadline_ms,
         idempotency_key: None,
         state: TaskState::Leased,
         cause: None,
         detail: None,
-        attempts: u32::try_from(n("attempt")?).map_err(|_| malformed("attempt"))?,
+        attempts: g.attempt,
         failures: 0,
         lease_losses: 0,
         lease_owner: None,
-        lease_expires_ms: Some(expires_ms),
+        lease_expires_ms: Some(g.expires_ms),
         public_output: None,
         cycles: None,
         created_ms: 0,
@@ -91,54 +93,61 @@ fn lease_from_json(v: &Value) -> Result<Lease, SourceError> {
         finished_ms: None,
     };
     Ok(Lease {
-        attempt: task.attempts,
+        attempt: g.attempt,
         task,
         elf,
         input,
-        token: s("token")?.to_owned(),
-        expires_ms,
+        token: g.token,
+        expires_ms: g.expires_ms,
     })
+}
+
+fn core_state(s: provernode_api::TaskState) -> TaskState {
+    use provernode_api::TaskState as View;
+    match s {
+        View::Queued => TaskState::Queued,
+        View::Leased => TaskState::Leased,
+        View::Succeeded => TaskState::Succeeded,
+        View::Failed => TaskState::Failed,
+        View::Cancelled => TaskState::Cancelled,
+        View::Quarantined => TaskState::Quarantined,
+    }
 }
 
 #[async_trait]
 impl WorkSource for HttpSource {
     async fn claim(&self, request: &ClaimRequest) -> Result<Option<Lease>, SourceError> {
-        let v = self
+        let answer: ClaimAnswer = self
             .post(
                 "/v1/agent/claim",
-                json!({
-                    "agent": request.owner,
-                    "backends": request.backends,
-                    "lease_ms": request.lease_ttl_ms,
-                    "max_memory_bytes": request.max_memory_bytes,
-                }),
+                &AgentClaim {
+                    agent: request.owner.clone(),
+                    backends: request.backends.clone(),
+                    lease_ms: request.lease_ttl_ms,
+                    max_memory_bytes: request.max_memory_bytes,
+                },
             )
             .await?;
-        match &v["lease"] {
-            Value::Null => Ok(None),
-            lease => lease_from_json(lease).map(Some),
-        }
+        answer.lease.map(lease_from_grant).transpose()
     }
 
     async fn heartbeat(&self, lease: &LeaseRef, ttl_ms: u64) -> Result<LeaseStatus, SourceError> {
-        let v = self
+        let answer: HeartbeatAnswer = self
             .post(
                 "/v1/agent/heartbeat",
-                json!({"task_id": lease.task_id.to_string(), "token": lease.token, "lease_ms": ttl_ms}),
+                &AgentHeartbeat {
+                    task_id: lease.task_id.to_string(),
+                    token: lease.token.clone(),
+                    lease_ms: ttl_ms,
+                },
             )
             .await?;
-        match v["status"].as_str() {
-            Some("live") => Ok(LeaseStatus::Live {
-                expires_ms: v["expires_ms"].as_i64().unwrap_or(0),
-            }),
-            Some("gone") => Ok(LeaseStatus::Gone {
-                state: v["state"]
-                    .as_str()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(TaskState::Cancelled),
-            }),
-            _ => Err(malformed("status")),
-        }
+        Ok(match answer {
+            HeartbeatAnswer::Live { expires_ms } => LeaseStatus::Live { expires_ms },
+            HeartbeatAnswer::Gone { state } => LeaseStatus::Gone {
+                state: core_state(state),
+            },
+        })
     }
 
     async fn complete(
@@ -149,69 +158,72 @@ impl WorkSource for HttpSource {
         _cycles: u64,
     ) -> Result<Completion, SourceError> {
         // The broker takes output and cycles from the envelope itself.
-        let v = self
+        let answer: CompleteAnswer = self
             .post(
                 "/v1/agent/complete",
-                json!({
-                    "task_id": lease.task_id.to_string(),
-                    "token": lease.token,
-                    "envelope_base64": base64::engine::general_purpose::STANDARD.encode(envelope),
-                }),
+                &AgentComplete {
+                    task_id: lease.task_id.to_string(),
+                    token: lease.token.clone(),
+                    envelope_base64: base64::engine::general_purpose::STANDARD.encode(envelope),
+                },
             )
             .await?;
-        match v["accepted"].as_bool() {
-            Some(true) => Ok(Completion::Accepted),
-            Some(false) => Ok(Completion::Ignored {
-                reason: v["reason"].as_str().unwrap_or("ignored").to_owned(),
-            }),
-            None => Err(malformed("accepted")),
-        }
+        Ok(if answer.accepted {
+            Completion::Accepted
+        } else {
+            Completion::Ignored {
+                reason: answer.reason.unwrap_or_else(|| "ignored".into()),
+            }
+        })
     }
 
     async fn fail(&self, lease: &LeaseRef, failure: &AttemptFailure) -> Result<FailureOutcome, SourceError> {
-        let v = self
+        let answer: FailAnswer = self
             .post(
                 "/v1/agent/fail",
-                json!({
-                    "task_id": lease.task_id.to_string(),
-                    "token": lease.token,
-                    "cause": failure.cause.to_string(),
-                    "retryable": failure.retryable,
-                    "detail": failure.detail,
-                    "stderr_tail": failure.stderr_tail,
-                }),
+                &AgentFail {
+                    task_id: lease.task_id.to_string(),
+                    token: lease.token.clone(),
+                    cause: failure.cause.to_string(),
+                    retryable: failure.retryable,
+                    detail: failure.detail.clone(),
+                    stderr_tail: failure.stderr_tail.clone(),
+                },
             )
             .await?;
         let cause = || {
-            v["cause"]
-                .as_str()
+            answer
+                .cause
+                .as_deref()
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(failure.cause)
         };
-        match v["outcome"].as_str() {
-            Some("requeued") => Ok(FailureOutcome::Requeued),
-            Some("failed") => Ok(FailureOutcome::Failed(cause())),
-            Some("quarantined") => Ok(FailureOutcome::Quarantined(cause())),
-            Some("ignored") => Ok(FailureOutcome::Ignored {
-                reason: v["reason"].as_str().unwrap_or("ignored").to_owned(),
-            }),
-            _ => Err(malformed("outcome")),
-        }
+        Ok(match answer.outcome {
+            FailOutcome::Requeued => FailureOutcome::Requeued,
+            FailOutcome::Failed => FailureOutcome::Failed(cause()),
+            FailOutcome::Quarantined => FailureOutcome::Quarantined(cause()),
+            FailOutcome::Ignored => FailureOutcome::Ignored {
+                reason: answer.reason.clone().unwrap_or_else(|| "ignored".into()),
+            },
+        })
     }
 
     async fn release(&self, lease: &LeaseRef, detail: &str) -> Result<ReleaseOutcome, SourceError> {
-        let v = self
+        let answer: ReleaseAnswer = self
             .post(
                 "/v1/agent/release",
-                json!({"task_id": lease.task_id.to_string(), "token": lease.token, "detail": detail}),
+                &AgentRelease {
+                    task_id: lease.task_id.to_string(),
+                    token: lease.token.clone(),
+                    detail: detail.to_owned(),
+                },
             )
             .await?;
-        match v["outcome"].as_str() {
-            Some("requeued") => Ok(ReleaseOutcome::Requeued),
-            Some("ignored") => Ok(ReleaseOutcome::Ignored {
-                reason: v["reason"].as_str().unwrap_or("ignored").to_owned(),
-            }),
-            _ => Err(malformed("outcome")),
-        }
+        Ok(match answer.outcome {
+            provernode_api::ReleaseOutcome::Requeued => ReleaseOutcome::Requeued,
+            provernode_api::ReleaseOutcome::Ignored => ReleaseOutcome::Ignored {
+                reason: answer.reason.unwrap_or_else(|| "ignored".into()),
+            },
+        })
     }
 }

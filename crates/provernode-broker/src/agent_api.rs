@@ -17,13 +17,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine as _;
+use provernode_api::{
+    AgentClaim, AgentComplete, AgentFail, AgentHeartbeat, AgentRelease, ClaimAnswer, CompleteAnswer,
+    ErrorBody, FailAnswer, FailOutcome, HeartbeatAnswer, LeaseGrant, ReleaseAnswer,
+};
 use provernode_core::{Cause, ProofEnvelope};
 use provernode_store::{
     AttemptFailure, ClaimRequest, Completion, FailureOutcome, LeaseRef, LeaseStatus, ReleaseOutcome,
 };
-use serde::Deserialize;
-use serde_json::{json, Value};
 
+use crate::api::state_view;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{authorized, bad, bounded, json_body, parse_task_id, MAX_KIND_CHARS};
 use crate::state::ApiState;
@@ -54,20 +57,24 @@ async fn require_agent_token(
     next.run(request).await
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ClaimBody {
-    /// Lease owner: `<agent name>/<slot>`.
-    agent: String,
-    backends: Vec<String>,
-    lease_ms: u64,
-    max_memory_bytes: Option<u64>,
-}
-
-async fn claim(
+#[utoipa::path(
+    post, path = "/v1/agent/claim", tag = "agents",
+    summary = "Claim the best queued task this agent can run",
+    request_body = AgentClaim,
+    responses(
+        (status = 200, description = "OK", body = ClaimAnswer),
+        (status = 400, description = "Bad request: the message says which field and why", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 500, description = "The store is damaged, or an internal error", body = ErrorBody),
+        (status = 503, description = "The store is unavailable, or the node is overloaded: retry", body = ErrorBody),
+        (status = 507, description = "The database's disk is full: nothing was stored; retry when space is freed", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn claim(
     State(state): State<ApiState>,
-    body: Result<Json<ClaimBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+    body: Result<Json<AgentClaim>, JsonRejection>,
+) -> Result<Json<ClaimAnswer>, ApiError> {
     let body = json_body(body)?;
     if body.agent.is_empty() || body.agent.len() > 200 {
         return Err(bad(
@@ -94,83 +101,98 @@ async fn claim(
         max_memory_bytes: body.max_memory_bytes,
     };
     let Some(lease) = state.store.claim(&request).await? else {
-        return Ok(Json(json!({"lease": null})));
+        return Ok(Json(ClaimAnswer { lease: None }));
     };
     let t = &lease.task;
     let b64 = base64::engine::general_purpose::STANDARD;
-    Ok(Json(json!({"lease": {
-        "task_id": t.id.to_string(),
-        "token": lease.token,
-        "attempt": lease.attempt,
-        "expires_ms": lease.expires_ms,
-        "backend": t.backend,
-        "program_name": t.program_name,
-        "program_id": t.program_id.to_string(),
-        "abi": t.abi.name(),
-        "proof_kind": t.proof_kind,
-        "deadline_ms": t.deadline_ms,
-        "max_attempts": t.limits.max_attempts,
-        "timeout_ms": t.limits.timeout_ms,
-        "memory_limit_bytes": t.limits.memory_limit_bytes,
-        "max_cycles": t.limits.max_cycles,
-        "max_guest_memory_bytes": t.limits.max_guest_memory_bytes,
-        "elf_base64": b64.encode(&lease.elf),
-        "input_base64": b64.encode(&lease.input),
-    }})))
+    Ok(Json(ClaimAnswer {
+        lease: Some(LeaseGrant {
+            task_id: t.id.to_string(),
+            token: lease.token.clone(),
+            attempt: lease.attempt,
+            expires_ms: lease.expires_ms,
+            backend: t.backend.clone(),
+            program_name: t.program_name.clone(),
+            program_id: t.program_id.to_string(),
+            abi: t.abi.name().to_owned(),
+            proof_kind: t.proof_kind.clone(),
+            deadline_ms: t.deadline_ms,
+            max_attempts: t.limits.max_attempts,
+            timeout_ms: t.limits.timeout_ms,
+            memory_limit_bytes: t.limits.memory_limit_bytes,
+            max_cycles: t.limits.max_cycles,
+            max_guest_memory_bytes: t.limits.max_guest_memory_bytes,
+            elf_base64: b64.encode(&lease.elf),
+            input_base64: b64.encode(&lease.input),
+        }),
+    }))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LeaseBody {
-    task_id: String,
-    token: String,
+fn lease_ref(task_id: &str, token: &str) -> Result<LeaseRef, ApiError> {
+    Ok(LeaseRef {
+        task_id: parse_task_id(task_id)?,
+        token: token.to_owned(),
+    })
 }
 
-impl LeaseBody {
-    fn lease_ref(&self) -> Result<LeaseRef, ApiError> {
-        Ok(LeaseRef {
-            task_id: parse_task_id(&self.task_id)?,
-            token: self.token.clone(),
-        })
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HeartbeatBody {
-    #[serde(flatten)]
-    lease: LeaseBody,
-    lease_ms: u64,
-}
-
-async fn heartbeat(
+#[utoipa::path(
+    post, path = "/v1/agent/heartbeat", tag = "agents",
+    summary = "Keep a lease alive",
+    request_body = AgentHeartbeat,
+    responses(
+        (status = 200, description = "OK", body = HeartbeatAnswer),
+        (status = 400, description = "Bad request: the message says which field and why", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such task", body = ErrorBody),
+        (status = 500, description = "The store is damaged, or an internal error", body = ErrorBody),
+        (status = 503, description = "The store is unavailable, or the node is overloaded: retry", body = ErrorBody),
+        (status = 507, description = "The database's disk is full: nothing was stored; retry when space is freed", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn heartbeat(
     State(state): State<ApiState>,
-    body: Result<Json<HeartbeatBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+    body: Result<Json<AgentHeartbeat>, JsonRejection>,
+) -> Result<Json<HeartbeatAnswer>, ApiError> {
     let body = json_body(body)?;
     let lease_ms = body.lease_ms.clamp(1000, state.config.max_lease_ms);
     Ok(Json(
-        match state.store.heartbeat(&body.lease.lease_ref()?, lease_ms).await? {
-            LeaseStatus::Live { expires_ms } => json!({"status": "live", "expires_ms": expires_ms}),
-            LeaseStatus::Gone { state } => json!({"status": "gone", "state": state.as_str()}),
+        match state
+            .store
+            .heartbeat(&lease_ref(&body.task_id, &body.token)?, lease_ms)
+            .await?
+        {
+            LeaseStatus::Live { expires_ms } => HeartbeatAnswer::Live { expires_ms },
+            LeaseStatus::Gone { state } => HeartbeatAnswer::Gone {
+                state: state_view(state),
+            },
         },
     ))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CompleteBody {
-    #[serde(flatten)]
-    lease: LeaseBody,
-    envelope_base64: String,
-}
-
-async fn complete(
+#[utoipa::path(
+    post, path = "/v1/agent/complete", tag = "agents",
+    summary = "Report a proof",
+    description = "The broker verifies the proof itself, under the task's guest limits, before storing it; a proof that does not verify is answered 422 proof_rejected and not stored. A broker started with --trust-agents stores proofs of backends it cannot verify as reported (its /readyz says so).",
+    request_body = AgentComplete,
+    responses(
+        (status = 200, description = "OK", body = CompleteAnswer),
+        (status = 400, description = "Bad request: the message says which field and why", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such task", body = ErrorBody),
+        (status = 422, description = "The reported proof does not verify; not stored", body = ErrorBody),
+        (status = 500, description = "The store is damaged, or an internal error", body = ErrorBody),
+        (status = 503, description = "The store is unavailable, or the node is overloaded: retry", body = ErrorBody),
+        (status = 507, description = "The database's disk is full: nothing was stored; retry when space is freed", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn complete(
     State(state): State<ApiState>,
-    body: Result<Json<CompleteBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+    body: Result<Json<AgentComplete>, JsonRejection>,
+) -> Result<Json<CompleteAnswer>, ApiError> {
     let body = json_body(body)?;
-    let lease = body.lease.lease_ref()?;
+    let lease = lease_ref(&body.task_id, &body.token)?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(&body.envelope_base64)
         .map_err(|e| {
@@ -208,11 +230,17 @@ async fn complete(
         {
             Completion::Accepted => {
                 metrics::counter!("provernode_results_accepted_total").increment(1);
-                json!({"accepted": true})
+                CompleteAnswer {
+                    accepted: true,
+                    reason: None,
+                }
             }
             Completion::Ignored { reason } => {
                 tracing::warn!(task = %lease.task_id, %reason, "late or duplicate result ignored");
-                json!({"accepted": false, "reason": reason})
+                CompleteAnswer {
+                    accepted: false,
+                    reason: Some(reason),
+                }
             }
         },
     ))
@@ -262,28 +290,36 @@ async fn verify_reported(
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FailBody {
-    #[serde(flatten)]
-    lease: LeaseBody,
-    cause: String,
-    retryable: bool,
-    detail: String,
-    #[serde(default)]
-    stderr_tail: String,
-}
-
-async fn fail(
+#[utoipa::path(
+    post, path = "/v1/agent/fail", tag = "agents",
+    summary = "Report why an attempt ended without a proof",
+    request_body = AgentFail,
+    responses(
+        (status = 200, description = "OK", body = FailAnswer),
+        (status = 400, description = "Bad request: the message says which field and why", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such task", body = ErrorBody),
+        (status = 500, description = "The store is damaged, or an internal error", body = ErrorBody),
+        (status = 503, description = "The store is unavailable, or the node is overloaded: retry", body = ErrorBody),
+        (status = 507, description = "The database's disk is full: nothing was stored; retry when space is freed", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn fail(
     State(state): State<ApiState>,
-    body: Result<Json<FailBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+    body: Result<Json<AgentFail>, JsonRejection>,
+) -> Result<Json<FailAnswer>, ApiError> {
     let body = json_body(body)?;
     bounded("cause", &body.cause, MAX_KIND_CHARS)?;
     let cause: Cause = body
         .cause
         .parse()
         .map_err(|e: String| bad(ErrorCode::InvalidRequest, e))?;
+    let answer = |outcome, cause, reason| FailAnswer {
+        outcome,
+        cause,
+        reason,
+    };
     let failure = AttemptFailure {
         cause,
         retryable: body.retryable,
@@ -299,35 +335,57 @@ async fn fail(
             .collect(),
     };
     Ok(Json(
-        match state.store.fail(&body.lease.lease_ref()?, &failure).await? {
-            FailureOutcome::Requeued => json!({"outcome": "requeued"}),
-            FailureOutcome::Failed(c) => json!({"outcome": "failed", "cause": c.to_string()}),
-            FailureOutcome::Quarantined(c) => json!({"outcome": "quarantined", "cause": c.to_string()}),
-            FailureOutcome::Ignored { reason } => json!({"outcome": "ignored", "reason": reason}),
+        match state
+            .store
+            .fail(&lease_ref(&body.task_id, &body.token)?, &failure)
+            .await?
+        {
+            FailureOutcome::Requeued => answer(FailOutcome::Requeued, None, None),
+            FailureOutcome::Failed(c) => answer(FailOutcome::Failed, Some(c.to_string()), None),
+            FailureOutcome::Quarantined(c) => answer(FailOutcome::Quarantined, Some(c.to_string()), None),
+            FailureOutcome::Ignored { reason } => answer(FailOutcome::Ignored, None, Some(reason)),
         },
     ))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReleaseBody {
-    #[serde(flatten)]
-    lease: LeaseBody,
-    detail: String,
-}
-
 /// An agent hands a task back uncharged: the attempt ended for the agent's
 /// own reasons (it is stopping, or cannot start workers).
-async fn release(
+#[utoipa::path(
+    post, path = "/v1/agent/release", tag = "agents",
+    summary = "Hand a lease back uncharged",
+    description = "The attempt ended for the agent's own reasons (it is stopping, or cannot start workers). The task is queued again; the attempt counts toward neither failures nor lease_losses and is recorded as released.",
+    request_body = AgentRelease,
+    responses(
+        (status = 200, description = "OK", body = ReleaseAnswer),
+        (status = 400, description = "Bad request: the message says which field and why", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such task", body = ErrorBody),
+        (status = 500, description = "The store is damaged, or an internal error", body = ErrorBody),
+        (status = 503, description = "The store is unavailable, or the node is overloaded: retry", body = ErrorBody),
+        (status = 507, description = "The database's disk is full: nothing was stored; retry when space is freed", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn release(
     State(state): State<ApiState>,
-    body: Result<Json<ReleaseBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+    body: Result<Json<AgentRelease>, JsonRejection>,
+) -> Result<Json<ReleaseAnswer>, ApiError> {
     let body = json_body(body)?;
     let detail: String = body.detail.chars().take(4096).collect();
     Ok(Json(
-        match state.store.release(&body.lease.lease_ref()?, &detail).await? {
-            ReleaseOutcome::Requeued => json!({"outcome": "requeued"}),
-            ReleaseOutcome::Ignored { reason } => json!({"outcome": "ignored", "reason": reason}),
+        match state
+            .store
+            .release(&lease_ref(&body.task_id, &body.token)?, &detail)
+            .await?
+        {
+            ReleaseOutcome::Requeued => ReleaseAnswer {
+                outcome: provernode_api::ReleaseOutcome::Requeued,
+                reason: None,
+            },
+            ReleaseOutcome::Ignored { reason } => ReleaseAnswer {
+                outcome: provernode_api::ReleaseOutcome::Ignored,
+                reason: Some(reason),
+            },
         },
     ))
 }

@@ -14,8 +14,13 @@ use base64::Engine as _;
 use provernode_core::{Abi, Program, ProgramId, TaskLimits, TaskState};
 use provernode_guests::InputArgs;
 use provernode_store::{CancelOutcome, ListFilter, NewTask, TaskRecord};
+use std::collections::BTreeMap;
+
+use provernode_api::{
+    Attempt, Cancelled, ErrorBody, Health, LeaseView, LimitsView, ProgramView, Readiness, SubmitTask,
+    Submitted, Task, TaskList, TaskWithAttempts,
+};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorCode};
@@ -84,36 +89,6 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TypedInput {
-    n: Option<u32>,
-    rounds: Option<u32>,
-    seed: Option<String>,
-    text: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubmitRequest {
-    program: String,
-    abi: Option<String>,
-    backend: Option<String>,
-    input: Option<TypedInput>,
-    input_hex: Option<String>,
-    input_base64: Option<String>,
-    elf_base64: Option<String>,
-    proof_kind: Option<String>,
-    priority: Option<i32>,
-    deadline_ms: Option<i64>,
-    timeout_secs: Option<f64>,
-    memory_limit_mib: Option<u64>,
-    max_attempts: Option<u32>,
-    max_cycles: Option<u64>,
-    max_guest_memory_mib: Option<u64>,
-    idempotency_key: Option<String>,
-}
-
 /// The idempotency key of a request: the body's, else the header's. A key
 /// is 1 to 200 visible ASCII characters; a header that is not (non-ASCII,
 /// control characters) is refused rather than ignored, which would make two
@@ -142,10 +117,28 @@ fn idempotency_key(body: Option<&str>, headers: &HeaderMap) -> Result<Option<Str
     Ok(Some(key.to_owned()))
 }
 
-async fn submit(
+#[utoipa::path(
+    post, path = "/v1/tasks", tag = "tasks",
+    summary = "Submit a task",
+    request_body = SubmitTask,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same as idempotency_key in the body: 1 to 200 visible ASCII characters.")),
+    responses(
+        (status = 201, description = "Stored", body = Submitted),
+        (status = 200, description = "An earlier task with the same idempotency key and request", body = Submitted),
+        (status = 400, description = "Bad request: the message says which field and why", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 409, description = "Conflict: see the error code", body = ErrorBody),
+        (status = 413, description = "Body or input too large (--max-input-mib)", body = ErrorBody),
+        (status = 500, description = "The store is damaged, or an internal error", body = ErrorBody),
+        (status = 503, description = "The store is unavailable, or the node is overloaded: retry", body = ErrorBody),
+        (status = 507, description = "The database's disk is full: nothing was stored; retry when space is freed", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn submit(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    body: Result<Json<SubmitRequest>, JsonRejection>,
+    body: Result<Json<SubmitTask>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let req = json_body(body)?;
     bounded("program", &req.program, MAX_NAME_CHARS)?;
@@ -478,49 +471,88 @@ async fn submit(
     } else {
         StatusCode::CREATED
     };
-    let body = json!({"id": submitted.id.to_string(), "deduplicated": submitted.deduplicated});
+    let body = Submitted {
+        id: submitted.id.to_string(),
+        deduplicated: submitted.deduplicated,
+    };
     Ok((status, Json(body)).into_response())
 }
 
-fn task_json(t: &TaskRecord) -> Value {
+/// The API's view of a stored task.
+pub(crate) fn task_view(t: &TaskRecord) -> Task {
     let guest = provernode_guests::find_by_id(t.program_id).map(|(g, _)| g);
-    json!({
-        "id": t.id.to_string(),
-        "state": t.state.as_str(),
-        "terminal_reason": t.cause.map(|c| c.to_string()),
-        "detail": t.detail,
-        "program": {"name": t.program_name, "id": t.program_id.to_string(), "abi": t.abi.name()},
-        "backend": t.backend,
-        "proof_kind": t.proof_kind,
-        "input_digest": t.input_digest.to_string(),
-        "input_bytes": t.input_len,
-        "priority": t.priority,
-        "deadline_ms": t.deadline_ms,
-        "idempotency_key": t.idempotency_key,
-        "limits": {
-            "timeout_ms": t.limits.timeout_ms,
-            "memory_limit_bytes": t.limits.memory_limit_bytes,
-            "max_attempts": t.limits.max_attempts,
-            "max_cycles": t.limits.max_cycles,
-            "max_guest_memory_bytes": t.limits.max_guest_memory_bytes,
+    Task {
+        id: t.id.to_string(),
+        state: state_view(t.state),
+        terminal_reason: t.cause.map(|c| c.to_string()),
+        detail: t.detail.clone(),
+        program: ProgramView {
+            name: t.program_name.clone(),
+            id: t.program_id.to_string(),
+            abi: t.abi.name().to_owned(),
         },
-        "attempts": t.attempts,
-        "failures": t.failures,
-        "lease_losses": t.lease_losses,
-        "lease": t.lease_owner.as_ref().map(|o| json!({"owner": o, "expires_ms": t.lease_expires_ms})),
-        "public_output_hex": t.public_output.as_ref().map(hex::encode),
-        "output": match (&t.public_output, guest) {
+        backend: t.backend.clone(),
+        proof_kind: t.proof_kind.clone(),
+        input_digest: t.input_digest.to_string(),
+        input_bytes: t.input_len,
+        priority: t.priority,
+        deadline_ms: t.deadline_ms,
+        idempotency_key: t.idempotency_key.clone(),
+        limits: LimitsView {
+            timeout_ms: t.limits.timeout_ms,
+            memory_limit_bytes: t.limits.memory_limit_bytes,
+            max_attempts: t.limits.max_attempts,
+            max_cycles: t.limits.max_cycles,
+            max_guest_memory_bytes: t.limits.max_guest_memory_bytes,
+        },
+        attempts: t.attempts,
+        failures: t.failures,
+        lease_losses: t.lease_losses,
+        lease: t.lease_owner.as_ref().map(|owner| LeaseView {
+            owner: owner.clone(),
+            expires_ms: t.lease_expires_ms,
+        }),
+        public_output_hex: t.public_output.as_ref().map(hex::encode),
+        output: match (&t.public_output, guest) {
             (Some(o), Some(g)) => Some(g.describe_output(o)),
             _ => None,
         },
-        "cycles": t.cycles,
-        "created_ms": t.created_ms,
-        "updated_ms": t.updated_ms,
-        "finished_ms": t.finished_ms,
-    })
+        cycles: t.cycles,
+        created_ms: t.created_ms,
+        updated_ms: t.updated_ms,
+        finished_ms: t.finished_ms,
+    }
 }
 
-async fn task(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub(crate) fn state_view(s: TaskState) -> provernode_api::TaskState {
+    use provernode_api::TaskState as View;
+    match s {
+        TaskState::Queued => View::Queued,
+        TaskState::Leased => View::Leased,
+        TaskState::Succeeded => View::Succeeded,
+        TaskState::Failed => View::Failed,
+        TaskState::Cancelled => View::Cancelled,
+        TaskState::Quarantined => View::Quarantined,
+    }
+}
+
+#[utoipa::path(
+    get, path = "/v1/tasks/{id}", tag = "tasks",
+    summary = "A task, with every attempt's end and cause",
+    params(("id" = String, Path, description = "The task id (a UUID)")),
+    responses(
+        (status = 200, description = "The task", body = TaskWithAttempts),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such task", body = ErrorBody),
+        (status = 500, description = "The store is damaged, or an internal error", body = ErrorBody),
+        (status = 503, description = "The store is unavailable, or the node is overloaded: retry", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn task(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<TaskWithAttempts>, ApiError> {
     let id = parse_task_id(&id)?;
     let t = state
         .store
@@ -528,36 +560,53 @@ async fn task(State(state): State<ApiState>, Path(id): Path<String>) -> Result<J
         .await?
         .ok_or_else(|| bad(ErrorCode::NotFound, format!("no task {id}")))?;
     let attempts = state.store.attempts(id).await?;
-    let mut v = task_json(&t);
-    v["attempt_history"] = attempts
-        .iter()
-        .map(|a| {
-            json!({
-                "attempt": a.attempt,
-                "owner": a.owner,
-                "started_ms": a.started_ms,
-                "ended_ms": a.ended_ms,
-                "outcome": a.outcome,
-                "detail": a.detail,
-                "stderr_tail": a.stderr_tail,
+    Ok(Json(TaskWithAttempts {
+        task: task_view(&t),
+        attempt_history: attempts
+            .into_iter()
+            .map(|a| Attempt {
+                attempt: a.attempt,
+                owner: a.owner,
+                started_ms: a.started_ms,
+                ended_ms: a.ended_ms,
+                outcome: a.outcome,
+                detail: a.detail,
+                stderr_tail: a.stderr_tail,
             })
-        })
-        .collect();
-    Ok(Json(v))
+            .collect(),
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    /// Only tasks in this state.
+    #[param(value_type = Option<provernode_api::TaskState>)]
     state: Option<String>,
+    /// Most tasks in the page (1 to 1000, default 100).
     limit: Option<u32>,
+    /// Only tasks older than this task id (the previous page's next_before).
     before: Option<String>,
 }
 
-async fn list(
+#[utoipa::path(
+    get, path = "/v1/tasks", tag = "tasks",
+    summary = "List tasks, newest first",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of tasks", body = TaskList),
+        (status = 400, description = "Bad request: the message says which field and why", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 500, description = "The store is damaged, or an internal error", body = ErrorBody),
+        (status = 503, description = "The store is unavailable, or the node is overloaded: retry", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn list(
     State(state): State<ApiState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TaskList>, ApiError> {
     let Query(q) = query.map_err(|e| bad(ErrorCode::InvalidRequest, e.body_text()))?;
     let filter = ListFilter {
         state: q
@@ -582,12 +631,30 @@ async fn list(
     let next = (tasks.len() as u32 == filter.limit)
         .then(|| tasks.last().map(|t| t.id.to_string()))
         .flatten();
-    Ok(Json(
-        json!({"tasks": tasks.iter().map(task_json).collect::<Vec<_>>(), "next_before": next}),
-    ))
+    Ok(Json(TaskList {
+        tasks: tasks.iter().map(task_view).collect(),
+        next_before: next,
+    }))
 }
 
-async fn proof(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+#[utoipa::path(
+    get, path = "/v1/tasks/{id}/proof", tag = "tasks",
+    summary = "The proof envelope of a succeeded task",
+    params(("id" = String, Path, description = "The task id (a UUID)")),
+    responses(
+        (status = 200, description = "The proof envelope file; check it with `provernode verify`", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 409, description = "The task has no proof (yet): proof_not_ready", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such task", body = ErrorBody),
+        (status = 500, description = "The store is damaged, or an internal error", body = ErrorBody),
+        (status = 503, description = "The store is unavailable, or the node is overloaded: retry", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn proof(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = parse_task_id(&id)?;
     if let Some(bytes) = state.store.proof(id).await? {
         return Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response());
@@ -612,10 +679,31 @@ async fn proof(State(state): State<ApiState>, Path(id): Path<String>) -> Result<
     }
 }
 
-async fn cancel(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    post, path = "/v1/tasks/{id}/cancel", tag = "tasks",
+    summary = "Cancel a queued or running task",
+    params(("id" = String, Path, description = "The task id (a UUID)")),
+    responses(
+        (status = 200, description = "Cancelled; a running attempt is stopped within a heartbeat", body = Cancelled),
+        (status = 409, description = "The task already ended: already_terminal", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such task", body = ErrorBody),
+        (status = 500, description = "The store is damaged, or an internal error", body = ErrorBody),
+        (status = 503, description = "The store is unavailable, or the node is overloaded: retry", body = ErrorBody),
+        (status = 507, description = "The database's disk is full: nothing was stored; retry when space is freed", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn cancel(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Cancelled>, ApiError> {
     let id = parse_task_id(&id)?;
     match state.store.cancel(id, "cancelled through the API").await? {
-        CancelOutcome::Cancelled => Ok(Json(json!({"id": id.to_string(), "state": "cancelled"}))),
+        CancelOutcome::Cancelled => Ok(Json(Cancelled {
+            id: id.to_string(),
+            state: provernode_api::TaskState::Cancelled,
+        })),
         CancelOutcome::AlreadyTerminal(s) => Err(bad(
             ErrorCode::AlreadyTerminal,
             format!("task {id} already ended ({s}); nothing to cancel"),
@@ -624,49 +712,66 @@ async fn cancel(State(state): State<ApiState>, Path(id): Path<String>) -> Result
     }
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+#[utoipa::path(
+    get, path = "/healthz", tag = "operations",
+    summary = "Liveness: the process answers",
+    responses((status = 200, description = "Alive", body = Health))
+)]
+pub(crate) async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok".into() })
 }
 
-async fn readyz(State(state): State<ApiState>) -> Response {
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations",
+    summary = "Readiness, with each check's finding",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready: the checks say why", body = Readiness)
+    )
+)]
+pub(crate) async fn readyz(State(state): State<ApiState>) -> Response {
     let store = state.store.ping().await;
     let accepting = state.readiness.accepting();
     let problems = state.readiness.problems();
     let ready = store.is_ok() && accepting && problems.is_empty();
-    let mut checks = serde_json::Map::new();
+    let mut checks = BTreeMap::new();
     checks.insert(
-        "store".into(),
+        "store".to_owned(),
         store
             .as_ref()
             .map(|()| "ok".to_owned())
-            .unwrap_or_else(|e| e.to_string())
-            .into(),
+            .unwrap_or_else(|e| e.to_string()),
     );
     checks.insert(
-        "workers".into(),
+        "workers".to_owned(),
         (if accepting {
             "running"
         } else {
             "not accepting work (starting or draining)"
         })
-        .into(),
+        .to_owned(),
     );
-    for (check, reason) in problems {
-        checks.insert(check, reason.into());
-    }
-    for (check, note) in state.readiness.notes() {
-        checks.insert(check, note.into());
-    }
-    let body = json!({"ready": ready, "checks": checks});
+    checks.extend(problems);
+    checks.extend(state.readiness.notes());
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(body)).into_response()
+    (status, Json(Readiness { ready, checks })).into_response()
 }
 
-async fn metrics_text(State(state): State<ApiState>) -> Result<Response, ApiError> {
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    summary = "Prometheus metrics",
+    responses(
+        (status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such task", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn metrics_text(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let Some(handle) = &state.metrics else {
         return Err(bad(ErrorCode::NotFound, "metrics are not enabled on this node"));
     };

@@ -46,3 +46,53 @@ pub fn router(state: ApiState) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
+
+/// The API's OpenAPI document, derived from the handlers and the bodies of
+/// `provernode-api`: what `provernode openapi` prints and
+/// `docs/openapi.json` holds (a test keeps them equal).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "provernode node API",
+        version = "1",
+        description = "The HTTP API of `provernode run` and `provernode broker`. Every error is JSON {\"error\": {\"code\", \"message\"}} with a stable code. /v1 and /metrics need `Authorization: Bearer <token>` when the node has a token (always, when it listens beyond loopback; the scheme is case-insensitive). The agent API (/v1/agent/...) is served by cluster brokers only and accepts agent tokens only; client tokens are refused there, and agent tokens on the client API. Beyond --max-http-connections a client is answered 503 overloaded at once. Generated from the code: `provernode openapi`."
+    ),
+    paths(
+        api::submit,
+        api::list,
+        api::task,
+        api::proof,
+        api::cancel,
+        api::healthz,
+        api::readyz,
+        api::metrics_text,
+        agent_api::claim,
+        agent_api::heartbeat,
+        agent_api::complete,
+        agent_api::fail,
+        agent_api::release,
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document as pretty JSON (what `docs/openapi.json` holds).
+pub fn openapi_json() -> String {
+    let doc = <ApiDoc as utoipa::OpenApi>::openapi();
+    let mut text = doc.to_pretty_json().unwrap_or_default();
+    text.push('\n');
+    text
+}

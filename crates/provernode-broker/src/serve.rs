@@ -108,11 +108,15 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ServeLimits, mut 
 
 /// The whole answer to a connection beyond the cap.
 fn overloaded_response(max_connections: usize) -> String {
-    let body = serde_json::json!({"error": {
-        "code": crate::ErrorCode::Overloaded.as_str(),
-        "message": format!("this node is serving its most connections at once ({max_connections}, --max-http-connections); retry shortly"),
-    }})
-    .to_string();
+    let body = serde_json::to_string(&provernode_api::ErrorBody {
+        error: provernode_api::ErrorDetail {
+            code: crate::ErrorCode::Overloaded,
+            message: format!(
+                "this node is serving its most connections at once ({max_connections}, --max-http-connections); retry shortly"
+            ),
+        },
+    })
+    .unwrap_or_default();
     format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()

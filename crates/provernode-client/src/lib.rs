@@ -5,6 +5,9 @@
 
 use std::time::Duration;
 
+use provernode_api::{Cancelled, Readiness, SubmitTask, Submitted, TaskList, TaskState, TaskWithAttempts};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +80,8 @@ impl NodeClient {
         }
         let status = resp.status().as_u16();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
+        // Read loosely: an error from another version may carry a code this
+        // one does not know.
         Err(ClientError::Api {
             status,
             code: body["error"]["code"].as_str().unwrap_or("unknown").to_owned(),
@@ -87,7 +92,7 @@ impl NodeClient {
         })
     }
 
-    async fn json(&self, builder: reqwest::RequestBuilder) -> Result<Value, ClientError> {
+    async fn json<R: DeserializeOwned>(&self, builder: reqwest::RequestBuilder) -> Result<R, ClientError> {
         self.send(builder)
             .await?
             .json()
@@ -95,18 +100,18 @@ impl NodeClient {
             .map_err(|e| ClientError::Malformed(e.to_string()))
     }
 
-    /// Submits a task (the body of POST /v1/tasks); returns the response.
-    pub async fn submit(&self, task: &Value) -> Result<Value, ClientError> {
+    /// Submits a task (the body of POST /v1/tasks).
+    pub async fn submit(&self, task: &SubmitTask) -> Result<Submitted, ClientError> {
         self.json(self.request(reqwest::Method::POST, "/v1/tasks").json(task))
             .await
     }
 
-    pub async fn task(&self, id: &str) -> Result<Value, ClientError> {
+    pub async fn task(&self, id: &str) -> Result<TaskWithAttempts, ClientError> {
         self.json(self.request(reqwest::Method::GET, &format!("/v1/tasks/{id}")))
             .await
     }
 
-    pub async fn list(&self, state: Option<&str>, limit: u32) -> Result<Value, ClientError> {
+    pub async fn list(&self, state: Option<&str>, limit: u32) -> Result<TaskList, ClientError> {
         let mut r = self
             .request(reqwest::Method::GET, "/v1/tasks")
             .query(&[("limit", limit.to_string())]);
@@ -126,34 +131,42 @@ impl NodeClient {
             .map_err(|e| ClientError::Malformed(e.to_string()))
     }
 
-    pub async fn cancel(&self, id: &str) -> Result<Value, ClientError> {
+    pub async fn cancel(&self, id: &str) -> Result<Cancelled, ClientError> {
         self.json(self.request(reqwest::Method::POST, &format!("/v1/tasks/{id}/cancel")))
             .await
     }
 
     /// POSTs a JSON body to an agent API path (`/v1/agent/...`).
-    pub async fn agent_post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+    pub async fn agent_post<B, R>(&self, path: &str, body: &B) -> Result<R, ClientError>
+    where
+        B: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
         self.json(self.request(reqwest::Method::POST, path).json(body))
             .await
     }
 
-    pub async fn ready(&self) -> Result<Value, ClientError> {
+    pub async fn ready(&self) -> Result<Readiness, ClientError> {
         self.json(self.request(reqwest::Method::GET, "/readyz")).await
     }
 
     /// Polls until the task ends; returns its final view.
-    pub async fn wait(&self, id: &str, poll: Duration, timeout: Duration) -> Result<Value, ClientError> {
+    pub async fn wait(
+        &self,
+        id: &str,
+        poll: Duration,
+        timeout: Duration,
+    ) -> Result<TaskWithAttempts, ClientError> {
         let start = tokio::time::Instant::now();
         loop {
             let t = self.task(id).await?;
-            match t["state"].as_str() {
-                Some("queued") | Some("leased") => {}
-                _ => return Ok(t),
+            if !matches!(t.task.state, TaskState::Queued | TaskState::Leased) {
+                return Ok(t);
             }
             if start.elapsed() > timeout {
                 return Err(ClientError::Malformed(format!(
-                    "task {id} did not finish within {timeout:?} (still {})",
-                    t["state"]
+                    "task {id} did not finish within {timeout:?} (still {:?})",
+                    t.task.state
                 )));
             }
             tokio::time::sleep(poll).await;

@@ -137,6 +137,8 @@ pub enum Command {
     Broker(BrokerArgs),
     /// Run a cluster agent: claim work from a broker and prove it in isolated workers.
     Agent(AgentArgs),
+    /// Print the HTTP API's OpenAPI document (docs/openapi.json), derived from the code.
+    Openapi,
     /// (internal) A worker process; the node starts these itself.
     #[command(hide = true)]
     Worker {

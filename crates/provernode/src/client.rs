@@ -6,8 +6,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
 use comfy_table::{presets, Table};
+use provernode_api::{SubmitTask, TaskState, TypedInput};
 use provernode_client::NodeClient;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
 use crate::cli::{InputFlags, NodeFlags, Submit};
 
@@ -15,33 +16,23 @@ fn client(node: &NodeFlags) -> Result<NodeClient> {
     Ok(NodeClient::new(&node.node, node.token.clone())?)
 }
 
-/// The JSON input fields for a task from the command-line input flags.
-pub fn input_fields(flags: &InputFlags, body: &mut Map<String, Value>) -> Result<()> {
+/// The input fields of a task from the command-line input flags.
+pub fn input_fields(flags: &InputFlags, task: &mut SubmitTask) -> Result<()> {
     if let Some(path) = &flags.input_file {
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read the input file {}", path.display()))?;
-        body.insert(
-            "input_base64".into(),
-            base64::engine::general_purpose::STANDARD.encode(bytes).into(),
-        );
+        task.input_base64 = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
     } else if let Some(h) = &flags.input_hex {
-        body.insert("input_hex".into(), h.trim().into());
+        task.input_hex = Some(h.trim().to_owned());
     } else {
-        let mut typed = Map::new();
-        if let Some(n) = flags.n {
-            typed.insert("n".into(), n.into());
-        }
-        if let Some(r) = flags.rounds {
-            typed.insert("rounds".into(), r.into());
-        }
-        if let Some(s) = flags.seed {
-            typed.insert("seed".into(), hex::encode(s).into());
-        }
-        if let Some(t) = &flags.text {
-            typed.insert("text".into(), t.clone().into());
-        }
-        if !typed.is_empty() {
-            body.insert("input".into(), Value::Object(typed));
+        let typed = TypedInput {
+            n: flags.n,
+            rounds: flags.rounds,
+            seed: flags.seed.map(hex::encode),
+            text: flags.text.clone(),
+        };
+        if typed != TypedInput::default() {
+            task.input = Some(typed);
         }
     }
     Ok(())
@@ -49,52 +40,35 @@ pub fn input_fields(flags: &InputFlags, body: &mut Map<String, Value>) -> Result
 
 pub async fn submit(args: Submit) -> Result<()> {
     let c = client(&args.node)?;
-    let mut body = Map::new();
+    let mut task = SubmitTask::default();
     let path = std::path::Path::new(&args.program);
     if provernode_guests::find(&args.program).is_none() && path.is_file() {
         let elf = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        body.insert(
-            "elf_base64".into(),
-            base64::engine::general_purpose::STANDARD.encode(elf).into(),
-        );
-        let name = path
+        task.elf_base64 = Some(base64::engine::general_purpose::STANDARD.encode(elf));
+        task.program = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        body.insert("program".into(), name.into());
     } else {
-        body.insert("program".into(), args.program.clone().into());
+        task.program = args.program.clone();
     }
-    body.insert("backend".into(), args.backend.clone().into());
-    if let Some(abi) = args.abi {
-        body.insert("abi".into(), abi.name().into());
-    }
-    input_fields(&args.input, &mut body)?;
-    let mut put = |k: &str, v: Option<Value>| {
-        if let Some(v) = v {
-            body.insert(k.into(), v);
-        }
-    };
-    put("proof_kind", args.proof_kind.clone().map(Into::into));
-    put("priority", args.priority.map(Into::into));
-    put("timeout_secs", args.timeout_secs.map(Into::into));
-    put("memory_limit_mib", args.memory_limit_mib.map(Into::into));
-    put("max_attempts", args.max_attempts.map(Into::into));
-    put("max_cycles", args.max_cycles.map(Into::into));
-    put("max_guest_memory_mib", args.max_guest_memory_mib.map(Into::into));
-    put("idempotency_key", args.idempotency_key.clone().map(Into::into));
+    task.backend = Some(args.backend.clone());
+    task.abi = args.abi.map(|a| a.name().to_owned());
+    input_fields(&args.input, &mut task)?;
+    task.proof_kind = args.proof_kind.clone();
+    task.priority = args.priority;
+    task.timeout_secs = args.timeout_secs;
+    task.memory_limit_mib = args.memory_limit_mib;
+    task.max_attempts = args.max_attempts;
+    task.max_cycles = args.max_cycles;
+    task.max_guest_memory_mib = args.max_guest_memory_mib;
+    task.idempotency_key = args.idempotency_key.clone();
     if let Some(d) = args.deadline_secs {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
-        put(
-            "deadline_ms",
-            Some(Value::from(((now.as_secs_f64() + d) * 1000.0) as i64)),
-        );
+        task.deadline_ms = Some(((now.as_secs_f64() + d) * 1000.0) as i64);
     }
-    let resp = c.submit(&Value::Object(body)).await?;
-    let id = resp["id"]
-        .as_str()
-        .context("the node returned no task id")?
-        .to_owned();
+    let resp = c.submit(&task).await?;
+    let id = resp.id.clone();
     if !args.wait {
         if args.json {
             println!("{}", serde_json::to_string_pretty(&resp)?);
@@ -106,7 +80,7 @@ pub async fn submit(args: Submit) -> Result<()> {
     let task = c
         .wait(&id, Duration::from_millis(200), Duration::from_secs(365 * 86400))
         .await?;
-    if task["state"] == "succeeded" {
+    if task.task.state == TaskState::Succeeded {
         let proof = c.proof(&id).await?;
         let out = args
             .output
@@ -120,7 +94,7 @@ pub async fn submit(args: Submit) -> Result<()> {
         } else {
             println!(
                 "{id} succeeded: {}",
-                task["output"].as_str().unwrap_or("(output)")
+                task.task.output.as_deref().unwrap_or("(output)")
             );
             println!("proof written to {} ({} bytes)", out.display(), proof.len());
         }
@@ -131,54 +105,61 @@ pub async fn submit(args: Submit) -> Result<()> {
         }
         bail!(
             "task {id} ended {} ({}): {}",
-            task["state"].as_str().unwrap_or("?"),
-            task["terminal_reason"].as_str().unwrap_or("?"),
-            task["detail"].as_str().unwrap_or("")
+            state_name(task.task.state),
+            task.task.terminal_reason.as_deref().unwrap_or("?"),
+            task.task.detail.as_deref().unwrap_or("")
         )
     }
 }
 
+/// A state as the API names it.
+pub fn state_name(state: TaskState) -> String {
+    serde_json::to_value(state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 pub async fn status(id: &str, node: &NodeFlags, as_json: bool) -> Result<()> {
-    let t = client(node)?.task(id).await?;
+    let detailed = client(node)?.task(id).await?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&t)?);
+        println!("{}", serde_json::to_string_pretty(&detailed)?);
         return Ok(());
     }
-    let s = |v: &Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
-    println!("task      {}", s(&t["id"]));
-    println!("state     {}", s(&t["state"]));
-    if !t["terminal_reason"].is_null() {
-        println!("reason    {}", s(&t["terminal_reason"]));
+    let t = &detailed.task;
+    println!("task      {}", t.id);
+    println!("state     {}", state_name(t.state));
+    if let Some(reason) = &t.terminal_reason {
+        println!("reason    {reason}");
     }
-    if !t["detail"].is_null() {
-        println!("detail    {}", s(&t["detail"]));
+    if let Some(detail) = &t.detail {
+        println!("detail    {detail}");
     }
+    println!("program   {} [{}]", t.program.name, t.program.abi);
+    println!("backend   {}", t.backend);
     println!(
-        "program   {} [{}]",
-        s(&t["program"]["name"]),
-        s(&t["program"]["abi"])
+        "attempts  {} started; {} of {} failures allowed; {} lease losses",
+        t.attempts, t.failures, t.limits.max_attempts, t.lease_losses
     );
-    println!("backend   {}", s(&t["backend"]));
-    println!("attempts  {} of {}", t["attempts"], t["limits"]["max_attempts"]);
-    if !t["output"].is_null() {
-        println!("output    {}", s(&t["output"]));
+    if let Some(output) = &t.output {
+        println!("output    {output}");
     }
-    if let Some(history) = t["attempt_history"].as_array().filter(|h| !h.is_empty()) {
+    if !detailed.attempt_history.is_empty() {
         let mut table = Table::new();
         table
             .load_preset(presets::ASCII_MARKDOWN)
             .set_header(vec!["#", "owner", "outcome", "seconds", "detail"]);
-        for a in history {
-            let secs = match (a["started_ms"].as_i64(), a["ended_ms"].as_i64()) {
-                (Some(s), Some(e)) => format!("{:.2}", (e - s) as f64 / 1000.0),
-                _ => "running".into(),
+        for a in &detailed.attempt_history {
+            let secs = match a.ended_ms {
+                Some(e) => format!("{:.2}", (e - a.started_ms) as f64 / 1000.0),
+                None => "running".into(),
             };
             table.add_row(vec![
-                a["attempt"].to_string(),
-                s(&a["owner"]),
-                a["outcome"].as_str().unwrap_or("running").to_owned(),
+                a.attempt.to_string(),
+                a.owner.clone(),
+                a.outcome.clone().unwrap_or_else(|| "running".into()),
                 secs,
-                a["detail"].as_str().unwrap_or("").to_owned(),
+                a.detail.clone().unwrap_or_default(),
             ]);
         }
         println!("{table}");
@@ -220,16 +201,15 @@ pub async fn tasks(
     table.load_preset(presets::ASCII_MARKDOWN).set_header(vec![
         "id", "state", "reason", "program", "backend", "attempts", "output",
     ]);
-    for t in list["tasks"].as_array().into_iter().flatten() {
-        let s = |v: &Value| v.as_str().unwrap_or("").to_owned();
+    for t in &list.tasks {
         table.add_row(vec![
-            s(&t["id"]),
-            s(&t["state"]),
-            s(&t["terminal_reason"]),
-            format!("{} [{}]", s(&t["program"]["name"]), s(&t["program"]["abi"])),
-            s(&t["backend"]),
-            t["attempts"].to_string(),
-            s(&t["output"]),
+            t.id.clone(),
+            state_name(t.state),
+            t.terminal_reason.clone().unwrap_or_default(),
+            format!("{} [{}]", t.program.name, t.program.abi),
+            t.backend.clone(),
+            t.attempts.to_string(),
+            t.output.clone().unwrap_or_default(),
         ]);
     }
     println!("{table}");

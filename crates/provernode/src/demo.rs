@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use comfy_table::{presets, Table};
+use provernode_api::SubmitTask;
 use provernode_backends::Registry;
 use provernode_client::NodeClient;
 use provernode_core::ProofEnvelope;
-use serde_json::{Map, Value};
 
 use crate::cli::InputFlags;
 use crate::client::input_fields;
@@ -56,18 +56,19 @@ pub async fn run(only: &[String], workers: usize) -> Result<()> {
                         text: args.text.clone(),
                         ..InputFlags::default()
                     };
-                    let mut body = Map::new();
-                    body.insert("program".into(), guest.name.into());
-                    body.insert("backend".into(), backend.name().into());
-                    body.insert("abi".into(), abi.name().into());
-                    input_fields(&flags, &mut body)?;
+                    let mut task = SubmitTask {
+                        program: guest.name.to_owned(),
+                        backend: Some(backend.name().to_owned()),
+                        abi: Some(abi.name().to_owned()),
+                        ..SubmitTask::default()
+                    };
+                    input_fields(&flags, &mut task)?;
                     if backend.name() != "trace" {
                         // Room for a prover's start-up inside the attempt
                         // on a slow machine (the node's default is 10 min).
-                        body.insert("timeout_secs".into(), 3600.into());
+                        task.timeout_secs = Some(3600.0);
                     }
-                    let resp = client.submit(&Value::Object(body)).await?;
-                    let id = resp["id"].as_str().context("no task id")?.to_owned();
+                    let id = client.submit(&task).await?.id;
                     let input = guest.encode_input(&args)?;
                     submitted.push((backend.name(), abi, guest, input, id));
                 }
@@ -92,10 +93,13 @@ pub async fn run(only: &[String], workers: usize) -> Result<()> {
         let task = client
             .wait(id, Duration::from_millis(20), Duration::from_secs(3600))
             .await?;
-        if task["state"] != "succeeded" {
+        if task.task.state != provernode_api::TaskState::Succeeded {
             failures.push(format!(
                 "{backend} {abi} {}: {} ({}) {}",
-                guest.name, task["state"], task["terminal_reason"], task["detail"]
+                guest.name,
+                crate::client::state_name(task.task.state),
+                task.task.terminal_reason.as_deref().unwrap_or(""),
+                task.task.detail.as_deref().unwrap_or("")
             ));
             continue;
         }
@@ -117,10 +121,10 @@ pub async fn run(only: &[String], workers: usize) -> Result<()> {
             ));
             continue;
         }
-        let prove_ms = task["attempt_history"]
-            .as_array()
-            .and_then(|h| h.last())
-            .and_then(|a| Some(a["ended_ms"].as_i64()? - a["started_ms"].as_i64()?))
+        let prove_ms = task
+            .attempt_history
+            .last()
+            .and_then(|a| Some(a.ended_ms? - a.started_ms))
             .unwrap_or(0);
         table.add_row(vec![
             backend.to_string(),

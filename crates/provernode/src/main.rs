@@ -43,6 +43,10 @@ fn dispatch(cli: cli::Cli) -> Result<()> {
         Command::Run(args) => Ok(runtime()?.block_on(provernode_node::run(args, worker_exe()?))?),
         Command::Broker(args) => Ok(runtime()?.block_on(provernode_node::broker(args))?),
         Command::Agent(args) => Ok(runtime()?.block_on(provernode_node::agent(args, worker_exe()?))?),
+        Command::Openapi => {
+            print!("{}", provernode_broker::openapi_json());
+            Ok(())
+        }
         Command::Worker { dir, parent } => {
             if let Some(parent) = parent {
                 provernode_worker::child::bind_to_parent(parent)?;

@@ -572,3 +572,27 @@ fn is_zombie(pid: u32) -> bool {
         })
         .unwrap_or(true)
 }
+
+// ---------------------------------------------------------------- 12. Smaller ones
+
+/// Item 12: an attempt ended by the task's deadline said to raise the
+/// timeout, which would not have helped.
+#[test]
+fn a_deadline_failure_says_deadline_not_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&dir.path().join("data"), &["--workers", "1"], &[]);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let id = node.submit(json!({"program": "spin", "deadline_ms": now_ms + 2000, "timeout_secs": 300}));
+    let t = node.wait_terminal(&id, LONG);
+    assert_eq!(
+        (t["state"].as_str(), t["terminal_reason"].as_str()),
+        (Some("failed"), Some("deadline_passed")),
+        "{t}"
+    );
+    let details = t.to_string();
+    assert!(details.contains("deadline"), "{t}");
+    assert!(!details.contains("timeout_secs"), "the deadline failure advises raising the timeout: {t}");
+}
