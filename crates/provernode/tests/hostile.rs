@@ -594,5 +594,8 @@ fn a_deadline_failure_says_deadline_not_timeout() {
     );
     let details = t.to_string();
     assert!(details.contains("deadline"), "{t}");
-    assert!(!details.contains("timeout_secs"), "the deadline failure advises raising the timeout: {t}");
+    assert!(
+        !details.contains("timeout_secs"),
+        "the deadline failure advises raising the timeout: {t}"
+    );
 }
