@@ -10,7 +10,7 @@ use provernode_broker::{router, sweep_forever, ApiState};
 use provernode_client::NodeClient;
 use provernode_core::Readiness;
 use provernode_store::{PgStore, Store};
-use provernode_worker::{detect_limiter, reap_orphans, scratch_root};
+use provernode_worker::{detect_limiter, scratch_root};
 use tokio::sync::{watch, Notify};
 
 use crate::datadir::DataDir;
@@ -144,21 +144,7 @@ pub async fn agent(args: AgentArgs, worker_exe: std::path::PathBuf) -> Result<()
     // The agent's directory: one agent per directory, like a node's data
     // directory, because it holds the record of the agent's workers.
     let own_dir = DataDir::lock(&args.scratch_dir)?;
-    let records = own_dir.path().join("workers");
-    std::fs::create_dir_all(&records).map_err(|e| NodeError::DataDir {
-        path: records.clone(),
-        what: "cannot create the worker records directory".into(),
-        error: e,
-    })?;
-    let reaped = tokio::task::spawn_blocking({
-        let records = records.clone();
-        move || reap_orphans(&records)
-    })
-    .await
-    .unwrap_or_default();
-    if !reaped.killed.is_empty() {
-        tracing::warn!(killed = ?reaped.killed, "killed workers a previous run of this agent left running");
-    }
+    let records = own_dir.worker_records().await?;
     let scratch = scratch_root(own_dir.path());
     let limiter = detect_limiter();
     tracing::info!(limiter = %limiter.describe(), "memory limits");

@@ -84,6 +84,28 @@ impl DataDir {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The directory where this node's workers are recorded, after killing
+    /// every worker a dead run of this directory left running (see
+    /// `provernode_worker::reap_orphans`). Call it before any worker starts.
+    pub async fn worker_records(&self) -> Result<PathBuf, NodeError> {
+        let records = self.path.join("workers");
+        std::fs::create_dir_all(&records).map_err(|e| NodeError::DataDir {
+            path: records.clone(),
+            what: "cannot create the worker records directory".into(),
+            error: e,
+        })?;
+        let reaped = tokio::task::spawn_blocking({
+            let records = records.clone();
+            move || provernode_worker::reap_orphans(&records)
+        })
+        .await
+        .unwrap_or_default();
+        if !reaped.killed.is_empty() {
+            tracing::warn!(killed = ?reaped.killed, dir = %self.path.display(), "killed workers a previous run of this directory left running");
+        }
+        Ok(records)
+    }
 }
 
 #[cfg(test)]

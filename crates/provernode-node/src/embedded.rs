@@ -21,7 +21,7 @@ use provernode_backends::Registry;
 use provernode_broker::{router, sweep_forever, ApiConfig, ApiState};
 use provernode_core::Readiness;
 use provernode_store::{SqliteOptions, SqliteStore, Store, Synchronous};
-use provernode_worker::{detect_limiter, reap_orphans, scratch_root};
+use provernode_worker::{detect_limiter, scratch_root};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
@@ -71,21 +71,7 @@ pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode, N
     let limits = serve_limits(&args.http, args.slots.workers, open_files)?;
 
     let data_dir = DataDir::lock(&args.data_dir)?;
-    let records = data_dir.path().join("workers");
-    std::fs::create_dir_all(&records).map_err(|e| NodeError::DataDir {
-        path: records.clone(),
-        what: "cannot create the worker records directory".into(),
-        error: e,
-    })?;
-    let reaped = tokio::task::spawn_blocking({
-        let records = records.clone();
-        move || reap_orphans(&records)
-    })
-    .await
-    .unwrap_or_default();
-    if !reaped.killed.is_empty() {
-        tracing::warn!(killed = ?reaped.killed, "killed workers a previous run of this data directory left running");
-    }
+    let records = data_dir.worker_records().await?;
 
     let options = SqliteOptions {
         synchronous: match args.sqlite_synchronous {

@@ -160,6 +160,86 @@ where
     })
 }
 
+/// The `Store` impl of a store type whose inherent `do_*` methods do the
+/// work and whose `health` field watches it: every call's result goes
+/// through [`Health::observe`], and `ping` adds the damage seen and, while
+/// the disk is full, the write probe. One definition for both databases.
+macro_rules! observed_store {
+    ($store:ty) => {
+        #[async_trait]
+        impl Store for $store {
+            async fn submit(&self, task: NewTask) -> Result<Submitted, StoreError> {
+                self.health.observe(self.do_submit(task).await)
+            }
+            async fn task(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {
+                self.health.observe(self.do_task(id).await)
+            }
+            async fn attempts(&self, id: TaskId) -> Result<Vec<AttemptRecord>, StoreError> {
+                self.health.observe(self.do_attempts(id).await)
+            }
+            async fn list(&self, filter: &ListFilter) -> Result<Vec<TaskRecord>, StoreError> {
+                self.health.observe(self.do_list(filter).await)
+            }
+            async fn proof(&self, id: TaskId) -> Result<Option<Vec<u8>>, StoreError> {
+                self.health.observe(self.do_proof(id).await)
+            }
+            async fn cancel(&self, id: TaskId, detail: &str) -> Result<CancelOutcome, StoreError> {
+                self.health.observe(self.do_cancel(id, detail).await)
+            }
+            async fn claim(&self, request: &ClaimRequest) -> Result<Option<Lease>, StoreError> {
+                self.health.observe(self.do_claim(request).await)
+            }
+            async fn heartbeat(&self, lease: &LeaseRef, ttl_ms: u64) -> Result<LeaseStatus, StoreError> {
+                self.health.observe(self.do_heartbeat(lease, ttl_ms).await)
+            }
+            async fn complete(
+                &self,
+                lease: &LeaseRef,
+                envelope: &[u8],
+                public_output: &[u8],
+                cycles: u64,
+            ) -> Result<Completion, StoreError> {
+                let result = self
+                    .do_complete(lease, envelope, public_output, cycles)
+                    .await;
+                self.health.observe(result)
+            }
+            async fn fail(
+                &self,
+                lease: &LeaseRef,
+                failure: &AttemptFailure,
+            ) -> Result<FailureOutcome, StoreError> {
+                self.health.observe(self.do_fail(lease, failure).await)
+            }
+            async fn release(&self, lease: &LeaseRef, detail: &str) -> Result<ReleaseOutcome, StoreError> {
+                self.health.observe(self.do_release(lease, detail).await)
+            }
+            async fn sweep(&self) -> Result<SweepReport, StoreError> {
+                self.health.observe(self.do_sweep().await)
+            }
+            async fn expire_leases(&self, owner_prefix: Option<&str>) -> Result<SweepReport, StoreError> {
+                self.health
+                    .observe(self.do_expire_leases(owner_prefix).await)
+            }
+            async fn counts(&self) -> Result<Vec<(TaskState, u64)>, StoreError> {
+                self.health.observe(self.do_counts().await)
+            }
+            async fn ping(&self) -> Result<(), StoreError> {
+                if let Some(e) = self.health.corrupt_error() {
+                    return Err(e);
+                }
+                self.health.observe(self.do_ping().await)?;
+                if self.health.disk_full() {
+                    self.health.observe(self.write_probe().await)?;
+                    self.health.room_again();
+                }
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use observed_store;
+
 #[cfg(test)]
 mod tests {
     #[test]
