@@ -599,3 +599,68 @@ fn a_deadline_failure_says_deadline_not_timeout() {
         "the deadline failure advises raising the timeout: {t}"
     );
 }
+
+/// Items 8, 9, 11 and 12 against a real node over HTTP (the API tests in
+/// provernode-broker cover each case in detail): an oversized program name,
+/// a program id with another ABI, a malformed ELF, a built-in guest without
+/// its input, a non-ASCII idempotency key: each refused with a 4xx that
+/// says what is wrong, and the node keeps working.
+#[test]
+fn a_real_node_refuses_bad_submissions_at_the_door_and_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&dir.path().join("data"), &["--workers", "1"], &[]);
+    let fib_risc0 = provernode_guests::find("fibonacci").unwrap();
+    let risc0_id = fib_risc0.program(provernode_core::Abi::Risc0).id().to_string();
+    let mut junk_elf = fib_risc0.elf(provernode_core::Abi::Risc0)[..52].to_vec();
+    junk_elf.extend([0xa5u8; 1000]);
+    let b64 = |b: &[u8]| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(b)
+    };
+    for (what, body, code) in [
+        (
+            "a 1 MiB program name",
+            json!({"program": "n".repeat(1 << 20), "input_hex": "05000000", "elf_base64": b64(fib_risc0.elf(provernode_core::Abi::Risc0))}),
+            "invalid_request",
+        ),
+        (
+            "a risc0 program id with abi sp1",
+            json!({"program": risc0_id, "abi": "sp1", "input": {"n": 3}}),
+            "invalid_request",
+        ),
+        (
+            "a malformed ELF",
+            json!({"program": "mine", "input_hex": "05000000", "elf_base64": b64(&junk_elf)}),
+            "invalid_input",
+        ),
+        (
+            "fibonacci without --n",
+            json!({"program": "fibonacci"}),
+            "invalid_input",
+        ),
+    ] {
+        let (status, v) = post(&node, &body);
+        assert_eq!(
+            (status, v["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{what}: {v}"
+        );
+        assert!(v.to_string().len() < 2000, "{what}: the answer echoes the input");
+    }
+    let resp = node
+        .http()
+        .post(format!("{}/v1/tasks", node.base))
+        .header(
+            "idempotency-key",
+            reqwest::header::HeaderValue::from_bytes("clé".as_bytes()).unwrap(),
+        )
+        .json(&fib(3))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let (status, list) = get(&node, "/v1/tasks?limit=20");
+    assert_eq!(status, 200);
+    assert_eq!(list["tasks"].as_array().unwrap().len(), 0, "{list}");
+    let id = node.submit(fib(9));
+    assert_eq!(node.wait_terminal(&id, LONG)["state"], "succeeded");
+}
