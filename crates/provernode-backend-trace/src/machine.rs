@@ -365,11 +365,10 @@ mod tests {
     use super::*;
     use crate::elf::Segment;
 
-    /// Builds a machine whose code is `words` at 0x10000 and runs it until
-    /// the first ecall.
-    fn run<const RV64: bool>(words: &[u32]) -> Machine<RV64> {
+    /// An image whose only segment is `words` of code at 0x10000.
+    fn code(words: &[u32]) -> Image {
         let data: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-        let image = Image {
+        Image {
             entry: 0x10000,
             segments: vec![Segment {
                 vaddr: 0x10000,
@@ -377,8 +376,17 @@ mod tests {
                 flags: PF_X | PF_R,
                 data,
             }],
-        };
-        let mut m = Machine::<RV64>::new(&image, 0x1000, 1 << 32, 1 << 20).unwrap();
+        }
+    }
+
+    fn machine<const RV64: bool>(image: &Image) -> Machine<RV64> {
+        Machine::<RV64>::new(image, 0x1000, 1 << 32, 1 << 20).unwrap()
+    }
+
+    /// Builds a machine whose code is `words` at 0x10000 and runs it until
+    /// the first ecall.
+    fn run<const RV64: bool>(words: &[u32]) -> Machine<RV64> {
+        let mut m = machine::<RV64>(&code(words));
         assert_eq!(m.run(1000), Trap::Ecall);
         m
     }
@@ -508,7 +516,7 @@ mod tests {
                 },
             ],
         };
-        let mut m = Machine::<false>::new(&image, 0x1000, 1 << 32, 1 << 20).unwrap();
+        let mut m = machine::<false>(&image);
         let mut bytes = vec![0xaa; 4];
         bytes.extend(0x00100513u32.to_le_bytes()); // li a0, 1
         bytes.extend(ECALL.to_le_bytes());
@@ -522,21 +530,8 @@ mod tests {
     /// executable segments.
     #[test]
     fn a_jump_to_a_misaligned_address_says_so() {
-        let image = |words: &[u32]| {
-            let data: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-            Image {
-                entry: 0x10000,
-                segments: vec![Segment {
-                    vaddr: 0x10000,
-                    mem_size: data.len() as u64,
-                    flags: PF_X | PF_R,
-                    data,
-                }],
-            }
-        };
         // auipc a0, 0 ; jalr x0, 6(a0) -> 0x10006
-        let code = image(&[0x00000517, 0x00650067, ECALL, ECALL]);
-        let mut m = Machine::<false>::new(&code, 0x1000, 1 << 32, 1 << 20).unwrap();
+        let mut m = machine::<false>(&code(&[0x00000517, 0x00650067, ECALL, ECALL]));
         let trap = m.run(1000);
         assert_eq!(trap, Trap::Fault(Fault::PcMisaligned));
         let Trap::Fault(f) = trap else { unreachable!() };
@@ -545,17 +540,7 @@ mod tests {
 
     #[test]
     fn cycle_limit_stops_an_endless_loop() {
-        let data = 0x0000006fu32.to_le_bytes().to_vec(); // j .
-        let image = Image {
-            entry: 0x10000,
-            segments: vec![Segment {
-                vaddr: 0x10000,
-                mem_size: 4,
-                flags: PF_X | PF_R,
-                data,
-            }],
-        };
-        let mut m = Machine::<false>::new(&image, 0x1000, 1 << 32, 1 << 20).unwrap();
+        let mut m = machine::<false>(&code(&[0x0000006f])); // j .
         assert_eq!(m.run(500), Trap::CycleLimit);
         assert_eq!(m.cycles, 500);
     }

@@ -17,8 +17,8 @@ use crate::datadir::DataDir;
 use crate::settings::{secs, token, AgentArgs, BrokerArgs};
 use crate::signals::Signals;
 use crate::wiring::{
-    api_config, memory_budget_bytes, raise_open_file_limit, serve_limits, slot_configs, total_memory_bytes,
-    warm_first,
+    api_config, bind, memory_budget_bytes, raise_open_file_limit, serve_limits, slot_configs,
+    total_memory_bytes, warm_first,
 };
 use crate::NodeError;
 
@@ -97,16 +97,7 @@ pub async fn broker(args: BrokerArgs) -> Result<(), NodeError> {
         readiness,
         metrics,
     };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| NodeError::Listen {
-            addr: args.listen,
-            error: e,
-        })?;
-    let addr = listener.local_addr().map_err(|e| NodeError::Listen {
-        addr: args.listen,
-        error: e,
-    })?;
+    let (listener, addr) = bind(args.listen).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let sweeper = tokio::spawn(sweep_forever(store.clone(), sweep_every, stop_rx.clone()));
     let server = tokio::spawn(provernode_broker::serve(listener, router(state), limits, stop_rx));

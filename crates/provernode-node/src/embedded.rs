@@ -29,7 +29,7 @@ use crate::datadir::DataDir;
 use crate::settings::{secs, token, HttpFlags, RunNode, SlotFlags, SqliteSync, TaskDefaults, WorkerModeName};
 use crate::signals::Signals;
 use crate::wiring::{
-    api_config, memory_budget_bytes, raise_open_file_limit, serve_limits, slot_configs, warm_first,
+    api_config, bind, memory_budget_bytes, raise_open_file_limit, serve_limits, slot_configs, warm_first,
 };
 use crate::NodeError;
 
@@ -122,16 +122,7 @@ pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode, N
         readiness: readiness.clone(),
         metrics,
     };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| NodeError::Listen {
-            addr: args.listen,
-            error: e,
-        })?;
-    let addr = listener.local_addr().map_err(|e| NodeError::Listen {
-        addr: args.listen,
-        error: e,
-    })?;
+    let (listener, addr) = bind(args.listen).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let server = tokio::spawn(provernode_broker::serve(
         listener,

@@ -137,6 +137,17 @@ pub(crate) fn slot_configs(
         .collect()
 }
 
+/// Listens on `addr`; the address actually bound (a port 0 is chosen by
+/// the kernel) comes back with the listener.
+pub(crate) async fn bind(
+    addr: std::net::SocketAddr,
+) -> Result<(tokio::net::TcpListener, std::net::SocketAddr), NodeError> {
+    let listen_error = |error| NodeError::Listen { addr, error };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen_error)?;
+    let bound = listener.local_addr().map_err(listen_error)?;
+    Ok((listener, bound))
+}
+
 /// Raises the soft open-file limit to the hard one (a node holds one
 /// descriptor per client connection, and several per worker), and returns
 /// the soft limit now in force.

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::health::{discard_if_in_transaction, Health};
 use crate::rows::{
     attempt_from_row, attempt_summary, counts_from_rows, not_held_reason, parse_id, parse_state,
-    same_request, task_from_row, to_i64, ATTEMPT_COLUMNS, REQUEST_COLUMNS, TASK_COLUMNS,
+    same_request, task_from_row, tasks_up_to, to_i64, ATTEMPT_COLUMNS, REQUEST_COLUMNS, TASK_COLUMNS,
 };
 use crate::{
     AttemptFailure, AttemptRecord, CancelOutcome, ClaimRequest, Completion, FailureOutcome, Lease, LeaseRef,
@@ -254,18 +254,7 @@ impl PgStore {
             .bind(filter.state.map(|s| s.as_str()))
             .bind(filter.before.map(|b| b.to_string()))
             .bind(i64::from(filter.limit.clamp(1, 1000)));
-        let mut rows = query.fetch(&self.pool);
-        let mut tasks = Vec::new();
-        let mut bytes = 0usize;
-        while let Some(row) = futures_util::TryStreamExt::try_next(&mut rows).await? {
-            let task = task_from_row(&row)?;
-            bytes += task.variable_bytes();
-            tasks.push(task);
-            if bytes >= filter.max_bytes {
-                break;
-            }
-        }
-        Ok(tasks)
+        tasks_up_to(query.fetch(&self.pool), filter.max_bytes).await
     }
 
     async fn do_proof(&self, id: TaskId) -> Result<Option<Vec<u8>>, StoreError> {

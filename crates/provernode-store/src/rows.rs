@@ -186,3 +186,31 @@ pub(crate) fn not_held_reason(state: Option<TaskState>) -> String {
         Some(state) => format!("the task is already {state}"),
     }
 }
+
+/// The tasks of a row stream, newest first, until their variable-size fields
+/// pass `max_bytes` (at least one task): a list is bounded by bytes as well
+/// as rows, so no page of large names or outputs takes the node's memory.
+pub(crate) async fn tasks_up_to<'r, S, R>(
+    mut rows: S,
+    max_bytes: usize,
+) -> Result<Vec<TaskRecord>, StoreError>
+where
+    S: futures_core::Stream<Item = Result<R, sqlx::Error>> + Unpin,
+    R: Row + 'r,
+    &'static str: ColumnIndex<R>,
+    for<'a> String: Decode<'a, R::Database> + Type<R::Database>,
+    for<'a> i64: Decode<'a, R::Database> + Type<R::Database>,
+    for<'a> Vec<u8>: Decode<'a, R::Database> + Type<R::Database>,
+{
+    let mut tasks = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(row) = futures_util::TryStreamExt::try_next(&mut rows).await? {
+        let task = task_from_row(&row)?;
+        bytes += task.variable_bytes();
+        tasks.push(task);
+        if bytes >= max_bytes {
+            break;
+        }
+    }
+    Ok(tasks)
+}

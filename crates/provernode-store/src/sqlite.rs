@@ -11,7 +11,7 @@ use crate::generation::{check_files_before_open, check_identity, Generation, GEN
 use crate::health::{discard_if_in_transaction, Health};
 use crate::rows::{
     attempt_from_row, attempt_summary, counts_from_rows, not_held_reason, parse_id, parse_state,
-    same_request, task_from_row, to_i64, ATTEMPT_COLUMNS, REQUEST_COLUMNS, TASK_COLUMNS,
+    same_request, task_from_row, tasks_up_to, to_i64, ATTEMPT_COLUMNS, REQUEST_COLUMNS, TASK_COLUMNS,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
@@ -397,18 +397,7 @@ impl SqliteStore {
         }
         q.push(" ORDER BY id DESC LIMIT ")
             .push_bind(i64::from(filter.limit.clamp(1, 1000)));
-        let mut rows = q.build().fetch(&self.pool);
-        let mut tasks = Vec::new();
-        let mut bytes = 0usize;
-        while let Some(row) = futures_util::TryStreamExt::try_next(&mut rows).await? {
-            let task = task_from_row(&row)?;
-            bytes += task.variable_bytes();
-            tasks.push(task);
-            if bytes >= filter.max_bytes {
-                break;
-            }
-        }
-        Ok(tasks)
+        tasks_up_to(q.build().fetch(&self.pool), filter.max_bytes).await
     }
 
     async fn do_proof(&self, id: TaskId) -> Result<Option<Vec<u8>>, StoreError> {
