@@ -16,7 +16,10 @@ const NAMES: &[&str] = &[
     "RUST_LOG",
     "RUST_MIN_STACK",
     "PROVERNODE_LOG",
-    "CUDA_VISIBLE_DEVICES",
+    // Where a GPU prover's libraries are, and how many threads provers use.
+    "LD_LIBRARY_PATH",
+    "RAYON_NUM_THREADS",
+    "OMP_NUM_THREADS",
 ];
 
 /// Variables passed on by prefix: locale, and the knobs of the backends the
