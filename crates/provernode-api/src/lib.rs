@@ -127,8 +127,8 @@ pub struct TypedInput {
     pub text: Option<String>,
 }
 
-/// A task to prove. Give at most one of `input`, `input_hex` and
-/// `input_base64`; limits left out get the node's defaults (or the
+/// A task to prove. Give at most one of `input`, `input_hex`,
+/// `input_base64` and `input_items_base64`; limits left out get the node's defaults (or the
 /// backend's floors, where they are larger).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -150,6 +150,11 @@ pub struct SubmitTask {
     /// Raw input bytes as base64.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_base64: Option<String>,
+    /// Input items, each base64: for SP1 one `SP1Stdin::write` each (one
+    /// `sp1_zkvm::io::read` in the guest; an empty list is no input), for
+    /// RISC Zero concatenated as `ExecutorEnv::write` appends them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_items_base64: Option<Vec<String>>,
     /// The program's RISC-V ELF, base64; checked whole at submission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elf_base64: Option<String>,
@@ -224,7 +229,7 @@ pub struct Task {
     pub id: String,
     pub state: TaskState,
     /// Why a failed, cancelled or quarantined task ended: `timeout`,
-    /// `out_of_memory`, `crashed(SIGNAL)`, `invalid_input`, `backend_error`,
+    /// `out_of_memory`, `crashed(SIGNAL)`, `invalid_input`, `guest_panic`, `backend_error`,
     /// `lease_lost`, `cancelled` or `deadline_passed`.
     pub terminal_reason: Option<String>,
     pub detail: Option<String>,

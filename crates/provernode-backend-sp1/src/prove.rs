@@ -192,9 +192,10 @@ impl Sp1Backend {
     ) -> Result<(SP1PublicValues, ExecutionReport), BackendError> {
         let context = SP1Context::builder().max_cycles(limits.max_cycles).build();
         let elf: Elf = program.elf().into();
+        let stdin = stdin(program, input)?;
         let run = self.abandon_on_err(no_panic("SP1's executor", || {
             self.runtime()
-                .map(|rt| rt.block_on(node.inner().execute(&elf, stdin(input), context)))
+                .map(|rt| rt.block_on(node.inner().execute(&elf, stdin, context)))
         }))??;
         let (public_values, _digest, report) = self.abandon_on_err(run).map_err(|e| {
             match e.downcast_ref::<ExecutionError>() {
@@ -264,11 +265,18 @@ impl Sp1Backend {
     }
 }
 
-fn stdin(input: &[u8]) -> SP1Stdin {
-    // One hint item, as the guests' runtime and trace's SP1 host read it.
+/// The task's input as the `SP1Stdin` the SDK would have built: one item
+/// per `write` (provernode_core::input), no item for no input.
+fn stdin(program: &Program, input: &[u8]) -> Result<SP1Stdin, BackendError> {
+    let items = provernode_core::input::decode_items(input).map_err(|e| BackendError::MalformedInput {
+        program: program.name().into(),
+        reason: e.to_string(),
+    })?;
     let mut stdin = SP1Stdin::new();
-    stdin.write_slice(input);
-    stdin
+    for item in &items {
+        stdin.write_slice(item);
+    }
+    Ok(stdin)
 }
 
 fn encode_proof(elf: &[u8], proof: &SP1ProofWithPublicValues) -> Result<Vec<u8>, BackendError> {
@@ -384,7 +392,7 @@ impl Backend for Sp1Backend {
         let prover = self.prover()?;
         let started = Instant::now();
         let request = prover
-            .prove(&pk, stdin(input))
+            .prove(&pk, stdin(program, input)?)
             .cycle_limit(options.limits.max_cycles);
         let request = if kind == "compressed" {
             request.compressed()

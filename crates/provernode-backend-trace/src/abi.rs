@@ -14,6 +14,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::elf;
 use crate::machine::{Machine, Trap};
+use crate::sp1_precompiles;
 
 /// What one complete run produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,7 +56,10 @@ trait Host<const RV64: bool> {
     fn ecall(&mut self, m: &mut Machine<RV64>) -> Result<Option<u32>, Trap>;
     /// The committed public output.
     fn public_output(&self) -> &[u8];
+    /// What the guest wrote to stdout and stderr, interleaved (the tail).
     fn stdout(&self) -> &[u8];
+    /// What a non-zero exit code means, in this zkVM's terms.
+    fn exit_error(&self, program: String, code: u32) -> BackendError;
 }
 
 /// Appends committed bytes, refusing a public output past its cap.
@@ -67,9 +71,21 @@ fn commit_output(buf: &mut Vec<u8>, data: &[u8], what: &str) -> Result<(), Trap>
     Ok(())
 }
 
+/// Appends guest output, keeping the last `cap` bytes: a panic message
+/// comes last.
 fn append_capped(buf: &mut Vec<u8>, data: &[u8], cap: usize) {
-    let room = cap.saturating_sub(buf.len());
-    buf.extend_from_slice(&data[..data.len().min(room)]);
+    let data = &data[data.len().saturating_sub(cap)..];
+    buf.extend_from_slice(data);
+    if buf.len() > cap {
+        buf.drain(..buf.len() - cap);
+    }
+}
+
+/// The last few lines of guest output, for an error message.
+fn output_tail(output: &[u8]) -> String {
+    const TAIL: usize = 2048;
+    let text = String::from_utf8_lossy(&output[output.len().saturating_sub(TAIL)..]).into_owned();
+    text.trim().to_owned()
 }
 
 /// RISC Zero v1compat: `ecall` selector in t0; software calls dispatch on the
@@ -184,6 +200,20 @@ impl Host<false> for Risc0Host<'_> {
     fn stdout(&self) -> &[u8] {
         &self.stdout
     }
+
+    /// RISC Zero's exit codes are the guest's own (`env::exit`); a panic
+    /// is `sys_panic`, not an exit code. Exit code 1 is how provernode's
+    /// built-in guests reject input.
+    fn exit_error(&self, program: String, code: u32) -> BackendError {
+        match code {
+            1 => BackendError::InvalidInput { program },
+            code => BackendError::GuestExit {
+                program,
+                code,
+                stdout: output_tail(&self.stdout),
+            },
+        }
+    }
 }
 
 impl Risc0Host<'_> {
@@ -222,101 +252,227 @@ impl Risc0Host<'_> {
     }
 }
 
-/// SP1 v6: call number in t0, arguments in a0..a2, result in t0.
+/// SP1 v6: call number in t0, arguments in a0..a2, result in t0 (the call
+/// number itself unless the call returns something).
 pub struct Sp1Host {
     hints: VecDeque<Vec<u8>>,
     public_values: Vec<u8>,
     stdout: Vec<u8>,
+    wrote_stderr: bool,
     committed: [Option<u32>; 8],
+    /// Registers, pc and cycle count at ENTER_UNCONSTRAINED, while inside an
+    /// unconstrained block (memory keeps its own undo log).
+    unconstrained: Option<([u64; 33], u64, u64)>,
 }
 
 const SP1_HALT: u64 = 0x00;
 const SP1_WRITE: u64 = 0x02;
+const SP1_ENTER_UNCONSTRAINED: u64 = 0x03;
+const SP1_EXIT_UNCONSTRAINED: u64 = 0x04;
+const SP1_SHA_EXTEND: u64 = 0x00_30_01_05;
+const SP1_SHA_COMPRESS: u64 = 0x00_01_01_06;
+const SP1_KECCAK_PERMUTE: u64 = 0x00_01_01_09;
 const SP1_COMMIT: u64 = 0x10;
 const SP1_COMMIT_DEFERRED_PROOFS: u64 = 0x1A;
 const SP1_HINT_LEN: u64 = 0xF0;
 const SP1_HINT_READ: u64 = 0xF1;
 const SP1_FD_PUBLIC_VALUES: u64 = 13;
+/// Bytes written here are pushed to the front of the input stream: the next
+/// HINT_LEN/HINT_READ returns them.
+const SP1_FD_HINT: u64 = 14;
+
+/// SP1 6.10's system calls by number, for messages naming one the trace
+/// backend does not emulate (`syscall_code.rs` in succinctlabs/sp1).
+fn sp1_syscall_name(code: u64) -> Option<&'static str> {
+    Some(match code {
+        0x00_01_01_07 => "ED_ADD",
+        0x00_00_01_08 => "ED_DECOMPRESS",
+        0x00_01_01_0A => "SECP256K1_ADD",
+        0x00_00_01_0B => "SECP256K1_DOUBLE",
+        0x00_00_01_0C => "SECP256K1_DECOMPRESS",
+        0x00_01_01_0E => "BN254_ADD",
+        0x00_00_01_0F => "BN254_DOUBLE",
+        0x00_00_00_1B => "VERIFY_SP1_PROOF",
+        0x00_00_01_1C => "BLS12381_DECOMPRESS",
+        0x00_01_01_1D => "UINT256_MUL",
+        0x00_01_01_2F => "U256XU2048_MUL",
+        0x00_01_01_1E => "BLS12381_ADD",
+        0x00_00_01_1F => "BLS12381_DOUBLE",
+        0x00_01_01_20 => "BLS12381_FP_ADD",
+        0x00_01_01_21 => "BLS12381_FP_SUB",
+        0x00_01_01_22 => "BLS12381_FP_MUL",
+        0x00_01_01_23 => "BLS12381_FP2_ADD",
+        0x00_01_01_24 => "BLS12381_FP2_SUB",
+        0x00_01_01_25 => "BLS12381_FP2_MUL",
+        0x00_01_01_26 => "BN254_FP_ADD",
+        0x00_01_01_27 => "BN254_FP_SUB",
+        0x00_01_01_28 => "BN254_FP_MUL",
+        0x00_01_01_29 => "BN254_FP2_ADD",
+        0x00_01_01_2A => "BN254_FP2_SUB",
+        0x00_01_01_2B => "BN254_FP2_MUL",
+        0x00_01_01_2C => "SECP256R1_ADD",
+        0x00_00_01_2D => "SECP256R1_DOUBLE",
+        0x00_00_01_2E => "SECP256R1_DECOMPRESS",
+        0x00_01_01_30 => "UINT256_ADD_CARRY",
+        0x00_01_01_31 => "UINT256_MUL_CARRY",
+        0x0000_0132 => "MPROTECT",
+        0x00_00_01_33 => "POSEIDON2",
+        0x00_00_01_34 => "SIG_RETURN",
+        0x00_00_00_35 => "HINT_MPROTECT_FLUSH",
+        0x00_00_00_40 => "DUMP_ELF",
+        0x00_00_00_41 => "INSERT_PROFILER_SYMBOLS",
+        0x00_00_00_42 => "DELETE_PROFILER_SYMBOLS",
+        _ => return None,
+    })
+}
+
+/// SP1's hook file descriptors: a write asks the host to compute something
+/// and push the answer to the input stream.
+fn sp1_hook_name(fd: u64) -> Option<&'static str> {
+    Some(match fd {
+        15 => "ecrecover",
+        16 => "ed25519 decompression",
+        17 => "RSA multiplication modulo",
+        18 => "BLS12-381 square root",
+        19 => "BLS12-381 inverse",
+        20 => "field square root",
+        21 => "field inverse",
+        _ => return None,
+    })
+}
 
 impl Sp1Host {
-    /// The input is one hint item, as `SP1Stdin::write_slice` would push it.
-    pub fn new(input: &[u8]) -> Self {
+    /// The input items, in order, as `SP1Stdin` holds them: one per
+    /// `write`/`write_slice`/`write_vec` on the host, one per
+    /// `sp1_zkvm::io::read*` in the guest.
+    pub fn new(items: Vec<Vec<u8>>) -> Self {
         Sp1Host {
-            hints: VecDeque::from([input.to_vec()]),
+            hints: VecDeque::from(items),
             public_values: Vec::new(),
             stdout: Vec::new(),
+            wrote_stderr: false,
             committed: [None; 8],
+            unconstrained: None,
         }
+    }
+
+    fn halt(&self, exit_code: u64) -> Result<Option<u32>, Trap> {
+        // SP1 checks the committed digest only for a successful run: a guest
+        // that panics halts with code 1 before committing anything.
+        if exit_code != 0 {
+            return Ok(Some(exit_code as u32));
+        }
+        let digest = sha256(&self.public_values);
+        let expected: Vec<u32> = digest
+            .as_bytes()
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        for (i, (&want, got)) in expected.iter().zip(self.committed).enumerate() {
+            match got {
+                None => {
+                    return Err(bad(format!(
+                        "HALT before word {i} of the public-values digest was committed (COMMIT 0x10 for words 0..7)"
+                    )))
+                }
+                Some(got) if got != want => {
+                    return Err(bad(format!(
+                        "committed public-values digest word {i} is {got:#010x}, but SHA-256 of the public values gives {want:#010x}"
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(Some(0))
+    }
+
+    fn write(&mut self, m: &Machine<true>, fd: u64, ptr: u64, len: u64) -> Result<(), Trap> {
+        let data = guest_bytes(m, ptr, len)?;
+        match fd {
+            1 | 2 => {
+                self.wrote_stderr |= fd == 2 && !data.is_empty();
+                append_capped(&mut self.stdout, &data, MAX_STDOUT);
+            }
+            SP1_FD_PUBLIC_VALUES => commit_output(&mut self.public_values, &data, "public values")?,
+            SP1_FD_HINT => self.hints.push_front(data),
+            3 => {
+                return Err(bad(
+                    "WRITE to fd 3, which SP1 silently ignores: SP1 file descriptors are offset by 10, public values go to fd 13",
+                ))
+            }
+            fd => {
+                return Err(bad(match sp1_hook_name(fd) {
+                    Some(hook) => format!(
+                        "WRITE to fd {fd}, SP1's {hook} hook, which the trace backend does not emulate yet"
+                    ),
+                    None => format!(
+                        "WRITE to fd {fd}; SP1 guests write stdout (1), stderr (2), public values (13), hints (14) or a hook (15..21)"
+                    ),
+                }))
+            }
+        }
+        Ok(())
     }
 }
 
 impl Host<true> for Sp1Host {
     fn ecall(&mut self, m: &mut Machine<true>) -> Result<Option<u32>, Trap> {
         let (a0, a1, a2) = (m.reg(REG_A0), m.reg(REG_A1), m.reg(REG_A2));
-        match m.reg(REG_T0) {
-            SP1_HALT => {
-                let digest = sha256(&self.public_values);
-                let expected: Vec<u32> = digest
-                    .as_bytes()
-                    .chunks_exact(4)
-                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect();
-                for (i, (&want, got)) in expected.iter().zip(self.committed).enumerate() {
-                    match got {
-                        None => {
-                            return Err(bad(format!(
-                                "HALT before word {i} of the public-values digest was committed (COMMIT 0x10 for words 0..7)"
-                            )))
-                        }
-                        Some(got) if got != want => {
-                            return Err(bad(format!(
-                                "committed public-values digest word {i} is {got:#010x}, but SHA-256 of the public values gives {want:#010x}"
-                            )))
-                        }
-                        Some(_) => {}
-                    }
-                }
-                Ok(Some(a0 as u32))
+        let code = m.reg(REG_T0);
+        if self.unconstrained.is_some() && code != SP1_WRITE && code != SP1_EXIT_UNCONSTRAINED {
+            return Err(bad(format!(
+                "system call {code:#x} inside an unconstrained block, where SP1 allows only WRITE and EXIT_UNCONSTRAINED"
+            )));
+        }
+        match code {
+            SP1_HALT => return self.halt(a0),
+            SP1_WRITE => self.write(m, a0, a1, a2)?,
+            SP1_ENTER_UNCONSTRAINED => {
+                // The block runs, then EXIT_UNCONSTRAINED puts registers,
+                // memory and the cycle count back and resumes after this
+                // ecall with t0 = 0; what it wrote to fds stays written.
+                // SP1 counts no instruction of the block, this ecall
+                // included, and counts the exiting one: the cycle count
+                // kept here (which includes this ecall) stands for it.
+                self.unconstrained = Some((m.regs, m.pc, m.cycles));
+                m.mem.checkpoint();
+                m.set_reg(REG_T0, 1);
             }
-            SP1_WRITE => {
-                let data = guest_bytes(m, a1, a2)?;
-                match a0 {
-                    1 | 2 => append_capped(&mut self.stdout, &data, MAX_STDOUT),
-                    SP1_FD_PUBLIC_VALUES => commit_output(&mut self.public_values, &data, "public values")?,
-                    3 => {
-                        return Err(bad(
-                            "WRITE to fd 3, which SP1 silently ignores: SP1 file descriptors are offset by 10, public values go to fd 13",
-                        ))
-                    }
-                    fd => {
-                        return Err(bad(format!(
-                            "WRITE to fd {fd}; SP1 guests write stdout (1), stderr (2) or public values (13)"
-                        )))
-                    }
-                }
-                Ok(None)
+            SP1_EXIT_UNCONSTRAINED => {
+                let Some((regs, pc, cycles)) = self.unconstrained.take() else {
+                    return Err(bad("EXIT_UNCONSTRAINED outside an unconstrained block"));
+                };
+                m.mem.rollback();
+                m.regs = regs;
+                m.pc = pc;
+                m.cycles = cycles;
+                m.set_reg(REG_T0, 0);
             }
+            SP1_SHA_EXTEND => sp1_precompiles::sha_extend(m, a0, a1)?,
+            SP1_SHA_COMPRESS => sp1_precompiles::sha_compress(m, a0, a1)?,
+            SP1_KECCAK_PERMUTE => sp1_precompiles::keccak_permute(m, a0, a1)?,
             SP1_COMMIT => {
                 let slot = self
                     .committed
                     .get_mut(a0 as usize)
                     .ok_or_else(|| bad(format!("COMMIT word index {a0} is not in 0..8")))?;
                 *slot = Some(a1 as u32);
-                Ok(None)
             }
             SP1_COMMIT_DEFERRED_PROOFS => {
                 if a0 >= 8 {
-                    return Err(bad(format!("COMMIT_DEFERRED_PROOFS word index {a0} is not in 0..8")));
+                    return Err(bad(format!(
+                        "COMMIT_DEFERRED_PROOFS word index {a0} is not in 0..8"
+                    )));
                 }
                 if a1 as u32 != 0 {
-                    return Err(bad("deferred proofs are not supported: COMMIT_DEFERRED_PROOFS words must be 0"));
+                    return Err(bad(
+                        "deferred proofs are not supported: COMMIT_DEFERRED_PROOFS words must be 0",
+                    ));
                 }
-                Ok(None)
             }
             SP1_HINT_LEN => {
                 let len = self.hints.front().map_or(u64::MAX, |h| h.len() as u64);
                 m.set_reg(REG_T0, len);
-                Ok(None)
             }
             SP1_HINT_READ => {
                 if a0 % 8 != 0 {
@@ -332,16 +488,21 @@ impl Host<true> for Sp1Host {
                         item.len()
                     )));
                 }
-                // The host writes whole 8-byte words.
+                // The host writes whole 8-byte words, the last one padded.
                 let mut padded = item;
                 padded.resize(padded.len().div_ceil(8) * 8, 0);
                 m.host_write(a0, &padded).map_err(Trap::from)?;
-                Ok(None)
             }
-            t0 => Err(bad(format!(
-                "ecall t0={t0:#x} is not emulated by the trace backend (supported: HALT, WRITE, COMMIT, COMMIT_DEFERRED_PROOFS, HINT_LEN, HINT_READ)"
-            ))),
+            code => {
+                return Err(bad(match sp1_syscall_name(code) {
+                    Some(name) => {
+                        format!("SP1 system call {name} ({code:#x}) is not emulated by the trace backend yet")
+                    }
+                    None => format!("ecall t0={code:#x} is not an SP1 v6 system call"),
+                }))
+            }
         }
+        Ok(None)
     }
 
     fn public_output(&self) -> &[u8] {
@@ -351,17 +512,53 @@ impl Host<true> for Sp1Host {
     fn stdout(&self) -> &[u8] {
         &self.stdout
     }
+
+    fn exit_error(&self, program: String, code: u32) -> BackendError {
+        sp1_exit_error(program, code, self.wrote_stderr, &self.stdout)
+    }
+}
+
+/// SP1's exit codes (sp1-zkvm 6): 1 is a Rust panic, whose handler writes
+/// the message to stderr first; 3 is `halt_invalid_hint`, a hint that
+/// failed its check. Exit code 1 with nothing on stderr is how provernode's
+/// built-in guests reject input.
+pub fn sp1_exit_error(program: String, code: u32, wrote_stderr: bool, output: &[u8]) -> BackendError {
+    match code {
+        1 if wrote_stderr => BackendError::GuestPanic {
+            program,
+            what: "panicked (SP1 exit code 1)".into(),
+            output: output_tail(output),
+        },
+        1 => BackendError::InvalidInput { program },
+        3 => BackendError::GuestPanic {
+            program,
+            what: "halted on a hint that failed its check (SP1 exit code 3: `halt_invalid_hint`)".into(),
+            output: output_tail(output),
+        },
+        code => BackendError::GuestExit {
+            program,
+            code,
+            stdout: output_tail(output),
+        },
+    }
 }
 
 /// Runs `program` on `input` to completion under `limits`.
 pub fn run(program: &Program, input: &[u8], limits: &Limits) -> Result<Outcome, BackendError> {
-    let image = elf::load(program.elf(), program.abi()).map_err(|reason| BackendError::MalformedProgram {
+    let image = elf::load_program(program).map_err(|reason| BackendError::MalformedProgram {
         program: program.name().to_owned(),
         reason,
     })?;
     match program.abi() {
         Abi::Risc0 => drive::<false, _>(program, &image, limits, Risc0Host::new(input)),
-        Abi::Sp1 => drive::<true, _>(program, &image, limits, Sp1Host::new(input)),
+        Abi::Sp1 => {
+            let items =
+                provernode_core::input::decode_items(input).map_err(|e| BackendError::MalformedInput {
+                    program: program.name().to_owned(),
+                    reason: e.to_string(),
+                })?;
+            drive::<true, _>(program, &image, limits, Sp1Host::new(items))
+        }
     }
 }
 
@@ -415,16 +612,8 @@ fn drive<const RV64: bool, H: Host<RV64>>(
             },
         });
     };
-    match exit_code {
-        0 => {}
-        1 => return Err(BackendError::InvalidInput { program: name() }),
-        code => {
-            return Err(BackendError::GuestExit {
-                program: name(),
-                code,
-                stdout: String::from_utf8_lossy(host.stdout()).into_owned(),
-            })
-        }
+    if exit_code != 0 {
+        return Err(host.exit_error(name(), exit_code));
     }
     Ok(Outcome {
         public_output: host.public_output().to_vec(),

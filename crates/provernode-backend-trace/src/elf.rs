@@ -23,6 +23,14 @@ pub struct Segment {
     pub data: Vec<u8>,
 }
 
+/// Loads a program's user ELF (all of a plain ELF; an R0BF's user part,
+/// after checking its kernel is the v1compat kernel whose system calls the
+/// RISC Zero host emulates).
+pub fn load_program(program: &provernode_core::Program) -> Result<Image, String> {
+    program.check_r0bf_kernel()?;
+    load(program.user_elf(), program.abi())
+}
+
 #[derive(Clone, Debug)]
 pub struct Image {
     pub entry: u64,

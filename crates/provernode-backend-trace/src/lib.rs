@@ -16,6 +16,7 @@ mod elf;
 mod machine;
 mod memory;
 mod record;
+mod sp1_precompiles;
 
 use provernode_core::{
     sha256, Abi, Backend, BackendError, Execution, Limits, Program, ProgramId, ProofEnvelope, ProveOptions,
@@ -51,7 +52,7 @@ impl TraceBackend {
 /// runs before it accepts a program, so a malformed one is refused at the
 /// door instead of failing every attempt. The error is a sentence.
 pub fn check_elf(program: &Program) -> Result<(), String> {
-    elf::load(program.elf(), program.abi()).map(|_| ())
+    elf::load_program(program).map(|_| ())
 }
 
 impl Backend for TraceBackend {

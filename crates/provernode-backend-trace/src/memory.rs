@@ -27,6 +27,19 @@ pub struct Memory {
     table: Vec<Option<Box<[u32; L2_LEN]>>>,
     pages: Vec<Page>,
     max_pages: usize,
+    /// While SP1 runs an unconstrained block: how to put memory back as it
+    /// was when the block was entered.
+    undo: Option<UndoLog>,
+}
+
+/// Copy-on-write record of an unconstrained block: the first write to a page
+/// that existed at entry saves its old contents; pages created inside the
+/// block are dropped on exit.
+struct UndoLog {
+    pages_at_entry: usize,
+    saved: Vec<(usize, Page)>,
+    is_saved: Vec<bool>,
+    created: Vec<u64>,
 }
 
 impl Memory {
@@ -39,7 +52,32 @@ impl Memory {
             table: (0..l1_len).map(|_| None).collect(),
             pages: Vec::new(),
             max_pages: usize::try_from(max_bytes / PAGE_SIZE as u64).unwrap_or(usize::MAX),
+            undo: None,
         }
+    }
+
+    /// Starts recording writes so that [`Memory::rollback`] can undo them.
+    pub fn checkpoint(&mut self) {
+        self.undo = Some(UndoLog {
+            pages_at_entry: self.pages.len(),
+            saved: Vec::new(),
+            is_saved: vec![false; self.pages.len()],
+            created: Vec::new(),
+        });
+    }
+
+    /// Puts memory back as it was at the last [`Memory::checkpoint`].
+    pub fn rollback(&mut self) {
+        let Some(undo) = self.undo.take() else { return };
+        for (index, page) in undo.saved {
+            self.pages[index] = page;
+        }
+        for page_number in undo.created {
+            if let Some(l2) = self.table[(page_number >> L2_BITS) as usize].as_mut() {
+                l2[(page_number as usize) & (L2_LEN - 1)] = 0;
+            }
+        }
+        self.pages.truncate(undo.pages_at_entry);
     }
 
     pub fn bytes_in_use(&self) -> u64 {
@@ -65,8 +103,17 @@ impl Memory {
             }
             self.pages.push(Box::new([0; PAGE_SIZE]));
             *slot = self.pages.len() as u32;
+            if let Some(undo) = self.undo.as_mut() {
+                undo.created.push(page_number);
+            }
         }
         let index = *slot as usize - 1;
+        if let Some(undo) = self.undo.as_mut() {
+            if index < undo.pages_at_entry && !undo.is_saved[index] {
+                undo.is_saved[index] = true;
+                undo.saved.push((index, self.pages[index].clone()));
+            }
+        }
         Ok(&mut self.pages[index])
     }
 
@@ -234,6 +281,29 @@ mod tests {
         assert_eq!(m.store(0x1C_0000_0000, 4, 1), Err(MemError::Limit));
         // Writes to pages already held still work.
         m.store(0x10_0004, 4, 2).unwrap();
+    }
+
+    #[test]
+    fn a_rollback_restores_old_pages_and_drops_new_ones() {
+        let mut m = Memory::new(0x1000, 1 << 37, 1 << 20);
+        m.store(0x2000, 8, 7).unwrap();
+        m.checkpoint();
+        m.store(0x2000, 8, 8).unwrap();
+        m.store(0x2008, 8, 9).unwrap();
+        m.store(0x9_0000, 4, 1).unwrap();
+        assert_eq!(m.bytes_in_use(), 2 * PAGE_SIZE as u64);
+        m.rollback();
+        assert!(m.undo.is_none());
+        assert_eq!(m.load(0x2000, 8), Ok(7));
+        assert_eq!(m.load(0x2008, 8), Ok(0));
+        assert_eq!(m.load(0x9_0000, 4), Ok(0));
+        assert_eq!(m.bytes_in_use(), PAGE_SIZE as u64);
+        // A page dropped by the rollback can be created again.
+        m.store(0x9_0000, 4, 5).unwrap();
+        assert_eq!(m.load(0x9_0000, 4), Ok(5));
+        let mut pages = Vec::new();
+        m.for_each_page(|addr, _| pages.push(addr));
+        assert_eq!(pages, vec![0x2000, 0x9_0000]);
     }
 
     #[test]

@@ -257,6 +257,7 @@ pub(crate) async fn submit(
         req.input.is_some(),
         req.input_hex.is_some(),
         req.input_base64.is_some(),
+        req.input_items_base64.is_some(),
     ]
     .iter()
     .filter(|&&b| b)
@@ -264,10 +265,34 @@ pub(crate) async fn submit(
     if raw_count > 1 {
         return Err(bad(
             ErrorCode::InvalidRequest,
-            "give at most one of input, input_hex and input_base64",
+            "give at most one of input, input_hex, input_base64 and input_items_base64",
         ));
     }
-    let input = if let Some(h) = &req.input_hex {
+    let input = if let Some(items) = &req.input_items_base64 {
+        if items.len() > provernode_core::input::MAX_ITEMS {
+            return Err(bad(
+                ErrorCode::InvalidInput,
+                format!(
+                    "input_items_base64 holds {} items; at most {} are accepted",
+                    items.len(),
+                    provernode_core::input::MAX_ITEMS
+                ),
+            ));
+        }
+        let items = items
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                base64::engine::general_purpose::STANDARD.decode(b).map_err(|e| {
+                    bad(
+                        ErrorCode::InvalidInput,
+                        format!("input_items_base64[{i}] is not base64: {e}"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        provernode_core::input::from_items(program.abi(), &items)
+    } else if let Some(h) = &req.input_hex {
         hex::decode(h).map_err(|e| bad(ErrorCode::InvalidInput, format!("input_hex is not hex: {e}")))?
     } else if let Some(b) = &req.input_base64 {
         base64::engine::general_purpose::STANDARD.decode(b).map_err(|e| {
@@ -310,6 +335,9 @@ pub(crate) async fn submit(
     } else {
         Vec::new()
     };
+    // Input bytes that claim to be an SP1 item list must be one.
+    provernode_core::input::check(program.abi(), &input)
+        .map_err(|e| bad(ErrorCode::InvalidInput, e.to_string()))?;
     if input.len() > state.config.max_input_bytes {
         return Err(bad(
             ErrorCode::PayloadTooLarge,

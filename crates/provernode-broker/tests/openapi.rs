@@ -81,6 +81,7 @@ async fn every_documented_request_field_is_accepted_and_every_task_field_documen
         json!({"input": {"n": 5}, "idempotency_key": "a"}),
         json!({"input_hex": "05000000"}),
         json!({"input_base64": "BQAAAA==", "elf_base64": elf}),
+        json!({"input_items_base64": ["BQAA", "AA=="]}),
     ]
     .into_iter()
     .enumerate()

@@ -200,6 +200,18 @@ pub enum BackendError {
     },
     #[error("program `{program}` rejected its input (exit code 1); check the input's format for this program (see `provernode programs`)")]
     InvalidInput { program: String },
+    #[error("the input of `{program}` is malformed: {reason}")]
+    MalformedInput { program: String, reason: String },
+    /// SP1: exit code 1 is a Rust panic, 3 a hint that failed its check;
+    /// RISC Zero: a `sys_panic`. `output` is the tail of what the guest
+    /// wrote to stdout and stderr, where its runtime prints the message.
+    #[error("program `{program}` {what}{}", output_hint(.output))]
+    GuestPanic {
+        program: String,
+        /// "panicked (SP1 exit code 1)" and the like.
+        what: String,
+        output: String,
+    },
     #[error("program `{program}` exited with code {code}{}", stdout_hint(.stdout))]
     GuestExit {
         program: String,
@@ -216,6 +228,15 @@ pub enum BackendError {
 
 fn at_pc(pc: &Option<u64>) -> String {
     pc.map(|pc| format!(" (pc {pc:#x})")).unwrap_or_default()
+}
+
+fn output_hint(output: &str) -> String {
+    let s = output.trim();
+    if s.is_empty() {
+        "; it wrote nothing to stdout or stderr".to_owned()
+    } else {
+        format!(": {s}")
+    }
 }
 
 fn stdout_hint(stdout: &str) -> String {
@@ -406,7 +427,10 @@ impl BackendError {
     pub fn classify(&self) -> (crate::Cause, bool) {
         use crate::Cause;
         match self {
-            BackendError::InvalidInput { .. } => (Cause::InvalidInput, false),
+            BackendError::InvalidInput { .. } | BackendError::MalformedInput { .. } => {
+                (Cause::InvalidInput, false)
+            }
+            BackendError::GuestPanic { .. } => (Cause::GuestPanic, false),
             BackendError::UnsupportedAbi { .. }
             | BackendError::UnknownProofKind { .. }
             | BackendError::MalformedProgram { .. }

@@ -10,6 +10,7 @@
 mod backend;
 mod envelope;
 mod ids;
+pub mod input;
 mod program;
 pub mod proof_frame;
 mod readiness;
@@ -21,7 +22,7 @@ pub use backend::{
 };
 pub use envelope::{EnvelopeError, ProofEnvelope, ENVELOPE_FORMAT_VERSION, ENVELOPE_MAGIC};
 pub use ids::{Digest, DigestParseError, ProgramId};
-pub use program::{Abi, Program, ProgramError};
+pub use program::{Abi, Program, ProgramError, ProgramFormat, R0bf, RISC0_V1COMPAT_KERNEL_SHA256};
 pub use readiness::Readiness;
 pub use task::{Cause, TaskLimits, TaskState};
 

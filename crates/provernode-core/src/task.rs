@@ -73,6 +73,9 @@ pub enum Cause {
     Crashed(i32),
     /// The program rejected its input; retrying cannot help.
     InvalidInput,
+    /// The guest panicked (or failed a hint check): deterministic, so
+    /// retrying cannot help. The attempt's message carries the panic text.
+    GuestPanic,
     /// The backend failed (guest fault, prover error, proof that does not verify).
     BackendError,
     /// The lease expired or was taken back before a result came in.
@@ -101,6 +104,7 @@ impl fmt::Display for Cause {
             Cause::OutOfMemory => f.write_str("out_of_memory"),
             Cause::Crashed(sig) => write!(f, "crashed({sig})"),
             Cause::InvalidInput => f.write_str("invalid_input"),
+            Cause::GuestPanic => f.write_str("guest_panic"),
             Cause::BackendError => f.write_str("backend_error"),
             Cause::LeaseLost => f.write_str("lease_lost"),
             Cause::Cancelled => f.write_str("cancelled"),
@@ -117,6 +121,7 @@ impl FromStr for Cause {
             "timeout" => Cause::Timeout,
             "out_of_memory" => Cause::OutOfMemory,
             "invalid_input" => Cause::InvalidInput,
+            "guest_panic" => Cause::GuestPanic,
             "backend_error" => Cause::BackendError,
             "lease_lost" => Cause::LeaseLost,
             "cancelled" => Cause::Cancelled,

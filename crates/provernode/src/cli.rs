@@ -283,12 +283,47 @@ pub struct InputFlags {
     /// sha256: the text to hash.
     #[arg(long, help_heading = "Input")]
     pub text: Option<String>,
-    /// Raw input bytes from a file (any program).
+    /// Raw input bytes from a file (any program): one SP1 stdin item.
     #[arg(long, help_heading = "Input", conflicts_with_all = ["n", "rounds", "seed", "text", "input_hex"])]
     pub input_file: Option<PathBuf>,
-    /// Raw input bytes as hex (any program).
+    /// Raw input bytes as hex (any program): one SP1 stdin item.
     #[arg(long, help_heading = "Input", conflicts_with_all = ["n", "rounds", "seed", "text"])]
     pub input_hex: Option<String>,
+    /// One input item from a file, repeatable: each is one `SP1Stdin::write`
+    /// (one `sp1_zkvm::io::read` in the guest); for RISC Zero the items are
+    /// concatenated, as `ExecutorEnv::write` appends.
+    #[arg(long = "input-item", value_name = "FILE", help_heading = "Input",
+          conflicts_with_all = ["n", "rounds", "seed", "text", "input_file", "input_hex"])]
+    pub input_items: Vec<PathBuf>,
+    /// An `SP1Stdin` saved with `bincode::serialize(&stdin)` (sp1-sdk 6): all
+    /// its items, in order. SP1 programs only.
+    #[arg(long, value_name = "FILE", help_heading = "Input",
+          conflicts_with_all = ["n", "rounds", "seed", "text", "input_file", "input_hex", "input_items"])]
+    pub stdin_file: Option<PathBuf>,
+}
+
+impl InputFlags {
+    /// The items given by `--input-item` or `--stdin-file`, if either was.
+    pub fn items(&self) -> anyhow::Result<Option<Vec<Vec<u8>>>> {
+        use anyhow::Context as _;
+        if let Some(path) = &self.stdin_file {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("cannot read the SP1Stdin file {}", path.display()))?;
+            let items = provernode_core::input::parse_sp1_stdin(&bytes)
+                .with_context(|| format!("--stdin-file {}", path.display()))?;
+            return Ok(Some(items));
+        }
+        if self.input_items.is_empty() {
+            return Ok(None);
+        }
+        self.input_items
+            .iter()
+            .map(|path| {
+                std::fs::read(path).with_context(|| format!("cannot read the input item {}", path.display()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map(Some)
+    }
 }
 
 fn parse_seed(s: &str) -> Result<[u8; 32], String> {

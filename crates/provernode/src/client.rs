@@ -18,7 +18,14 @@ fn client(node: &NodeFlags) -> Result<NodeClient> {
 
 /// The input fields of a task from the command-line input flags.
 pub fn input_fields(flags: &InputFlags, task: &mut SubmitTask) -> Result<()> {
-    if let Some(path) = &flags.input_file {
+    if let Some(items) = flags.items()? {
+        task.input_items_base64 = Some(
+            items
+                .iter()
+                .map(|item| base64::engine::general_purpose::STANDARD.encode(item))
+                .collect(),
+        );
+    } else if let Some(path) = &flags.input_file {
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read the input file {}", path.display()))?;
         task.input_base64 = Some(base64::engine::general_purpose::STANDARD.encode(bytes));

@@ -229,7 +229,12 @@ fn resolve(args: &RunArgs, registry: &Registry) -> Result<Job> {
         }
     };
     let f = &args.input;
-    let input = if let Some(path) = &f.input_file {
+    let input = if let Some(items) = f.items()? {
+        if f.stdin_file.is_some() && program.abi() != Abi::Sp1 {
+            bail!("--stdin-file holds an SP1Stdin, but {} is a {} program; give its input with --input-file or --input-item", program.name(), program.abi());
+        }
+        provernode_core::input::from_items(program.abi(), &items)
+    } else if let Some(path) = &f.input_file {
         fs::read(path).with_context(|| format!("cannot read the input file {}", path.display()))?
     } else if let Some(h) = &f.input_hex {
         hex::decode(h.trim()).with_context(|| format!("--input-hex {h:?} is not valid hex"))?
