@@ -32,8 +32,10 @@ fn prover_error(message: impl std::fmt::Display) -> BackendError {
 }
 
 impl Risc0Backend {
-    /// The program as risc0 runs it: user ELF + v1compat kernel. Validates
-    /// the ELF first (risc0's executor panics on some malformed ones).
+    /// The program as risc0 runs it: an R0BF as it is (after checking its
+    /// kernel is the one this node knows), a user ELF paired with the
+    /// v1compat kernel. Validates the user ELF first (risc0's executor
+    /// panics on some malformed ones).
     fn blob(&self, program: &Program) -> Result<Vec<u8>, BackendError> {
         if program.abi() != Abi::Risc0 {
             return Err(BackendError::UnsupportedAbi {
@@ -42,13 +44,14 @@ impl Risc0Backend {
                 program: program.name().into(),
             });
         }
-        risc0_binfmt::Program::load_elf(program.elf(), GUEST_MAX_MEM as u32).map_err(|e| {
-            BackendError::MalformedProgram {
-                program: program.name().into(),
-                reason: e.to_string(),
-            }
-        })?;
-        Ok(ProgramBinary::new(program.elf(), V1COMPAT_ELF).encode())
+        let malformed = |reason: String| BackendError::MalformedProgram {
+            program: program.name().into(),
+            reason,
+        };
+        program.check_r0bf_kernel().map_err(malformed)?;
+        risc0_binfmt::Program::load_elf(program.user_elf(), GUEST_MAX_MEM as u32)
+            .map_err(|e| malformed(e.to_string()))?;
+        Ok(program_binary(program.elf()))
     }
 
     fn env<'a>(
@@ -111,6 +114,16 @@ fn run_error(program: &Program, limits: &Limits, e: impl std::fmt::Display) -> B
 fn encode_proof(elf: &[u8], receipt: &Receipt) -> Result<Vec<u8>, BackendError> {
     let receipt = bincode::serialize(receipt).map_err(prover_error)?;
     proof_frame::encode(&PROOF_MAGIC, PROOF_VERSION, elf, &receipt).map_err(prover_error)
+}
+
+/// What risc0 proves for a program file: an R0BF as it is, a user ELF with
+/// the v1compat kernel (the image id covers both).
+fn program_binary(file: &[u8]) -> Vec<u8> {
+    if file.starts_with(b"R0BF") {
+        file.to_vec()
+    } else {
+        ProgramBinary::new(file, V1COMPAT_ELF).encode()
+    }
 }
 
 fn decode_proof(bytes: &[u8]) -> Result<(&[u8], Receipt), VerifyError> {
@@ -236,10 +249,8 @@ impl Backend for Risc0Backend {
             }
             .into());
         }
-        let image_id = compute_image_id(&ProgramBinary::new(elf, V1COMPAT_ELF).encode()).map_err(|e| {
-            VerifyError::MalformedProof {
-                reason: e.to_string(),
-            }
+        let image_id = compute_image_id(&program_binary(elf)).map_err(|e| VerifyError::MalformedProof {
+            reason: e.to_string(),
         })?;
         receipt.verify(image_id).map_err(|e| VerifyError::Invalid {
             reason: e.to_string(),

@@ -151,3 +151,46 @@ fn segments_shrink_to_fit_the_memory_the_node_gives_the_prover() {
     assert_eq!(env.public_output, expected);
     assert_eq!(risc0.verify(&env).unwrap().public_output, expected);
 }
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/official-guests")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+#[test]
+fn the_kernel_this_node_knows_is_the_one_risc0_links() {
+    assert_eq!(
+        provernode_core::sha256(risc0_zkos_v1compat::V1COMPAT_ELF).to_string(),
+        provernode_core::RISC0_V1COMPAT_KERNEL_SHA256,
+        "risc0-zkos-v1compat changed its kernel: update RISC0_V1COMPAT_KERNEL_SHA256 and the trace backend's RISC Zero host"
+    );
+}
+
+/// An R0BF as `cargo risczero build` wrote it is run as it is: its image id
+/// is the one RISC Zero publishes for it, and a changed kernel is refused.
+#[test]
+fn an_official_r0bf_keeps_its_image_id_and_a_foreign_kernel_is_refused() {
+    let file = fixture("risc0-povw-log-builder.bin");
+    let program = provernode_core::Program::from_elf("risc0-povw-log-builder.bin", file.clone()).unwrap();
+    let (label, image_id) = Risc0Backend::default().program_key(&program).unwrap().unwrap();
+    assert_eq!(label, "image id");
+    assert_eq!(
+        image_id,
+        "0x758793cf893c5def4ac3aab68f567a82d3fbb1a43565e1d29980ef333ae158df"
+    );
+
+    let mut foreign = file;
+    let last = foreign.len() - 1;
+    foreign[last] ^= 1;
+    let program = provernode_core::Program::from_elf("changed.bin", foreign).unwrap();
+    let err = Risc0Backend::default()
+        .execute(&program, &[], &Limits::default())
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("is not the v1compat kernel this node runs programs on"),
+        "{err}"
+    );
+}

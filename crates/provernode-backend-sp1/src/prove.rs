@@ -204,8 +204,16 @@ impl Sp1Backend {
                     pc: None,
                     limit: *limit,
                 },
+                // The executor's process died for a reason that is not
+                // the guest's (a signal from outside, /dev/shm full, an
+                // abort): SP1 reports those as `Other`. Another attempt
+                // may succeed; the program is not to blame.
+                Some(ExecutionError::Other(why)) => BackendError::Prover {
+                    backend: BACKEND_NAME.into(),
+                    message: format!("SP1's executor stopped: {why}"),
+                },
                 // Anything else SP1's executor refuses (a bad ELF, an
-                // unknown syscall, a fault) is the program's doing.
+                // unknown syscall, a memory fault) is the program's doing.
                 _ => BackendError::MalformedProgram {
                     program: program.name().into(),
                     reason: format!("SP1's executor stopped: {e:#}"),
@@ -214,14 +222,12 @@ impl Sp1Backend {
         })?;
         match report.exit_code {
             0 => Ok((public_values, report)),
-            1 => Err(BackendError::InvalidInput {
-                program: program.name().into(),
-            }),
-            code => Err(BackendError::GuestExit {
-                program: program.name().into(),
-                code: u32::try_from(code).unwrap_or(u32::MAX),
-                stdout: String::new(),
-            }),
+            code => Err(exit_error(
+                program,
+                input,
+                limits,
+                u32::try_from(code).unwrap_or(u32::MAX),
+            )),
         }
     }
 
@@ -262,6 +268,33 @@ impl Sp1Backend {
             .clone();
         self.vks.lock().map_err(prover_error)?.insert(id, vk.clone());
         Ok(vk)
+    }
+}
+
+/// What a non-zero exit code means. SP1's executor prints the guest's
+/// stdout and stderr to this process's stderr, where no caller sees them,
+/// so the program is run again on `trace` (milliseconds; its system calls,
+/// output and exit code equal SP1's, `tests/official.rs`) for the panic
+/// message and the same classification every backend gives.
+fn exit_error(program: &Program, input: &[u8], limits: &Limits, code: u32) -> BackendError {
+    match provernode_backend_trace::TraceBackend::new().execute(program, input, limits) {
+        Err(
+            e @ (BackendError::GuestPanic { .. }
+            | BackendError::InvalidInput { .. }
+            | BackendError::GuestExit { .. }),
+        ) => e,
+        other => {
+            let why = match other {
+                Ok(_) => "trace ran it to a successful end".to_owned(),
+                Err(e) => e.to_string(),
+            };
+            provernode_backend_trace::sp1_exit_error(
+                program.name().into(),
+                code,
+                true,
+                format!("(the guest's output is in the prover's log; re-running it on trace to show it failed: {why})").as_bytes(),
+            )
+        }
     }
 }
 

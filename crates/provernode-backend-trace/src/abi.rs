@@ -95,12 +95,30 @@ pub struct Risc0Host<'a> {
     input_pos: usize,
     journal: Vec<u8>,
     stdout: Vec<u8>,
+    /// Words handed out by SYS_RANDOM so far (the deterministic stream's
+    /// position).
+    random_words: u64,
+    /// Set by SYS_PANIC: the guest's message.
+    panic: Option<String>,
 }
 
 pub const RISC0_SYS_READ: &str = "risc0_zkvm_platform::syscall::nr::SYS_READ";
 pub const RISC0_SYS_WRITE: &str = "risc0_zkvm_platform::syscall::nr::SYS_WRITE";
-/// The v1compat kernel moves at most 1 KiB per software call.
-const RISC0_MAX_IO: u64 = 1024;
+const RISC0_SYS_RANDOM: &str = "risc0_zkvm_platform::syscall::nr::SYS_RANDOM";
+const RISC0_SYS_PANIC: &str = "risc0_zkvm_platform::syscall::nr::SYS_PANIC";
+const RISC0_SYS_LOG: &str = "risc0_zkvm_platform::syscall::nr::SYS_LOG";
+const RISC0_SYS_GETENV: &str = "risc0_zkvm_platform::syscall::nr::SYS_GETENV";
+const RISC0_SYS_ARGC: &str = "risc0_zkvm_platform::syscall::nr::SYS_ARGC";
+/// risc0's host reads at most this much of a panic message.
+const RISC0_MAX_PANIC_MESSAGE: u64 = 1 << 20;
+/// Most words one SYS_RANDOM may ask for (16 MiB).
+const RISC0_MAX_RANDOM_WORDS: u64 = 4 << 20;
+/// SHA-256 blocks one SHA ecall may compress (`MAX_SHA_COMPRESS_BLOCKS`).
+const RISC0_MAX_SHA_BLOCKS: u64 = 1000;
+
+/// The exit code a SYS_PANIC ends the run with internally (never a real
+/// RISC Zero exit code, which is 8 bits).
+const RISC0_PANICKED: u32 = 0x1_0000;
 
 /// RISC Zero's output digest for a journal with no assumptions:
 /// SHA256(SHA256("risc0.Output") || SHA256(journal) || 0^32 || u16le(2)).
@@ -120,7 +138,83 @@ impl<'a> Risc0Host<'a> {
             input_pos: 0,
             journal: Vec::new(),
             stdout: Vec::new(),
+            random_words: 0,
+            panic: None,
         }
+    }
+
+    /// SYS_RANDOM: `a1` words at `a0`. risc0's host gives real randomness;
+    /// trace must give the same words every run, since its proof is checked
+    /// by running again, so the words are SHA-256 of a fixed label and a
+    /// counter. A guest whose output depends on them commits something
+    /// else on risc0 (see docs/guests.md).
+    fn random(&mut self, m: &mut Machine<false>) -> Result<(), Trap> {
+        let (buf, words) = (m.reg(REG_A0), m.reg(REG_A1));
+        if words > RISC0_MAX_RANDOM_WORDS {
+            return Err(bad(format!(
+                "SYS_RANDOM of {words} words; at most {RISC0_MAX_RANDOM_WORDS} are served"
+            )));
+        }
+        let mut bytes = Vec::with_capacity(words as usize * 4);
+        let first_block = self.random_words / 8;
+        let skip = (self.random_words % 8) as usize * 4;
+        let mut block = first_block;
+        while bytes.len() < words as usize * 4 + skip {
+            let mut h = Sha256::new();
+            h.update(b"provernode-trace-sys-random");
+            h.update(block.to_le_bytes());
+            bytes.extend_from_slice(&h.finalize());
+            block += 1;
+        }
+        let bytes = &bytes[skip..skip + words as usize * 4];
+        m.host_write(buf, bytes).map_err(Trap::from)?;
+        self.random_words += words;
+        m.set_reg(REG_A0, words * 4);
+        m.set_reg(REG_A1, 0);
+        Ok(())
+    }
+
+    /// The SHA ecall (t0 = 3), as the v1compat kernel serves it: `a4`
+    /// blocks, each 8 words at `a2` then 8 words at `a3` (both advancing 64
+    /// bytes a block), compressed into the state read from `a1` and written
+    /// to `a0`. Words hold SHA-256's big-endian bytes as they lie in memory.
+    fn sha(&mut self, m: &mut Machine<false>) -> Result<(), Trap> {
+        let (out, input, block1, block2, count) = (
+            m.reg(REG_A0),
+            m.reg(REG_A1),
+            m.reg(REG_A2),
+            m.reg(REG_A3),
+            m.reg(REG_A4),
+        );
+        if count > RISC0_MAX_SHA_BLOCKS {
+            return Err(bad(format!(
+                "SHA ecall of {count} blocks; the kernel takes at most {RISC0_MAX_SHA_BLOCKS}"
+            )));
+        }
+        for (what, ptr) in [
+            ("output state", out),
+            ("input state", input),
+            ("first half-block", block1),
+            ("second half-block", block2),
+        ] {
+            if ptr % 4 != 0 {
+                return Err(bad(format!(
+                    "SHA ecall {what} pointer {ptr:#x} is not word-aligned"
+                )));
+            }
+        }
+        let state_bytes = m.mem.read_bytes(input, 32).map_err(Trap::from)?;
+        let mut state = [0u32; 8];
+        for (word, bytes) in state.iter_mut().zip(state_bytes.chunks_exact(4)) {
+            *word = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        }
+        for i in 0..count {
+            let mut block = m.mem.read_bytes(block1 + 64 * i, 32).map_err(Trap::from)?;
+            block.extend(m.mem.read_bytes(block2 + 64 * i, 32).map_err(Trap::from)?);
+            sp1_precompiles::compress_block(&mut state, &block);
+        }
+        let out_bytes: Vec<u8> = state.iter().flat_map(|w| w.to_be_bytes()).collect();
+        m.host_write(out, &out_bytes).map_err(Trap::from)
     }
 }
 
@@ -161,11 +255,41 @@ impl Host<false> for Risc0Host<'_> {
                 }
                 Ok(Some(((a0 >> 8) & 0xff) as u32))
             }
+            3 => self.sha(m).map(|()| None),
             2 => {
                 let name = m.mem.read_c_string(m.reg(REG_A2), 256).map_err(Trap::from)?;
                 let name = String::from_utf8_lossy(&name).into_owned();
                 match name.as_str() {
                     RISC0_SYS_READ => self.read(m).map(|()| None),
+                    RISC0_SYS_RANDOM => self.random(m).map(|()| None),
+                    RISC0_SYS_PANIC => {
+                        let (ptr, len) = (m.reg(REG_A3), m.reg(REG_A4));
+                        let message = guest_bytes(m, ptr, len.min(RISC0_MAX_PANIC_MESSAGE))?;
+                        self.panic = Some(String::from_utf8_lossy(&message).into_owned());
+                        // Ends the run like a halt; `exit_error` reports it.
+                        Ok(Some(RISC0_PANICKED))
+                    }
+                    RISC0_SYS_LOG => {
+                        let (ptr, len) = (m.reg(REG_A3), m.reg(REG_A4));
+                        let mut line = guest_bytes(m, ptr, len)?;
+                        line.push(b'\n');
+                        append_capped(&mut self.stdout, &line, MAX_STDOUT);
+                        m.set_reg(REG_A0, 0);
+                        m.set_reg(REG_A1, 0);
+                        Ok(None)
+                    }
+                    // No environment variables and no arguments are given
+                    // to guests, as `ExecutorEnv` gives none by default.
+                    RISC0_SYS_GETENV => {
+                        m.set_reg(REG_A0, u64::from(u32::MAX));
+                        m.set_reg(REG_A1, 0);
+                        Ok(None)
+                    }
+                    RISC0_SYS_ARGC => {
+                        m.set_reg(REG_A0, 0);
+                        m.set_reg(REG_A1, 0);
+                        Ok(None)
+                    }
                     RISC0_SYS_WRITE => {
                         let (fd, ptr, len) = (m.reg(REG_A3), m.reg(REG_A4), m.reg(REG_A5));
                         let data = guest_bytes(m, ptr, len)?;
@@ -183,13 +307,20 @@ impl Host<false> for Risc0Host<'_> {
                         Ok(None)
                     }
                     other => Err(bad(format!(
-                        "software system call {other:?} is not emulated by the trace backend (supported: SYS_READ, SYS_WRITE)"
+                        "software system call {other:?} is not emulated by the trace backend yet (emulated: SYS_READ, SYS_WRITE, SYS_RANDOM, SYS_PANIC, SYS_LOG, SYS_GETENV, SYS_ARGC)"
                     ))),
                 }
             }
-            t0 => Err(bad(format!(
-                "ecall selector t0={t0} is not emulated by the trace backend (supported: HALT=0, SOFTWARE=2)"
-            ))),
+            t0 => Err(bad(match t0 {
+                1 => "RISC Zero ecall INPUT (t0=1) is not emulated by the trace backend yet".to_owned(),
+                4 => "RISC Zero ecall BIGINT (t0=4) is not emulated by the trace backend yet".to_owned(),
+                5 => "RISC Zero ecall USER (t0=5) is not emulated by the trace backend yet".to_owned(),
+                6 => "RISC Zero ecall BIGINT2 (t0=6) is not emulated by the trace backend yet".to_owned(),
+                7 => "RISC Zero ecall POSEIDON2 (t0=7) is not emulated by the trace backend yet".to_owned(),
+                t0 => format!(
+                    "ecall selector t0={t0} is not a RISC Zero v1compat ecall (HALT=0 .. POSEIDON2=7)"
+                ),
+            })),
         }
     }
 
@@ -205,6 +336,16 @@ impl Host<false> for Risc0Host<'_> {
     /// is `sys_panic`, not an exit code. Exit code 1 is how provernode's
     /// built-in guests reject input.
     fn exit_error(&self, program: String, code: u32) -> BackendError {
+        if let Some(message) = &self.panic {
+            return BackendError::GuestPanic {
+                program,
+                what: "panicked (RISC Zero sys_panic)".into(),
+                output: [output_tail(&self.stdout), message.clone()]
+                    .join("\n")
+                    .trim()
+                    .to_owned(),
+            };
+        }
         match code {
             1 => BackendError::InvalidInput { program },
             code => BackendError::GuestExit {
@@ -217,37 +358,30 @@ impl Host<false> for Risc0Host<'_> {
 }
 
 impl Risc0Host<'_> {
-    /// SYS_READ: fill `a1` words at `a0` from fd `a3`, up to `a4` bytes; bytes
-    /// past the word buffer (at most 3) come back in a1. Returns the count in a0.
+    /// SYS_READ as the v1compat kernel serves it (`sys_read` in
+    /// risc0/zkos/v1compat/src/main.rs): the buffer is `a1` *bytes* at `a0`
+    /// (risc0-zkvm-platform passes the byte count in both `a1` and `a4`),
+    /// filled in 1 KiB host reads until it is full or the input ends; `a0`
+    /// returns the bytes read, `a1` is left as it was.
     fn read(&mut self, m: &mut Machine<false>) -> Result<(), Trap> {
-        let (buf, nwords, fd, nbytes) = (m.reg(REG_A0), m.reg(REG_A1), m.reg(REG_A3), m.reg(REG_A4));
+        let (buf, nbytes, fd) = (m.reg(REG_A0), m.reg(REG_A1), m.reg(REG_A3));
         if fd != 0 {
             return Err(bad(format!(
                 "SYS_READ from fd {fd}; only stdin (fd 0) carries input"
             )));
         }
-        if buf % 4 != 0 {
-            return Err(bad(format!("SYS_READ buffer {buf:#x} is not word-aligned")));
-        }
-        let word_bytes = nwords * 4;
-        if word_bytes > nbytes || nbytes - word_bytes >= 4 {
+        let available = (self.input.len() - self.input_pos) as u64;
+        let n = nbytes.min(available);
+        if n > MAX_WRITE {
             return Err(bad(format!(
-                "SYS_READ of {nbytes} bytes into {nwords} words: the byte count must fill the words with at most 3 bytes over"
+                "a read of {n} bytes exceeds the {MAX_WRITE}-byte limit per call"
             )));
         }
-        let available = (self.input.len() - self.input_pos) as u64;
-        let n = nbytes.min(RISC0_MAX_IO).min(available);
-        let main = n.min(word_bytes);
         let start = self.input_pos;
-        let main_end = start + main as usize;
-        m.host_write(buf, &self.input[start..main_end])
-            .map_err(Trap::from)?;
-        let mut tail = [0u8; 4];
-        let tail_len = (n - main) as usize;
-        tail[..tail_len].copy_from_slice(&self.input[main_end..main_end + tail_len]);
-        self.input_pos += n as usize;
+        let end = start + n as usize;
+        m.host_write(buf, &self.input[start..end]).map_err(Trap::from)?;
+        self.input_pos = end;
         m.set_reg(REG_A0, n);
-        m.set_reg(REG_A1, u64::from(u32::from_le_bytes(tail)));
         Ok(())
     }
 }

@@ -23,7 +23,7 @@ use provernode_core::{
     Unavailable, Verified, VerifyError,
 };
 
-pub use abi::{risc0_output_digest, Outcome};
+pub use abi::{risc0_output_digest, sp1_exit_error, Outcome};
 pub use record::{Record, RECORD_VERSION};
 
 pub const BACKEND_NAME: &str = "trace";

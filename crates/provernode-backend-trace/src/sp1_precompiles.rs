@@ -46,11 +46,7 @@ pub fn sha_extend(m: &mut Machine<true>, w_ptr: u64, arg2: u64) -> Result<(), Tr
         )));
     }
     let mut w: Vec<u32> = read_words(m, w_ptr, 64)?.into_iter().map(|x| x as u32).collect();
-    for i in 16..64 {
-        let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
-        let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
-        w[i] = s1.wrapping_add(w[i - 16]).wrapping_add(s0).wrapping_add(w[i - 7]);
-    }
+    extend_schedule(&mut w);
     let extended: Vec<u64> = w[16..].iter().map(|&x| u64::from(x)).collect();
     write_words(m, w_ptr + 16 * 8, &extended)
 }
@@ -68,16 +64,36 @@ const SHA256_K: [u32; 64] = [
 
 /// SHA_COMPRESS (0x00_01_01_06): the 64 rounds over the schedule at `w_ptr`
 /// (64 words, as given: the precompile does not recompute it from the block,
-/// which is why this is not `sha2::compress256`), added into the state at
-/// `h_ptr` (8 words).
+/// which is why this is not `sha2::compress256`, and `sha2` builds here
+/// without its `compress` feature so as not to rebuild every crate of the
+/// real backends that uses it), added into the state at `h_ptr` (8 words).
 pub fn sha_compress(m: &mut Machine<true>, w_ptr: u64, h_ptr: u64) -> Result<(), Trap> {
     aligned("SHA_COMPRESS schedule", w_ptr)?;
     aligned("SHA_COMPRESS state", h_ptr)?;
     let hx: Vec<u32> = read_words(m, h_ptr, 8)?.into_iter().map(|x| x as u32).collect();
     let w: Vec<u32> = read_words(m, w_ptr, 64)?.into_iter().map(|x| x as u32).collect();
+    let mut state = [0u32; 8];
+    state.copy_from_slice(&hx);
+    compress_rounds(&mut state, &w);
+    let out: Vec<u64> = state.iter().map(|&v| u64::from(v)).collect();
+    write_words(m, h_ptr, &out)
+}
+
+/// SHA-256's message schedule: w[16..64] from w[0..16].
+pub fn extend_schedule(w: &mut [u32]) {
+    for i in 16..64 {
+        let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
+        let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
+        w[i] = s1.wrapping_add(w[i - 16]).wrapping_add(s0).wrapping_add(w[i - 7]);
+    }
+}
+
+/// SHA-256's 64 rounds over a whole schedule, added into `state`.
+pub fn compress_rounds(state: &mut [u32; 8], w: &[u32]) {
+    let hx = *state;
     let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] =
         [hx[0], hx[1], hx[2], hx[3], hx[4], hx[5], hx[6], hx[7]];
-    for (k, w_i) in SHA256_K.iter().zip(&w) {
+    for (k, w_i) in SHA256_K.iter().zip(w) {
         let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
         let ch = (e & f) ^ (!e & g);
         let temp1 = h
@@ -97,12 +113,20 @@ pub fn sha_compress(m: &mut Machine<true>, w_ptr: u64, h_ptr: u64) -> Result<(),
         b = a;
         a = temp1.wrapping_add(temp2);
     }
-    let out: Vec<u64> = [a, b, c, d, e, f, g, h]
-        .iter()
-        .zip(&hx)
-        .map(|(v, h0)| u64::from(v.wrapping_add(*h0)))
-        .collect();
-    write_words(m, h_ptr, &out)
+    for (s, v) in state.iter_mut().zip([a, b, c, d, e, f, g, h]) {
+        *s = s.wrapping_add(v);
+    }
+}
+
+/// SHA-256's compression of one 64-byte block (big-endian words) into
+/// `state`.
+pub fn compress_block(state: &mut [u32; 8], block: &[u8]) {
+    let mut w = [0u32; 64];
+    for (word, bytes) in w.iter_mut().zip(block.chunks_exact(4)) {
+        *word = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    }
+    extend_schedule(&mut w);
+    compress_rounds(state, &w);
 }
 
 /// KECCAK_PERMUTE (0x00_01_01_09): keccak-f[1600] over the 25-word state at
@@ -196,6 +220,20 @@ mod tests {
         let state = read_words(&m, ptr, 25).unwrap();
         assert_eq!(state[0], 0xF1258F7940E1DDE7);
         assert_eq!(state[24], 0xEAF1FF7B5CECA249);
+    }
+
+    #[test]
+    fn compress_block_is_sha256s_compression() {
+        let mut block = [0u8; 64];
+        block[..3].copy_from_slice(b"abc");
+        block[3] = 0x80;
+        block[63] = 24;
+        let mut state = [
+            0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+        ];
+        compress_block(&mut state, &block);
+        let digest: Vec<u8> = state.iter().flat_map(|w| w.to_be_bytes()).collect();
+        assert_eq!(digest, sha2::Sha256::digest(b"abc").to_vec());
     }
 
     #[test]

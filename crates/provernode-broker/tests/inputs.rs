@@ -278,3 +278,49 @@ async fn the_bearer_scheme_is_case_insensitive() {
         assert_eq!(status, expected, "{value}: {v}");
     }
 }
+
+/// Issue 20: SP1 input is a list of items, as `SP1Stdin` holds them. A list
+/// is stored in the canonical encoding of `provernode_core::input`; bytes
+/// that claim to be a list but are not one are refused at the door.
+#[tokio::test]
+async fn sp1_input_items_are_stored_as_a_list_and_a_broken_list_is_refused() {
+    let (app, _dir) = app(ApiConfig::default()).await;
+    let items = [b"ab".to_vec(), b"cde".to_vec()];
+    let body = json!({
+        "program": "fibonacci", "abi": "sp1",
+        "input_items_base64": items.iter().map(|i| base64_of(i)).collect::<Vec<_>>(),
+    });
+    let (status, v) = call(&app, "POST", "/v1/tasks", Some(body)).await;
+    assert_eq!(status, 201, "{v}");
+    let (_, task) = call(
+        &app,
+        "GET",
+        &format!("/v1/tasks/{}", v["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    let encoded = provernode_core::input::encode_items(&items);
+    assert_eq!(task["input_bytes"], encoded.len() as u64, "{task}");
+    assert_eq!(
+        task["input_digest"],
+        provernode_core::sha256(&encoded).to_string(),
+        "{task}"
+    );
+
+    let mut broken = encoded.clone();
+    broken.pop();
+    let (status, code, message) = refused(
+        &app,
+        json!({"program": "fibonacci", "abi": "sp1", "input_base64": base64_of(&broken)}),
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (400, "invalid_input"), "{message}");
+    assert!(message.contains("item list is malformed"), "{message}");
+
+    let (status, code, message) = refused(
+        &app,
+        json!({"program": "fibonacci", "input_hex": "05000000", "input_items_base64": []}),
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (400, "invalid_request"), "{message}");
+}
