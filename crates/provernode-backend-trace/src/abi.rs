@@ -415,51 +415,6 @@ const SP1_FD_PUBLIC_VALUES: u64 = 13;
 /// HINT_LEN/HINT_READ returns them.
 const SP1_FD_HINT: u64 = 14;
 
-/// SP1 6.10's system calls by number, for messages naming one the trace
-/// backend does not emulate (`syscall_code.rs` in succinctlabs/sp1).
-fn sp1_syscall_name(code: u64) -> Option<&'static str> {
-    Some(match code {
-        0x00_01_01_07 => "ED_ADD",
-        0x00_00_01_08 => "ED_DECOMPRESS",
-        0x00_01_01_0A => "SECP256K1_ADD",
-        0x00_00_01_0B => "SECP256K1_DOUBLE",
-        0x00_00_01_0C => "SECP256K1_DECOMPRESS",
-        0x00_01_01_0E => "BN254_ADD",
-        0x00_00_01_0F => "BN254_DOUBLE",
-        0x00_00_00_1B => "VERIFY_SP1_PROOF",
-        0x00_00_01_1C => "BLS12381_DECOMPRESS",
-        0x00_01_01_1D => "UINT256_MUL",
-        0x00_01_01_2F => "U256XU2048_MUL",
-        0x00_01_01_1E => "BLS12381_ADD",
-        0x00_00_01_1F => "BLS12381_DOUBLE",
-        0x00_01_01_20 => "BLS12381_FP_ADD",
-        0x00_01_01_21 => "BLS12381_FP_SUB",
-        0x00_01_01_22 => "BLS12381_FP_MUL",
-        0x00_01_01_23 => "BLS12381_FP2_ADD",
-        0x00_01_01_24 => "BLS12381_FP2_SUB",
-        0x00_01_01_25 => "BLS12381_FP2_MUL",
-        0x00_01_01_26 => "BN254_FP_ADD",
-        0x00_01_01_27 => "BN254_FP_SUB",
-        0x00_01_01_28 => "BN254_FP_MUL",
-        0x00_01_01_29 => "BN254_FP2_ADD",
-        0x00_01_01_2A => "BN254_FP2_SUB",
-        0x00_01_01_2B => "BN254_FP2_MUL",
-        0x00_01_01_2C => "SECP256R1_ADD",
-        0x00_00_01_2D => "SECP256R1_DOUBLE",
-        0x00_00_01_2E => "SECP256R1_DECOMPRESS",
-        0x00_01_01_30 => "UINT256_ADD_CARRY",
-        0x00_01_01_31 => "UINT256_MUL_CARRY",
-        0x0000_0132 => "MPROTECT",
-        0x00_00_01_33 => "POSEIDON2",
-        0x00_00_01_34 => "SIG_RETURN",
-        0x00_00_00_35 => "HINT_MPROTECT_FLUSH",
-        0x00_00_00_40 => "DUMP_ELF",
-        0x00_00_00_41 => "INSERT_PROFILER_SYMBOLS",
-        0x00_00_00_42 => "DELETE_PROFILER_SYMBOLS",
-        _ => return None,
-    })
-}
-
 /// SP1's hook file descriptors: a write asks the host to compute something
 /// and push the answer to the input stream.
 fn sp1_hook_name(fd: u64) -> Option<&'static str> {
@@ -628,7 +583,7 @@ impl Host<true> for Sp1Host {
                 m.host_write(a0, &padded).map_err(Trap::from)?;
             }
             code => {
-                return Err(bad(match sp1_syscall_name(code) {
+                return Err(bad(match crate::inspect::sp1_syscall_name(code) {
                     Some(name) => {
                         format!("SP1 system call {name} ({code:#x}) is not emulated by the trace backend yet")
                     }
@@ -686,6 +641,16 @@ pub fn run(program: &Program, input: &[u8], limits: &Limits) -> Result<Outcome, 
     match program.abi() {
         Abi::Risc0 => drive::<false, _>(program, &image, limits, Risc0Host::new(input)),
         Abi::Sp1 => {
+            if let Some((start, end)) = image.sp1_untrusted_heap {
+                return Err(BackendError::UnsupportedFeature {
+                    backend: "trace".into(),
+                    program: program.name().to_owned(),
+                    feature: format!(
+                        "SP1 6.2's untrusted-program mode (its `.note.succinct` turns on page protection, MPROTECT and trap handling with SIG_RETURN, heap {start:#x}..{end:#x})"
+                    ),
+                    hint: "run it on the sp1 backend".into(),
+                });
+            }
             let items =
                 provernode_core::input::decode_items(input).map_err(|e| BackendError::MalformedInput {
                     program: program.name().to_owned(),

@@ -13,6 +13,7 @@
 mod abi;
 mod decode;
 mod elf;
+mod inspect;
 mod machine;
 mod memory;
 mod record;
@@ -24,6 +25,7 @@ use provernode_core::{
 };
 
 pub use abi::{risc0_output_digest, sp1_exit_error, Outcome};
+pub use inspect::{inspect, Inspection, SegmentInfo, SyscallUse};
 pub use record::{Record, RECORD_VERSION};
 
 pub const BACKEND_NAME: &str = "trace";

@@ -376,6 +376,7 @@ mod tests {
                 flags: PF_X | PF_R,
                 data,
             }],
+            sp1_untrusted_heap: None,
         }
     }
 
@@ -481,6 +482,7 @@ mod tests {
                 flags: PF_X | PF_R,
                 data,
             }],
+            sp1_untrusted_heap: None,
         };
         let mut m = Machine::<true>::new(&image, 0x1000, 1 << 32, 1 << 20).unwrap();
         assert!(
@@ -515,6 +517,7 @@ mod tests {
                     data: vec![0; 8],
                 },
             ],
+            sp1_untrusted_heap: None,
         };
         let mut m = machine::<false>(&image);
         let mut bytes = vec![0xaa; 4];

@@ -165,6 +165,7 @@ mod tests {
                 mem_size: 4,
                 flags: PF_R | PF_X,
             }],
+            sp1_untrusted_heap: None,
         };
         Machine::new(&image, 0x1000, 1 << 37, 1 << 24).unwrap()
     }

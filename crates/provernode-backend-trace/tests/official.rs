@@ -133,3 +133,18 @@ fn an_r0bf_with_another_kernel_and_an_sp1_v5_program_are_refused_by_name() {
     let err = provernode_core::Program::from_elf("fib", v5).err().unwrap();
     assert!(err.to_string().contains("is an SP1 v5 program"), "{err}");
 }
+
+/// SP1 6.2's trap guest carries `.note.succinct` (page protection and
+/// traps): trace reads the note and refuses the program before running it,
+/// naming the feature, instead of running it with other semantics.
+#[test]
+fn an_sp1_untrusted_program_note_is_read_and_refused_by_name() {
+    let err = TraceBackend::new()
+        .execute(&program("sp1-gpu-trap.elf"), &[], &Limits::default())
+        .unwrap_err();
+    assert!(matches!(err, BackendError::UnsupportedFeature { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("untrusted-program mode"), "{message}");
+    assert!(message.contains("run it on the sp1 backend"), "{message}");
+    assert_eq!(err.classify(), (provernode_core::Cause::BackendError, false));
+}

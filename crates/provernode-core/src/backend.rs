@@ -183,6 +183,13 @@ pub enum BackendError {
         found: String,
         known: String,
     },
+    #[error("program `{program}` needs {feature}, which backend `{backend}` does not support yet{}", hint_suffix(.hint))]
+    UnsupportedFeature {
+        backend: String,
+        program: String,
+        feature: String,
+        hint: String,
+    },
     #[error("program `{program}` faulted at pc {pc:#x}: {fault}")]
     GuestFault { program: String, pc: u64, fault: Fault },
     #[error("program `{program}` ran past the cycle limit of {limit}{}; raise the limit (--max-cycles) if the input really needs more, or check the program for an endless loop", at_pc(.pc))]
@@ -228,6 +235,14 @@ pub enum BackendError {
 
 fn at_pc(pc: &Option<u64>) -> String {
     pc.map(|pc| format!(" (pc {pc:#x})")).unwrap_or_default()
+}
+
+fn hint_suffix(hint: &str) -> String {
+    if hint.is_empty() {
+        String::new()
+    } else {
+        format!("; {hint}")
+    }
 }
 
 fn output_hint(output: &str) -> String {
@@ -434,6 +449,7 @@ impl BackendError {
             BackendError::UnsupportedAbi { .. }
             | BackendError::UnknownProofKind { .. }
             | BackendError::MalformedProgram { .. }
+            | BackendError::UnsupportedFeature { .. }
             | BackendError::GuestFault { .. }
             | BackendError::CycleLimit { .. }
             | BackendError::MemoryLimit { .. }

@@ -89,7 +89,7 @@ impl FromStr for Abi {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProgramError {
-    #[error("`{name}` is neither an ELF file (\\x7fELF) nor a RISC Zero program binary (R0BF); pass a RISC-V ELF built for the risc0 or sp1 ABI, or the .bin that `cargo risczero build` writes")]
+    #[error("`{name}` is not an ELF file or a RISC Zero program binary (it starts with neither \\x7fELF nor R0BF); pass a RISC-V ELF built for the risc0 or sp1 ABI, or the .bin that `cargo risczero build` writes")]
     NotElf { name: String },
     #[error("`{name}` is not a little-endian RISC-V executable ({reason}); build it with riscv64-unknown-elf-gcc for rv32im (risc0) or rv64im (sp1)")]
     NotRiscv { name: String, reason: String },

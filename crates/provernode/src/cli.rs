@@ -75,9 +75,28 @@ impl From<StateFilter> for provernode_core::TaskState {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum ProgramsAction {
+    /// What a program file is: format (ELF or RISC Zero R0BF), ABI, entry, segments, the
+    /// backends' keys (RISC Zero image id, SP1 verifying-key hash with --keys) and the
+    /// system calls it can make, with what trace emulates.
+    Inspect {
+        /// An ELF, or a `.bin` from `cargo risczero build`.
+        file: PathBuf,
+        /// Also compute keys that need a backend's set-up (SP1's verifying-key hash).
+        #[arg(long)]
+        keys: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum Command {
-    /// List the built-in guest programs with their program ids for each ABI.
+    /// List the built-in guest programs with their program ids for each ABI, or inspect a
+    /// program file (`programs inspect FILE`).
     Programs {
+        #[command(subcommand)]
+        action: Option<ProgramsAction>,
         /// Include test guests (endless loop, memory hog).
         #[arg(long)]
         all: bool,

@@ -13,11 +13,20 @@ use provernode_core::{Abi, Backend, Limits, Program, ProofEnvelope, ProveOptions
 use provernode_guests::{Guest, InputArgs};
 use serde_json::json;
 
-use crate::cli::{Cli, Command, RunArgs};
+use crate::cli::{Cli, Command, ProgramsAction, RunArgs};
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Programs { all, keys, json } => programs(all, keys, json),
+        Command::Programs {
+            action: Some(ProgramsAction::Inspect { file, keys, json }),
+            ..
+        } => inspect(&file, keys, json),
+        Command::Programs {
+            action: None,
+            all,
+            keys,
+            json,
+        } => programs(all, keys, json),
         Command::Backends { json } => backends(json),
         Command::Execute(args) => execute(&args),
         Command::Prove {
@@ -110,6 +119,137 @@ fn programs(all: bool, keys: bool, json: bool) -> Result<()> {
         }
     }
     println!("{t}");
+    Ok(())
+}
+
+fn inspect(file: &Path, keys: bool, json: bool) -> Result<()> {
+    let bytes = fs::read(file).with_context(|| format!("cannot read the program file {}", file.display()))?;
+    let program = Program::from_elf(file.display().to_string(), bytes)?;
+    let facts = provernode_backend_trace::inspect(&program).map_err(|why| {
+        anyhow::anyhow!(
+            "{} is not a valid {} program: {why}",
+            file.display(),
+            program.abi()
+        )
+    })?;
+    let registry = Registry::default();
+    let mut backend_keys = Vec::new();
+    for b in registry
+        .available()
+        .filter(|b| b.abis().contains(&program.abi()) && (keys || b.program_key_is_cheap()))
+    {
+        if let Some((what, value)) = b
+            .program_key(&program)
+            .with_context(|| format!("{}: the key of {}", b.name(), program.name()))?
+        {
+            backend_keys.push((b.name(), what, value));
+        }
+    }
+    let flags = |f: u32| {
+        format!(
+            "{}{}{}",
+            if f & 4 != 0 { "r" } else { "-" },
+            if f & 2 != 0 { "w" } else { "-" },
+            if f & 1 != 0 { "x" } else { "-" }
+        )
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "file": file.display().to_string(),
+                "program_id": program.id().to_string(),
+                "format": program.format().name(),
+                "abi": program.abi().name(),
+                "isa": program.abi().isa(),
+                "entry": format!("{:#x}", facts.entry),
+                "segments": facts.segments.iter().map(|s| json!({
+                    "vaddr": format!("{:#x}", s.vaddr), "mem_size": s.mem_size,
+                    "file_size": s.file_size, "flags": flags(s.flags),
+                })).collect::<Vec<_>>(),
+                "keys": backend_keys.iter().map(|(b, what, value)| json!({"backend": b, "kind": what, "value": value})).collect::<Vec<_>>(),
+                "system_calls": facts.system_calls.iter().map(|c| json!({
+                    "name": c.name, "code": c.code.map(|c| format!("{c:#x}")),
+                    "emulated_by_trace": c.emulated_by_trace,
+                })).collect::<Vec<_>>(),
+                "unresolved_ecalls": facts.unresolved_ecalls,
+                "sp1_untrusted_program_heap": facts.sp1_untrusted_heap.map(|(a, b)| [format!("{a:#x}"), format!("{b:#x}")]),
+                "r0bf": facts.r0bf.as_ref().map(|(kind, version, kernel, known)| json!({
+                    "abi_kind": kind, "abi_version": version, "kernel_sha256": kernel, "kernel_known": known,
+                })),
+            }))?
+        );
+        return Ok(());
+    }
+    let mut fields = vec![
+        ("file", file.display().to_string()),
+        ("program id", format!("{} (SHA-256 of the file)", program.id())),
+        ("format", program.format().name().to_owned()),
+        ("abi", format!("{} ({})", program.abi(), program.abi().isa())),
+        ("entry", format!("{:#x}", facts.entry)),
+    ];
+    if let Some((kind, version, kernel, known)) = &facts.r0bf {
+        fields.push(("r0bf abi", format!("{kind} {version}")));
+        fields.push((
+            "kernel",
+            format!(
+                "SHA-256 {kernel}{}",
+                if *known {
+                    " (the v1compat kernel this node runs)"
+                } else {
+                    " (NOT the kernel this node runs: refused)"
+                }
+            ),
+        ));
+    }
+    for (b, what, value) in &backend_keys {
+        fields.push(("key", format!("{b} {what} {value}")));
+    }
+    if !keys && program.abi() == Abi::Sp1 {
+        fields.push((
+            "key",
+            "sp1 vk hash: add --keys (needs SP1's set-up, tens of seconds)".to_owned(),
+        ));
+    }
+    if let Some((start, end)) = facts.sp1_untrusted_heap {
+        fields.push((
+            "sp1 mode",
+            format!("untrusted program (.note.succinct: page protection and traps), heap {start:#x}..{end:#x}; trace does not emulate it"),
+        ));
+    }
+    print_fields(&fields);
+    let mut t = table(&["segment", "memory bytes", "file bytes", "flags"]);
+    for s in &facts.segments {
+        t.add_row(vec![
+            format!("{:#x}", s.vaddr),
+            s.mem_size.to_string(),
+            s.file_size.to_string(),
+            flags(s.flags),
+        ]);
+    }
+    println!("{t}");
+    let mut t = table(&["system call", "number", "trace"]);
+    for c in &facts.system_calls {
+        t.add_row(vec![
+            c.name.clone(),
+            c.code
+                .map(|c| format!("{c:#x}"))
+                .unwrap_or_else(|| "by name".into()),
+            if c.emulated_by_trace {
+                "emulated"
+            } else {
+                "not yet: stops with its name"
+            }
+            .to_owned(),
+        ]);
+    }
+    println!("{t}");
+    if facts.unresolved_ecalls > 0 {
+        println!(
+            "{} ecall site(s) take their call number from a register (a generic syscall wrapper); the calls listed are those with a constant number",
+            facts.unresolved_ecalls
+        );
+    }
     Ok(())
 }
 

@@ -303,3 +303,50 @@ fn a_blank_token_does_not_open_a_public_address() {
         .failure()
         .stderr(predicate::str::contains("only whitespace"));
 }
+
+fn official(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/official-guests")
+        .join(name)
+}
+
+/// Issue 20, item 1: `programs inspect` says what a file is and which
+/// system calls it can make, and which of those trace emulates.
+#[test]
+fn programs_inspect_reads_an_r0bf_and_an_sp1_elf() {
+    let out = provernode()
+        .args(["programs", "inspect", "--json"])
+        .arg(official("risc0-povw-log-builder.bin"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["format"], "RISC Zero program binary (R0BF)");
+    assert_eq!(v["abi"], "risc0");
+    assert_eq!(v["r0bf"]["kernel_known"], true, "{v}");
+    assert_eq!(
+        v["program_id"],
+        "5ce4caac20a34c131337c4af4ee5cf7b72f89abdd8e3f2a53988a3c38c4b2130"
+    );
+    let calls = v["system_calls"].to_string();
+    assert!(
+        calls.contains("SYS_RANDOM") && calls.contains("SYS_VERIFY_INTEGRITY"),
+        "{calls}"
+    );
+
+    provernode()
+        .args(["programs", "inspect"])
+        .arg(official("sp1-gpu-poseidon2.elf"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("SHA_EXTEND"))
+        .stdout(predicate::str::contains("POSEIDON2"))
+        .stdout(predicate::str::contains("not yet: stops with its name"));
+
+    provernode()
+        .args(["programs", "inspect"])
+        .arg(official("sp1v5-project-template-fibonacci.elf"))
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("is an SP1 v5 program"));
+}

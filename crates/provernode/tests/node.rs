@@ -515,3 +515,74 @@ fn an_idle_warm_worker_counts_against_the_budget_and_gives_its_memory_back() {
         .unwrap();
     assert!(held <= (1000u64 << 20) as f64, "{held} bytes held");
 }
+
+fn official(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/official-guests")
+        .join(name)
+}
+
+/// Issue 20: programs built by the official toolchains, submitted over HTTP
+/// as users have them (an SP1 ELF with the `SP1Stdin` its project saved, an
+/// R0BF `.bin`), are proved as tasks; a guest panic fails the task once as
+/// `guest_panic` with the guest's message, without another attempt.
+#[test]
+fn official_guests_are_proved_as_tasks_and_a_guest_panic_is_not_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(&dir.path().join("data"), &["--workers", "1"], &[]);
+    let out = Command::new(env!("CARGO_BIN_EXE_provernode"))
+        .arg("submit")
+        .arg(official("sp1-cluster-fibonacci.elf"))
+        .arg("--stdin-file")
+        .arg(official("sp1-cluster-fibonacci.stdin"))
+        .args(["--node", &node.base])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let t = node.wait_terminal(&id, LONG);
+    assert_eq!(t["state"], "succeeded", "{t}");
+    assert_eq!(
+        verify(&node.proof(&id)),
+        hex::decode("e80300004d170000430e0000").unwrap()
+    );
+
+    // Two items where the guest reads one u32: its bincode read panics.
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    std::fs::write(&a, b"ab").unwrap();
+    std::fs::write(&b, b"cde").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_provernode"))
+        .arg("submit")
+        .arg(official("sp1-cluster-fibonacci.elf"))
+        .arg("--input-item")
+        .arg(&a)
+        .arg("--input-item")
+        .arg(&b)
+        .args(["--node", &node.base])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let t = node.wait_terminal(&id, LONG);
+    assert_eq!(t["state"], "failed", "{t}");
+    assert_eq!(t["terminal_reason"], "guest_panic", "{t}");
+    assert_eq!(t["attempts"], 1, "{t}");
+    assert!(
+        t.to_string().contains("deserialization failed"),
+        "the guest's panic message is kept with the attempt: {t}"
+    );
+
+    // An R0BF is accepted whole: its id is the SHA-256 of the file.
+    let body = json!({
+        "program": "risc0-povw-log-builder.bin",
+        "elf_base64": base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            std::fs::read(official("risc0-povw-log-builder.bin")).unwrap()
+        ),
+    });
+    let id = node.submit(body);
+    let t = node.wait_terminal(&id, LONG);
+    assert_eq!(t["terminal_reason"], "guest_panic", "{t}");
+    assert!(t.to_string().contains("DeserializeUnexpectedEnd"), "{t}");
+}
