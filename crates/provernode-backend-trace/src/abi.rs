@@ -14,6 +14,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::elf;
 use crate::machine::{Machine, Trap};
+use crate::sp1_bigint::{self, Curve, FieldOp};
 use crate::sp1_precompiles;
 
 /// What one complete run produced.
@@ -415,17 +416,54 @@ const SP1_FD_PUBLIC_VALUES: u64 = 13;
 /// HINT_LEN/HINT_READ returns them.
 const SP1_FD_HINT: u64 = 14;
 
-/// SP1's hook file descriptors: a write asks the host to compute something
-/// and push the answer to the input stream.
-fn sp1_hook_name(fd: u64) -> Option<&'static str> {
-    Some(match fd {
-        15 => "ecrecover",
-        16 => "ed25519 decompression",
-        17 => "RSA multiplication modulo",
-        18 => "BLS12-381 square root",
-        19 => "BLS12-381 inverse",
-        20 => "field square root",
-        21 => "field inverse",
+/// One of SP1's big-number precompiles.
+#[derive(Clone, Copy)]
+enum BigintCall {
+    Add(Curve),
+    Double(Curve),
+    Fp(Curve, FieldOp),
+    Fp2(Curve, FieldOp),
+    Uint256Mul,
+}
+
+impl BigintCall {
+    fn run(self, m: &mut Machine<true>, a0: u64, a1: u64) -> Result<(), Trap> {
+        match self {
+            BigintCall::Add(curve) => sp1_bigint::ec_add(m, curve, a0, a1),
+            BigintCall::Double(curve) => sp1_bigint::ec_double(m, curve, a0),
+            BigintCall::Fp(curve, op) => sp1_bigint::fp_op(m, curve, op, a0, a1),
+            BigintCall::Fp2(curve, op) => sp1_bigint::fp2_op(m, curve, op, a0, a1),
+            BigintCall::Uint256Mul => sp1_bigint::uint256_mul(m, a0, a1),
+        }
+    }
+}
+
+/// SP1 6.10's numbers for the big-number precompiles (`syscall_code.rs`).
+fn sp1_bigint_call(code: u64) -> Option<BigintCall> {
+    use BigintCall::*;
+    use Curve::*;
+    Some(match code {
+        0x0001_010A => Add(Secp256k1),
+        0x0000_010B => Double(Secp256k1),
+        0x0001_010E => Add(Bn254),
+        0x0000_010F => Double(Bn254),
+        0x0001_011E => Add(Bls12381),
+        0x0000_011F => Double(Bls12381),
+        0x0001_012C => Add(Secp256r1),
+        0x0000_012D => Double(Secp256r1),
+        0x0001_0120 => Fp(Bls12381, FieldOp::Add),
+        0x0001_0121 => Fp(Bls12381, FieldOp::Sub),
+        0x0001_0122 => Fp(Bls12381, FieldOp::Mul),
+        0x0001_0123 => Fp2(Bls12381, FieldOp::Add),
+        0x0001_0124 => Fp2(Bls12381, FieldOp::Sub),
+        0x0001_0125 => Fp2(Bls12381, FieldOp::Mul),
+        0x0001_0126 => Fp(Bn254, FieldOp::Add),
+        0x0001_0127 => Fp(Bn254, FieldOp::Sub),
+        0x0001_0128 => Fp(Bn254, FieldOp::Mul),
+        0x0001_0129 => Fp2(Bn254, FieldOp::Add),
+        0x0001_012A => Fp2(Bn254, FieldOp::Sub),
+        0x0001_012B => Fp2(Bn254, FieldOp::Mul),
+        0x0001_011D => Uint256Mul,
         _ => return None,
     })
 }
@@ -484,20 +522,21 @@ impl Sp1Host {
             }
             SP1_FD_PUBLIC_VALUES => commit_output(&mut self.public_values, &data, "public values")?,
             SP1_FD_HINT => self.hints.push_front(data),
+            15..=21 => {
+                // A hook: the host computes, the guest checks what it reads.
+                for item in sp1_bigint::hook(fd, &data)?.into_iter().rev() {
+                    self.hints.push_front(item);
+                }
+            }
             3 => {
                 return Err(bad(
                     "WRITE to fd 3, which SP1 silently ignores: SP1 file descriptors are offset by 10, public values go to fd 13",
                 ))
             }
             fd => {
-                return Err(bad(match sp1_hook_name(fd) {
-                    Some(hook) => format!(
-                        "WRITE to fd {fd}, SP1's {hook} hook, which the trace backend does not emulate yet"
-                    ),
-                    None => format!(
-                        "WRITE to fd {fd}; SP1 guests write stdout (1), stderr (2), public values (13), hints (14) or a hook (15..21)"
-                    ),
-                }))
+                return Err(bad(format!(
+                    "WRITE to fd {fd}; SP1 guests write stdout (1), stderr (2), public values (13), hints (14) or a hook (15..21)"
+                )))
             }
         }
         Ok(())
@@ -583,12 +622,17 @@ impl Host<true> for Sp1Host {
                 m.host_write(a0, &padded).map_err(Trap::from)?;
             }
             code => {
-                return Err(bad(match crate::inspect::sp1_syscall_name(code) {
-                    Some(name) => {
-                        format!("SP1 system call {name} ({code:#x}) is not emulated by the trace backend yet")
+                match sp1_bigint_call(code) {
+                    Some(call) => call.run(m, a0, a1)?,
+                    None => {
+                        return Err(bad(match crate::inspect::sp1_syscall_name(code) {
+                            Some(name) => {
+                                format!("SP1 system call {name} ({code:#x}) is not emulated by the trace backend yet")
+                            }
+                            None => format!("ecall t0={code:#x} is not an SP1 v6 system call"),
+                        }))
                     }
-                    None => format!("ecall t0={code:#x} is not an SP1 v6 system call"),
-                }))
+                }
             }
         }
         Ok(None)

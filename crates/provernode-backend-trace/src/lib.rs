@@ -17,6 +17,7 @@ mod inspect;
 mod machine;
 mod memory;
 mod record;
+mod sp1_bigint;
 mod sp1_precompiles;
 
 use provernode_core::{
