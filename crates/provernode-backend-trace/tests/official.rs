@@ -35,7 +35,8 @@ fn official_sp1_guests_give_sp1s_output_and_instruction_count() {
 #[test]
 fn official_sp1_guests_prove_and_verify_on_trace() {
     let trace = TraceBackend::new();
-    for case in cases().into_iter().take(1) {
+    // A small one: proving and verifying run the guest twice.
+    for case in cases().into_iter().filter(|c| c.cycles < 100_000).take(1) {
         let bytes = input::encode_items(&case.items);
         let envelope = trace
             .prove(&program(case.program), &bytes, &Default::default())
