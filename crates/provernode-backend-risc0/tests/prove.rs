@@ -194,3 +194,36 @@ fn an_official_r0bf_keeps_its_image_id_and_a_foreign_kernel_is_refused() {
         "{err}"
     );
 }
+
+/// An official R0BF, proved as the file it is: RISC Zero's journal equals
+/// trace's, and the composite receipt verifies against the image id RISC
+/// Zero publishes for the program.
+#[test]
+fn an_official_r0bf_is_proved_and_commits_what_trace_commits() {
+    let program = provernode_core::Program::from_elf(
+        "risc0-povw-log-builder.bin",
+        fixture("risc0-povw-log-builder.bin"),
+    )
+    .unwrap();
+    let input = fixture("risc0-povw-log-builder.initial.input");
+    let expected = TraceBackend::new()
+        .execute(&program, &input, &Limits::default())
+        .unwrap()
+        .public_output;
+    assert_eq!(expected.len(), 124, "a borsh Journal");
+    let risc0 = Risc0Backend::default();
+    let executed = risc0.execute(&program, &input, &Limits::default()).unwrap();
+    assert_eq!(executed.public_output, expected);
+    let env = risc0.prove(&program, &input, &ProveOptions::default()).unwrap();
+    assert_eq!(env.proof_kind, "composite");
+    assert_eq!(env.public_output, expected);
+    assert_eq!(risc0.verify(&env).unwrap().public_output, expected);
+    eprintln!(
+        "risc0-povw-log-builder: trace {} cycles, risc0 {} user cycles",
+        TraceBackend::new()
+            .execute(&program, &input, &Limits::default())
+            .unwrap()
+            .cycles,
+        executed.cycles
+    );
+}

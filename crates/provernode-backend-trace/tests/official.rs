@@ -149,3 +149,21 @@ fn an_sp1_untrusted_program_note_is_read_and_refused_by_name() {
     assert!(message.contains("run it on the sp1 backend"), "{message}");
     assert_eq!(err.classify(), (provernode_core::Cause::BackendError, false));
 }
+
+/// The official R0BF with an input that needs no receipt (a new work log,
+/// no updates): it runs to its journal on trace, the SHA ecall computing
+/// the empty log's commitment. CI's real-backend step proves the same run
+/// on RISC Zero and checks the journal is this one
+/// (`crates/provernode-backend-risc0/tests/prove.rs`).
+pub const POVW_INITIAL_JOURNAL_HEX: &str = "0102030405060708090a0b0c0d0e0f1011121314b26927f749929e8484785e36e7ec93d5eeae4b58182f76f1e760263ab67f540cb26927f749929e8484785e36e7ec93d5eeae4b58182f76f1e760263ab67f540c0000000000000000758793cf893c5def4ac3aab68f567a82d3fbb1a43565e1d29980ef333ae158df";
+
+#[test]
+fn an_official_r0bf_commits_its_journal_on_trace() {
+    let file = official_cases::fixture("risc0-povw-log-builder.bin");
+    let p = provernode_core::Program::from_elf("risc0-povw-log-builder.bin", file).unwrap();
+    let input = official_cases::fixture("risc0-povw-log-builder.initial.input");
+    let run = TraceBackend::new()
+        .execute(&p, &input, &Limits::default())
+        .unwrap();
+    assert_eq!(hex::encode(&run.public_output), POVW_INITIAL_JOURNAL_HEX);
+}
