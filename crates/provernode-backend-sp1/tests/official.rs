@@ -50,26 +50,3 @@ fn an_official_guest_panic_is_a_guest_panic_on_sp1_too() {
         .unwrap_err();
     assert!(matches!(err, BackendError::GuestPanic { .. }), "{err:?}");
 }
-
-/// An official SP1 v6 guest with the `SP1Stdin` its project committed,
-/// proved (core) and verified by a backend that never proved anything: the
-/// public values are trace's.
-#[test]
-fn an_official_sp1_guest_is_proved_with_its_committed_stdin() {
-    let p = program("sp1-cluster-fibonacci.elf");
-    let items = input::parse_sp1_stdin(&official_cases::fixture("sp1-cluster-fibonacci.stdin")).unwrap();
-    let bytes = input::encode_items(&items);
-    let expected = TraceBackend::new()
-        .execute(&p, &bytes, &Limits::default())
-        .unwrap()
-        .public_output;
-    let env = Sp1Backend::default()
-        .prove(&p, &bytes, &Default::default())
-        .unwrap();
-    assert_eq!(env.proof_kind, "core");
-    assert_eq!(env.public_output, expected);
-    assert_eq!(
-        Sp1Backend::default().verify(&env).unwrap().public_output,
-        expected
-    );
-}

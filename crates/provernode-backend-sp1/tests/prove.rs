@@ -13,6 +13,9 @@
 
 use std::sync::OnceLock;
 
+#[path = "../../provernode-backend-trace/tests/official_cases/mod.rs"]
+mod official_cases;
+
 use provernode_backend_sp1::Sp1Backend;
 use provernode_backend_trace::TraceBackend;
 use provernode_core::{Abi, Backend, BackendError, Limits, ProveOptions, VerifyError};
@@ -178,4 +181,27 @@ fn a_risc0_elf_is_refused_and_gnark_kinds_say_why() {
             other => panic!("{kind}: expected unavailable, got {other}"),
         }
     }
+}
+
+/// An official SP1 v6 guest with the `SP1Stdin` its project committed,
+/// proved (core) and verified by a backend that never proved anything: the
+/// public values are trace's.
+#[test]
+fn an_official_sp1_guest_is_proved_with_its_committed_stdin() {
+    let p = official_cases::program("sp1-cluster-fibonacci.elf");
+    let items =
+        provernode_core::input::parse_sp1_stdin(&official_cases::fixture("sp1-cluster-fibonacci.stdin"))
+            .unwrap();
+    let bytes = provernode_core::input::encode_items(&items);
+    let expected = TraceBackend::new()
+        .execute(&p, &bytes, &Limits::default())
+        .unwrap()
+        .public_output;
+    let env = sp1().prove(&p, &bytes, &Default::default()).unwrap();
+    assert_eq!(env.proof_kind, "core");
+    assert_eq!(env.public_output, expected);
+    assert_eq!(
+        Sp1Backend::default().verify(&env).unwrap().public_output,
+        expected
+    );
 }

@@ -424,6 +424,13 @@ enum BigintCall {
     Fp(Curve, FieldOp),
     Fp2(Curve, FieldOp),
     Uint256Mul,
+    Uint256Carry {
+        mul: bool,
+    },
+    EdAdd,
+    EdDecompress,
+    /// In SP1 6.10's table but its executor stops on them.
+    Deprecated(&'static str),
 }
 
 impl BigintCall {
@@ -434,6 +441,12 @@ impl BigintCall {
             BigintCall::Fp(curve, op) => sp1_bigint::fp_op(m, curve, op, a0, a1),
             BigintCall::Fp2(curve, op) => sp1_bigint::fp2_op(m, curve, op, a0, a1),
             BigintCall::Uint256Mul => sp1_bigint::uint256_mul(m, a0, a1),
+            BigintCall::Uint256Carry { mul } => sp1_bigint::uint256_carry(m, mul),
+            BigintCall::EdAdd => sp1_bigint::ed_add(m, a0, a1),
+            BigintCall::EdDecompress => sp1_bigint::ed_decompress(m, a0, a1),
+            BigintCall::Deprecated(name) => Err(bad(format!(
+                "SP1 system call {name} is deprecated: SP1 6.10's executor stops on it (\"This method should be deprecated\"); rebuild the program with a current sp1-zkvm"
+            ))),
         }
     }
 }
@@ -464,6 +477,14 @@ fn sp1_bigint_call(code: u64) -> Option<BigintCall> {
         0x0001_012A => Fp2(Bn254, FieldOp::Sub),
         0x0001_012B => Fp2(Bn254, FieldOp::Mul),
         0x0001_011D => Uint256Mul,
+        0x0001_0130 => Uint256Carry { mul: false },
+        0x0001_0131 => Uint256Carry { mul: true },
+        0x0001_0107 => EdAdd,
+        0x0000_0108 => EdDecompress,
+        0x0000_010C => Deprecated("SECP256K1_DECOMPRESS"),
+        0x0000_011C => Deprecated("BLS12381_DECOMPRESS"),
+        0x0000_012E => Deprecated("SECP256R1_DECOMPRESS"),
+        0x0001_012F => Deprecated("U256XU2048_MUL"),
         _ => return None,
     })
 }

@@ -231,6 +231,95 @@ pub fn uint256_mul(m: &mut Machine<true>, x_ptr: u64, y_ptr: u64) -> Result<(), 
     write_words(m, x_ptr, &to_words(&((x * y) % modulus), 4))
 }
 
+/// UINT256_ADD_CARRY and UINT256_MUL_CARRY: with a = `a0`, b = `a1`, c =
+/// `a2`, the 512-bit a + b + c (or a · b + c) is written as its low 256 bits
+/// at `a3` and its high 256 bits at `a4`.
+pub fn uint256_carry(m: &mut Machine<true>, mul: bool) -> Result<(), Trap> {
+    let regs = |r: usize| m.reg(r);
+    let (a_ptr, b_ptr, c_ptr, d_ptr, e_ptr) = (regs(10), regs(11), regs(12), regs(13), regs(14));
+    for ptr in [a_ptr, b_ptr, c_ptr, d_ptr, e_ptr] {
+        check_aligned("UINT256 carry", ptr)?;
+    }
+    let a = from_words(&read_words(m, a_ptr, 4)?);
+    let b = from_words(&read_words(m, b_ptr, 4)?);
+    let c = from_words(&read_words(m, c_ptr, 4)?);
+    let r = if mul { a * b + c } else { a + b + c };
+    let words = to_words(&r, 8);
+    write_words(m, d_ptr, &words[..4])?;
+    write_words(m, e_ptr, &words[4..])
+}
+
+fn ed25519_modulus() -> BigUint {
+    (BigUint::one() << 255) - 19u32
+}
+
+fn ed25519_d() -> BigUint {
+    hex_modulus("52036cee2b6ffe738cc740797779e89800700a4d4141d8ab75eb4dca135978a3")
+}
+
+/// SP1's `ed25519_sqrt`: a^((p+3)/8), times sqrt(-1) when that squares to
+/// -a; the even root.
+fn ed25519_sqrt(a: &BigUint) -> Option<BigUint> {
+    let p = ed25519_modulus();
+    let mut beta = a.modpow(&((&p + 3u32) / 8u32), &p);
+    let sqrt_m1 = hex_modulus("2b8324804fc1df0b2b4d00993dfbd7a72f431806ad2fe478c4ee1b274a0ea0b0");
+    let beta_squared = &beta * &beta % &p;
+    let neg_a = (&p - (a % &p)) % &p;
+    if beta_squared == neg_a {
+        beta = &beta * &sqrt_m1 % &p;
+    }
+    if beta_squared != *a && beta_squared != neg_a {
+        return None;
+    }
+    if beta.bit(0) {
+        beta = (&p - &beta) % &p;
+    }
+    Some(beta)
+}
+
+/// ED_ADD: p += q on edwards25519 (complete twisted Edwards addition, a = -1).
+pub fn ed_add(m: &mut Machine<true>, p_ptr: u64, q_ptr: u64) -> Result<(), Trap> {
+    check_aligned("ED_ADD", p_ptr)?;
+    check_aligned("ED_ADD", q_ptr)?;
+    let p = ed25519_modulus();
+    let a = read_words(m, p_ptr, 8)?;
+    let b = read_words(m, q_ptr, 8)?;
+    let (x1, y1) = (from_words(&a[..4]), from_words(&a[4..]));
+    let (x2, y2) = (from_words(&b[..4]), from_words(&b[4..]));
+    let x3n = (&x1 * &y2 + &y1 * &x2) % &p;
+    let y3n = (&y1 * &y2 + &x1 * &x2) % &p;
+    let dxy = ed25519_d() * (&x1 * &y1 * &x2 * &y2 % &p) % &p;
+    let den_x = inverse(&((BigUint::one() + &dxy) % &p), &p);
+    let den_y = inverse(&((BigUint::one() + &p - &dxy) % &p), &p);
+    let mut words = to_words(&(x3n * den_x % &p), 4);
+    words.extend(to_words(&(y3n * den_y % &p), 4));
+    write_words(m, p_ptr, &words)
+}
+
+/// ED_DECOMPRESS: the 32 bytes after `ptr` hold y (its top bit ignored);
+/// x with the given sign is written to the 32 bytes at `ptr`.
+pub fn ed_decompress(m: &mut Machine<true>, ptr: u64, sign: u64) -> Result<(), Trap> {
+    check_aligned("ED_DECOMPRESS", ptr)?;
+    if sign > 1 {
+        return Err(bad(format!("ED_DECOMPRESS sign {sign} is not 0 or 1")));
+    }
+    let p = ed25519_modulus();
+    let mut y_bytes: Vec<u8> = read_words(m, ptr + 32, 4)?
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect();
+    y_bytes[31] &= 0x7f;
+    let y = BigUint::from_bytes_le(&y_bytes);
+    let yy = &y * &y % &p;
+    let u = (&yy + &p - 1u32) % &p;
+    let v = (&yy * ed25519_d() + 1u32) % &p;
+    let x = ed25519_sqrt(&(u * inverse(&v, &p) % &p)).ok_or_else(|| {
+        bad("ED_DECOMPRESS of a y that is on no point of edwards25519; SP1's executor stops on it".to_owned())
+    })?;
+    let x = if sign == 1 { (&p - &x) % &p } else { x };
+    write_words(m, ptr, &to_words(&x, 4))
+}
+
 /// Big-endian bytes of `value`, left-padded to `len`.
 fn pad_be(value: &BigUint, len: usize) -> Vec<u8> {
     let mut bytes = value.to_bytes_le();
@@ -386,9 +475,37 @@ pub fn hook(fd: u64, buf: &[u8]) -> Result<Vec<Vec<u8>>, Trap> {
             q.resize(len, 0);
             Ok(vec![r, q])
         }
-        _ => Err(bad(format!(
-            "WRITE to fd {fd}, SP1's ed25519 decompression hook, which the trace backend does not emulate yet"
-        ))),
+        16 => {
+            let name = "ed25519 decompression";
+            if buf.len() != 64 {
+                return Err(hook_error(name, format!("{} bytes; it takes 64", buf.len())));
+            }
+            let p = ed25519_modulus();
+            let mut y_bytes = buf[..32].to_vec();
+            y_bytes[31] &= 0x7f;
+            let y = BigUint::from_bytes_le(&y_bytes);
+            if y >= p {
+                return Ok(vec![vec![0]]);
+            }
+            let v = BigUint::from_bytes_le(&buf[32..]);
+            if v >= p || v.is_zero() {
+                return Err(hook_error(name, "v is not a non-zero field element"));
+            }
+            let v_inv = inverse(&v, &p);
+            let u_div_v = (&y * &y + &p - 1u32) % &p * &v_inv % &p;
+            if ed25519_sqrt(&u_div_v).is_some() {
+                return Ok(vec![vec![1]]);
+            }
+            let root = ed25519_sqrt(&(u_div_v * 2u32 % &p))
+                .ok_or_else(|| hook_error(name, "2 is not a non-residue here, which cannot be"))?;
+            let le32 = |x: &BigUint| {
+                let mut b = x.to_bytes_le();
+                b.resize(32, 0);
+                b
+            };
+            Ok(vec![vec![0], le32(&v_inv), le32(&root)])
+        }
+        _ => Err(bad(format!("WRITE to fd {fd}, which is not an SP1 hook"))),
     }
 }
 
@@ -537,6 +654,37 @@ mod tests {
         let mut buf = 1u32.to_be_bytes().to_vec();
         buf.extend([3u8, 13]);
         assert_eq!(hook(21, &buf).unwrap(), vec![vec![9]], "3 * 9 = 27 = 1 mod 13");
+    }
+
+    /// The edwards25519 base point: decompressing its y gives its x, and
+    /// B + B lies on the curve -x^2 + y^2 = 1 + d x^2 y^2.
+    #[test]
+    fn ed25519_decompress_and_add_follow_the_curve() {
+        let p = ed25519_modulus();
+        let bx = BigUint::parse_bytes(
+            b"15112221349535400772501151409588531511454012693041857206046113283949847762202",
+            10,
+        )
+        .unwrap();
+        let by = BigUint::parse_bytes(
+            b"46316835694926478169428394003475163141307993866256225615783033603165251855960",
+            10,
+        )
+        .unwrap();
+        let yy = &by * &by % &p;
+        let x =
+            ed25519_sqrt(&((&yy + &p - 1u32) % &p * inverse(&((&yy * ed25519_d() + 1u32) % &p), &p) % &p))
+                .unwrap();
+        assert!(x == bx || x == &p - &bx);
+        let on_curve = |x: &BigUint, y: &BigUint| {
+            let (xx, yy) = (x * x % &p, y * y % &p);
+            (&yy + &p - &xx) % &p == (BigUint::one() + ed25519_d() * &xx % &p * &yy) % &p
+        };
+        assert!(on_curve(&bx, &by));
+        let dxy = ed25519_d() * (&bx * &by * &bx * &by % &p) % &p;
+        let x2 = (&bx * &by * 2u32) % &p * inverse(&((BigUint::one() + &dxy) % &p), &p) % &p;
+        let y2 = (&by * &by + &bx * &bx) % &p * inverse(&((BigUint::one() + &p - &dxy) % &p), &p) % &p;
+        assert!(on_curve(&x2, &y2));
     }
 
     #[test]
