@@ -110,12 +110,61 @@ const RISC0_SYS_PANIC: &str = "risc0_zkvm_platform::syscall::nr::SYS_PANIC";
 const RISC0_SYS_LOG: &str = "risc0_zkvm_platform::syscall::nr::SYS_LOG";
 const RISC0_SYS_GETENV: &str = "risc0_zkvm_platform::syscall::nr::SYS_GETENV";
 const RISC0_SYS_ARGC: &str = "risc0_zkvm_platform::syscall::nr::SYS_ARGC";
+const RISC0_SYS_CYCLE_COUNT: &str = "risc0_zkvm_platform::syscall::nr::SYS_CYCLE_COUNT";
 /// risc0's host reads at most this much of a panic message.
 const RISC0_MAX_PANIC_MESSAGE: u64 = 1 << 20;
 /// Most words one SYS_RANDOM may ask for (16 MiB).
 const RISC0_MAX_RANDOM_WORDS: u64 = 4 << 20;
 /// SHA-256 blocks one SHA ecall may compress (`MAX_SHA_COMPRESS_BLOCKS`).
 const RISC0_MAX_SHA_BLOCKS: u64 = 1000;
+
+/// The BIGINT ecall (t0 = 4) as the v1compat kernel serves it
+/// (`ecall_bigint_v1compat`): a0 = result, a1 = op (only 0, multiply),
+/// a2 = x, a3 = y, a4 = modulus, each 8 little-endian words. The result is
+/// x·y mod modulus; with a zero modulus the full product, which the kernel
+/// refuses (an illegal instruction) when it does not fit 256 bits.
+fn risc0_bigint(m: &mut Machine<false>) -> Result<(), Trap> {
+    use num_bigint::BigUint;
+    use num_traits::Zero;
+    let (result, op, x, y, modulus) = (
+        m.reg(REG_A0),
+        m.reg(REG_A1),
+        m.reg(REG_A2),
+        m.reg(REG_A3),
+        m.reg(REG_A4),
+    );
+    if op != 0 {
+        return Err(bad(format!(
+            "BIGINT op {op}; the v1compat kernel serves only 0 (multiply) and traps on others"
+        )));
+    }
+    for (what, ptr) in [("result", result), ("x", x), ("y", y), ("modulus", modulus)] {
+        if ptr % 4 != 0 {
+            return Err(bad(format!("BIGINT {what} pointer {ptr:#x} is not word-aligned")));
+        }
+    }
+    let read = |m: &Machine<false>, ptr| m.mem.read_bytes(ptr, 32).map(|b| BigUint::from_bytes_le(&b));
+    let (x, y, n) = (
+        read(m, x).map_err(Trap::from)?,
+        read(m, y).map_err(Trap::from)?,
+        read(m, modulus).map_err(Trap::from)?,
+    );
+    let product = x * y;
+    let value = if n.is_zero() {
+        if product.bits() > 256 {
+            return Err(bad(
+                "BIGINT product overflows 256 bits with a zero modulus; the v1compat kernel traps on it"
+                    .to_owned(),
+            ));
+        }
+        product
+    } else {
+        product % n
+    };
+    let mut bytes = value.to_bytes_le();
+    bytes.resize(32, 0);
+    m.host_write(result, &bytes).map_err(Trap::from)
+}
 
 /// The exit code a SYS_PANIC ends the run with internally (never a real
 /// RISC Zero exit code, which is 8 bits).
@@ -257,6 +306,7 @@ impl Host<false> for Risc0Host<'_> {
                 Ok(Some(((a0 >> 8) & 0xff) as u32))
             }
             3 => self.sha(m).map(|()| None),
+            4 => risc0_bigint(m).map(|()| None),
             2 => {
                 let name = m.mem.read_c_string(m.reg(REG_A2), 256).map_err(Trap::from)?;
                 let name = String::from_utf8_lossy(&name).into_owned();
@@ -286,6 +336,13 @@ impl Host<false> for Risc0Host<'_> {
                         m.set_reg(REG_A1, 0);
                         Ok(None)
                     }
+                    // trace's count, not risc0's (which also counts the
+                    // kernel's instructions): docs/guests.md.
+                    RISC0_SYS_CYCLE_COUNT => {
+                        m.set_reg(REG_A0, m.cycles >> 32);
+                        m.set_reg(REG_A1, m.cycles & 0xffff_ffff);
+                        Ok(None)
+                    }
                     RISC0_SYS_ARGC => {
                         m.set_reg(REG_A0, 0);
                         m.set_reg(REG_A1, 0);
@@ -308,13 +365,12 @@ impl Host<false> for Risc0Host<'_> {
                         Ok(None)
                     }
                     other => Err(bad(format!(
-                        "software system call {other:?} is not emulated by the trace backend yet (emulated: SYS_READ, SYS_WRITE, SYS_RANDOM, SYS_PANIC, SYS_LOG, SYS_GETENV, SYS_ARGC)"
+                        "software system call {other:?} is not emulated by the trace backend yet (emulated: SYS_READ, SYS_WRITE, SYS_RANDOM, SYS_PANIC, SYS_LOG, SYS_GETENV, SYS_ARGC, SYS_CYCLE_COUNT)"
                     ))),
                 }
             }
             t0 => Err(bad(match t0 {
                 1 => "RISC Zero ecall INPUT (t0=1) is not emulated by the trace backend yet".to_owned(),
-                4 => "RISC Zero ecall BIGINT (t0=4) is not emulated by the trace backend yet".to_owned(),
                 5 => "RISC Zero ecall USER (t0=5) is not emulated by the trace backend yet".to_owned(),
                 6 => "RISC Zero ecall BIGINT2 (t0=6) is not emulated by the trace backend yet".to_owned(),
                 7 => "RISC Zero ecall POSEIDON2 (t0=7) is not emulated by the trace backend yet".to_owned(),
@@ -802,4 +858,54 @@ fn state_digest<const RV64: bool>(m: &Machine<RV64>, abi: Abi) -> Digest {
         h.update(page);
     });
     Digest(h.finalize().into())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::elf::{Image, Segment, PF_R, PF_X};
+
+    fn machine() -> Machine<false> {
+        let image = Image {
+            entry: 0x10000,
+            segments: vec![Segment {
+                vaddr: 0x10000,
+                data: 0x0000_0073u32.to_le_bytes().to_vec(),
+                mem_size: 4,
+                flags: PF_R | PF_X,
+            }],
+            sp1_untrusted_heap: None,
+        };
+        Machine::new(&image, 0x4000, 0xC000_0000, 1 << 20).unwrap()
+    }
+
+    fn le256(v: u128) -> Vec<u8> {
+        let mut b = v.to_le_bytes().to_vec();
+        b.resize(32, 0);
+        b
+    }
+
+    #[test]
+    fn risc0_bigint_multiplies_modulo_and_refuses_an_overflow_without_one() {
+        let mut m = machine();
+        let (r, x, y, n) = (0x20000, 0x20100, 0x20200, 0x20300);
+        m.host_write(x, &le256(1 << 100)).unwrap();
+        m.host_write(y, &le256(3 << 90)).unwrap();
+        m.host_write(n, &le256(1_000_000_007)).unwrap();
+        for (reg, v) in [(REG_A0, r), (REG_A1, 0), (REG_A2, x), (REG_A3, y), (REG_A4, n)] {
+            m.set_reg(reg, v);
+        }
+        risc0_bigint(&mut m).unwrap();
+        let expected = (num_bigint::BigUint::from(1u128 << 100) * (3u128 << 90)) % 1_000_000_007u32;
+        let mut expected = expected.to_bytes_le();
+        expected.resize(32, 0);
+        assert_eq!(m.mem.read_bytes(r, 32).unwrap(), expected);
+
+        // No modulus: the product must fit 256 bits.
+        m.host_write(n, &[0; 32]).unwrap();
+        m.host_write(x, &[0xff; 32]).unwrap();
+        assert!(format!("{:?}", risc0_bigint(&mut m).unwrap_err()).contains("overflows 256 bits"));
+    }
 }

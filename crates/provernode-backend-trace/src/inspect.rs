@@ -74,7 +74,7 @@ const RISC0_ECALLS: &[(u64, &str, bool)] = &[
     (1, "INPUT", false),
     (2, "SOFTWARE", true),
     (3, "SHA", true),
-    (4, "BIGINT", false),
+    (4, "BIGINT", true),
     (5, "USER", false),
     (6, "BIGINT2", false),
     (7, "POSEIDON2", false),
@@ -89,6 +89,7 @@ const RISC0_SOFTWARE_EMULATED: &[&str] = &[
     "SYS_LOG",
     "SYS_GETENV",
     "SYS_ARGC",
+    "SYS_CYCLE_COUNT",
 ];
 
 const RISC0_SOFTWARE_PREFIX: &[u8] = b"risc0_zkvm_platform::syscall::nr::";
