@@ -485,6 +485,7 @@ enum BigintCall {
     },
     EdAdd,
     EdDecompress,
+    Poseidon2,
     /// In SP1 6.10's table but its executor stops on them.
     Deprecated(&'static str),
 }
@@ -500,6 +501,7 @@ impl BigintCall {
             BigintCall::Uint256Carry { mul } => sp1_bigint::uint256_carry(m, mul),
             BigintCall::EdAdd => sp1_bigint::ed_add(m, a0, a1),
             BigintCall::EdDecompress => sp1_bigint::ed_decompress(m, a0, a1),
+            BigintCall::Poseidon2 => crate::sp1_poseidon2::poseidon2(m, a0),
             BigintCall::Deprecated(name) => Err(bad(format!(
                 "SP1 system call {name} is deprecated: SP1 6.10's executor stops on it (\"This method should be deprecated\"); rebuild the program with a current sp1-zkvm"
             ))),
@@ -537,6 +539,7 @@ fn sp1_bigint_call(code: u64) -> Option<BigintCall> {
         0x0001_0131 => Uint256Carry { mul: true },
         0x0001_0107 => EdAdd,
         0x0000_0108 => EdDecompress,
+        0x0000_0133 => Poseidon2,
         0x0000_010C => Deprecated("SECP256K1_DECOMPRESS"),
         0x0000_011C => Deprecated("BLS12381_DECOMPRESS"),
         0x0000_012E => Deprecated("SECP256R1_DECOMPRESS"),

@@ -60,7 +60,7 @@ pub const SP1_SYSCALLS: &[(u64, &str, bool)] = &[
     (0x0001_0130, "UINT256_ADD_CARRY", true),
     (0x0001_0131, "UINT256_MUL_CARRY", true),
     (0x0000_0132, "MPROTECT", false),
-    (0x0000_0133, "POSEIDON2", false),
+    (0x0000_0133, "POSEIDON2", true),
     (0x0000_0134, "SIG_RETURN", false),
     (0x0000_0035, "HINT_MPROTECT_FLUSH", false),
     (0x40, "DUMP_ELF", false),

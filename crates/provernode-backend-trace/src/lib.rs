@@ -18,6 +18,8 @@ mod machine;
 mod memory;
 mod record;
 mod sp1_bigint;
+mod sp1_poseidon2;
+mod sp1_poseidon2_constants;
 mod sp1_precompiles;
 
 use provernode_core::{

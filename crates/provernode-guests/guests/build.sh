@@ -57,4 +57,12 @@ for prog in "${programs[@]}"; do
         "programs/$prog.c" -lgcc -o "$out/sp1/$prog.elf"
     check "$out/sp1/$prog.elf"
 done
-echo "built ${#programs[@]} programs x 2 ABIs into $out"
+# Test programs for one ABI only.
+sp1_only=(sp1-precompile-probe)
+for prog in "${sp1_only[@]}"; do
+    "$cc" "${common[@]}" "${abi_sp1[@]}" -T runtime/sp1.ld \
+        runtime/start_sp1.S runtime/common.c runtime/sha256.c runtime/sp1_v6.c \
+        "programs/$prog.c" -lgcc -o "$out/sp1/$prog.elf"
+    check "$out/sp1/$prog.elf"
+done
+echo "built ${#programs[@]} programs x 2 ABIs and ${#sp1_only[@]} SP1-only into $out"
