@@ -336,12 +336,14 @@ fn programs_inspect_reads_an_r0bf_and_an_sp1_elf() {
 
     provernode()
         .args(["programs", "inspect"])
-        .arg(official("sp1-gpu-poseidon2.elf"))
+        .arg(official("sp1-gpu-trap.elf"))
         .assert()
         .success()
         .stdout(predicate::str::contains("SHA_EXTEND"))
         .stdout(predicate::str::contains("POSEIDON2"))
-        .stdout(predicate::str::contains("not yet: stops with its name"));
+        .stdout(predicate::str::contains("MPROTECT"))
+        .stdout(predicate::str::contains("not yet: stops with its name"))
+        .stdout(predicate::str::contains("untrusted program (.note.succinct"));
 
     provernode()
         .args(["programs", "inspect"])
