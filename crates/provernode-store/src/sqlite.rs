@@ -204,16 +204,6 @@ impl SqliteStore {
     /// is left as a crash would leave it, write-ahead log included, so the
     /// next start does not mistake a checkpointed log for a lost one.
     pub async fn close(&self) {
-        // Fold the write-ahead log into the database file before the
-        // connections go: the file alone is then the whole queue (a copy
-        // taken after a clean stop is a complete backup), whenever the
-        // pool's connections finish closing on their own threads.
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.pool)
-            .await
-        {
-            tracing::warn!(error = %e, "cannot checkpoint the write-ahead log at close; it stays beside the database");
-        }
         if let Some((record, id)) = &self.record {
             let marked = Generation {
                 database_id: id.clone(),

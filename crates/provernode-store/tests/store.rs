@@ -695,6 +695,18 @@ async fn damage_met_while_running_is_named_and_reported_by_ping() {
             .unwrap();
     }
     store.close().await;
+    // The pool's connections finish closing on their own threads after
+    // `close` returns; the last one folds the write-ahead log into the
+    // file and removes it. Damage the file only once it holds everything.
+    let wal = dir.path().join("queue.sqlite-wal");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while wal.exists() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        !wal.exists(),
+        "the write-ahead log was not folded in within 30 s of close"
+    );
     let mut bytes = std::fs::read(&path).unwrap();
     let pages = bytes.len() / 4096;
     for page in [pages - 2, pages - 1] {
