@@ -58,15 +58,7 @@ fn an_official_guest_panic_is_a_guest_panic_on_sp1_too() {
 /// points come from SP1 itself: the DOUBLE of a generator is then ADDed.
 #[test]
 fn every_emulated_precompile_agrees_with_sp1s_executor_on_generated_inputs() {
-    let probe = provernode_core::Program::from_elf(
-        "sp1-precompile-probe.elf",
-        std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../provernode-guests/elf/sp1/sp1-precompile-probe.elf"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let probe = official_cases::probe();
     let sp1 = Sp1Backend::default();
     let trace = TraceBackend::new();
     // SplitMix64: deterministic inputs without a dependency.
@@ -79,15 +71,7 @@ fn every_emulated_precompile_agrees_with_sp1s_executor_on_generated_inputs() {
         z ^ (z >> 31)
     };
     let call = |name: &str, code: u64, a: &[u64], b: &[u64], arg: u64| -> Vec<u8> {
-        let mut input = Vec::new();
-        for w in [code, a.len() as u64, b.len() as u64, arg]
-            .iter()
-            .chain(a)
-            .chain(b)
-        {
-            input.extend_from_slice(&w.to_le_bytes());
-        }
-        let bytes = input::encode_items(&[input]);
+        let bytes = official_cases::probe_input(code, a, b, arg);
         let real = sp1
             .execute(&probe, &bytes, &Limits::default())
             .unwrap_or_else(|e| panic!("{name} on SP1: {e}"));

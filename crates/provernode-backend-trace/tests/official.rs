@@ -82,21 +82,12 @@ fn a_guest_panic_is_reported_with_its_message_and_never_retried() {
 fn a_system_call_not_yet_emulated_is_named_with_the_pc() {
     // The probe guest (crates/provernode-guests) calls the precompile its
     // input names: here MPROTECT, which trace does not emulate.
-    let probe = provernode_core::Program::from_elf(
-        "sp1-precompile-probe.elf",
-        std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../provernode-guests/elf/sp1/sp1-precompile-probe.elf"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let mut call = Vec::new();
-    for w in [0x132u64, 0, 0, 0] {
-        call.extend_from_slice(&w.to_le_bytes());
-    }
     let err = TraceBackend::new()
-        .execute(&probe, &input::encode_items(&[call]), &Limits::default())
+        .execute(
+            &official_cases::probe(),
+            &official_cases::probe_input(0x132, &[], &[], 0),
+            &Limits::default(),
+        )
         .unwrap_err();
     let message = err.to_string();
     assert!(matches!(err, BackendError::GuestFault { .. }), "{err:?}");

@@ -27,6 +27,31 @@ pub fn fixture(name: &str) -> Vec<u8> {
     out
 }
 
+/// The SP1-only probe guest
+/// (`crates/provernode-guests/guests/programs/sp1-precompile-probe.c`): it
+/// calls the precompile its input names on buffers from its input and
+/// commits the buffers.
+pub fn probe() -> Program {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../provernode-guests/elf/sp1/sp1-precompile-probe.elf");
+    let elf = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    Program::from_elf("sp1-precompile-probe.elf", elf).unwrap()
+}
+
+/// The probe's input: call `code` with a0 = buffer `a` and a1 = buffer `b`
+/// (or `arg` when `b` is empty), as one stdin item.
+pub fn probe_input(code: u64, a: &[u64], b: &[u64], arg: u64) -> Vec<u8> {
+    let mut item = Vec::new();
+    for w in [code, a.len() as u64, b.len() as u64, arg]
+        .iter()
+        .chain(a)
+        .chain(b)
+    {
+        item.extend_from_slice(&w.to_le_bytes());
+    }
+    input::encode_items(&[item])
+}
+
 pub fn program(name: &str) -> Program {
     Program::from_elf(name, fixture(name)).unwrap()
 }
