@@ -91,6 +91,7 @@ impl Risc0Backend {
                 code,
                 stdout: String::new(),
             }),
+            ExitCode::Paused(code) => Err(BackendError::risc0_paused("risc0", program.name().into(), code)),
             other => Err(prover_error(format!("the guest stopped with {other:?}"))),
         }
     }

@@ -14,6 +14,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::elf;
 use crate::machine::{Machine, Trap};
+use crate::risc0_accel;
 use crate::sp1_bigint::{self, Curve, FieldOp};
 use crate::sp1_precompiles;
 
@@ -45,7 +46,7 @@ const REG_A3: usize = 13;
 const REG_A4: usize = 14;
 const REG_A5: usize = 15;
 
-fn bad(detail: impl Into<String>) -> Trap {
+pub(crate) fn bad(detail: impl Into<String>) -> Trap {
     Trap::Fault(Fault::BadSyscall {
         detail: detail.into(),
     })
@@ -101,6 +102,11 @@ pub struct Risc0Host<'a> {
     random_words: u64,
     /// Set by SYS_PANIC: the guest's message.
     panic: Option<String>,
+    /// Pipes made by SYS_PIPE: (read fd, write fd, bytes written and not
+    /// yet read).
+    pipes: Vec<(u64, u64, VecDeque<u8>)>,
+    /// Keccak states permuted by SYS_KECCAK since the last prove.
+    keccak_inputs: usize,
 }
 
 pub const RISC0_SYS_READ: &str = "risc0_zkvm_platform::syscall::nr::SYS_READ";
@@ -111,6 +117,20 @@ const RISC0_SYS_LOG: &str = "risc0_zkvm_platform::syscall::nr::SYS_LOG";
 const RISC0_SYS_GETENV: &str = "risc0_zkvm_platform::syscall::nr::SYS_GETENV";
 const RISC0_SYS_ARGC: &str = "risc0_zkvm_platform::syscall::nr::SYS_ARGC";
 const RISC0_SYS_CYCLE_COUNT: &str = "risc0_zkvm_platform::syscall::nr::SYS_CYCLE_COUNT";
+const RISC0_SYS_ARGV: &str = "risc0_zkvm_platform::syscall::nr::SYS_ARGV";
+const RISC0_SYS_PIPE: &str = "risc0_zkvm_platform::syscall::nr::SYS_PIPE";
+const RISC0_SYS_KECCAK: &str = "risc0_zkvm_platform::syscall::nr::SYS_KECCAK";
+/// The fds risc0's host opens for a guest: stdin (read), stdout, stderr and
+/// the journal (write). A pipe takes the lowest free ones after them.
+const RISC0_STANDARD_FDS: u64 = 4;
+/// risc0's host allows fds below this (`MAX_FD` in its `sys_pipe`).
+const RISC0_MAX_FD: u64 = 1000;
+/// Keccak permutations one keccak proof holds at risc0's default size:
+/// `max_keccak_inputs(KECCAK_DEFAULT_PO2)` = 2^17 / 200 cycles.
+const RISC0_MAX_KECCAK_INPUTS: usize = (1 << 17) / 200;
+/// The most bytes one host read hands the kernel (`MAX_IO_BYTES`), which
+/// truncates word-oriented replies to it.
+const RISC0_MAX_IO_BYTES: u64 = 1024;
 /// risc0's host reads at most this much of a panic message.
 const RISC0_MAX_PANIC_MESSAGE: u64 = 1 << 20;
 /// Most words one SYS_RANDOM may ask for (16 MiB).
@@ -169,6 +189,8 @@ fn risc0_bigint(m: &mut Machine<false>) -> Result<(), Trap> {
 /// The exit code a SYS_PANIC ends the run with internally (never a real
 /// RISC Zero exit code, which is 8 bits).
 const RISC0_PANICKED: u32 = 0x1_0000;
+/// Likewise for a PAUSE halt: the low byte keeps the guest's exit code.
+const RISC0_PAUSED: u32 = 0x2_0000;
 
 /// RISC Zero's output digest for a journal with no assumptions:
 /// SHA256(SHA256("risc0.Output") || SHA256(journal) || 0^32 || u16le(2)).
@@ -190,6 +212,8 @@ impl<'a> Risc0Host<'a> {
             stdout: Vec::new(),
             random_words: 0,
             panic: None,
+            pipes: Vec::new(),
+            keccak_inputs: 0,
         }
     }
 
@@ -283,9 +307,10 @@ impl Host<false> for Risc0Host<'_> {
             0 => {
                 let a0 = m.reg(REG_A0);
                 let halt_type = a0 & 0xff;
-                if halt_type != 0 {
+                if halt_type > 1 {
+                    // The kernel passes it on and the circuit refuses it.
                     return Err(bad(format!(
-                        "HALT type {halt_type} (only TERMINATE, 0, is supported: the trace backend does not pause)"
+                        "HALT type {halt_type}; RISC Zero halts are TERMINATE (0) and PAUSE (1)"
                     )));
                 }
                 let ptr = m.reg(REG_A1);
@@ -303,10 +328,28 @@ impl Host<false> for Risc0Host<'_> {
                         hex::encode(&given)
                     )));
                 }
-                Ok(Some(((a0 >> 8) & 0xff) as u32))
+                let user_exit = ((a0 >> 8) & 0xff) as u32;
+                if halt_type == 1 {
+                    return Ok(Some(RISC0_PAUSED | user_exit));
+                }
+                Ok(Some(user_exit))
+            }
+            // INPUT: a word of the claim's input digest, which risc0's
+            // ExecutorEnv leaves zero; the kernel traps on an index past 7.
+            1 => {
+                let index = m.reg(REG_A0);
+                if index >= 8 {
+                    return Err(bad(format!(
+                        "INPUT word {index}; the input digest has words 0 to 7 (the kernel traps)"
+                    )));
+                }
+                m.set_reg(REG_A0, 0);
+                Ok(None)
             }
             3 => self.sha(m).map(|()| None),
             4 => risc0_bigint(m).map(|()| None),
+            6 => risc0_accel::bigint2(m).map(|()| None),
+            7 => risc0_accel::poseidon2(m).map(|()| None),
             2 => {
                 let name = m.mem.read_c_string(m.reg(REG_A2), 256).map_err(Trap::from)?;
                 let name = String::from_utf8_lossy(&name).into_owned();
@@ -354,26 +397,42 @@ impl Host<false> for Risc0Host<'_> {
                         match fd {
                             1 | 2 => append_capped(&mut self.stdout, &data, MAX_STDOUT),
                             3 => commit_output(&mut self.journal, &data, "journal")?,
-                            _ => {
-                                return Err(bad(format!(
-                                    "SYS_WRITE to fd {fd}; RISC Zero guests write stdout (1), stderr (2) or the journal (3)"
-                                )))
-                            }
+                            _ => match self.pipes.iter_mut().find(|p| p.1 == fd) {
+                                Some(pipe) => {
+                                    if pipe.2.len() as u64 + len > MAX_WRITE {
+                                        return Err(bad(format!(
+                                            "a pipe holding more than {MAX_WRITE} unread bytes"
+                                        )));
+                                    }
+                                    pipe.2.extend(data)
+                                }
+                                None => {
+                                    return Err(bad(format!(
+                                        "SYS_WRITE to fd {fd}; RISC Zero guests write stdout (1), stderr (2), the journal (3) or a pipe's write end"
+                                    )))
+                                }
+                            },
                         }
                         m.set_reg(REG_A0, 0);
                         m.set_reg(REG_A1, 0);
                         Ok(None)
                     }
+                    // No arguments are given (SYS_ARGC says 0), so risc0's
+                    // host fails any index.
+                    RISC0_SYS_ARGV => Err(bad(format!(
+                        "SYS_ARGV index {}: the guest has no arguments (risc0: \"guest requested index {} from argv of len 0\")",
+                        m.reg(REG_A3),
+                        m.reg(REG_A3)
+                    ))),
+                    RISC0_SYS_PIPE => self.pipe(m).map(|()| None),
+                    RISC0_SYS_KECCAK => self.keccak(m).map(|()| None),
                     other => Err(bad(format!(
-                        "software system call {other:?} is not emulated by the trace backend yet (emulated: SYS_READ, SYS_WRITE, SYS_RANDOM, SYS_PANIC, SYS_LOG, SYS_GETENV, SYS_ARGC, SYS_CYCLE_COUNT)"
+                        "software system call {other:?} is not emulated by the trace backend yet (emulated: SYS_READ, SYS_WRITE, SYS_RANDOM, SYS_PANIC, SYS_LOG, SYS_GETENV, SYS_ARGC, SYS_ARGV, SYS_CYCLE_COUNT, SYS_PIPE, SYS_KECCAK's permutation)"
                     ))),
                 }
             }
             t0 => Err(bad(match t0 {
-                1 => "RISC Zero ecall INPUT (t0=1) is not emulated by the trace backend yet".to_owned(),
-                5 => "RISC Zero ecall USER (t0=5) is not emulated by the trace backend yet".to_owned(),
-                6 => "RISC Zero ecall BIGINT2 (t0=6) is not emulated by the trace backend yet".to_owned(),
-                7 => "RISC Zero ecall POSEIDON2 (t0=7) is not emulated by the trace backend yet".to_owned(),
+                5 => "RISC Zero ecall USER (t0=5); the v1compat kernel has no handler for it (an illegal instruction)".to_owned(),
                 t0 => format!(
                     "ecall selector t0={t0} is not a RISC Zero v1compat ecall (HALT=0 .. POSEIDON2=7)"
                 ),
@@ -403,6 +462,9 @@ impl Host<false> for Risc0Host<'_> {
                     .to_owned(),
             };
         }
+        if code & RISC0_PAUSED != 0 {
+            return BackendError::risc0_paused("trace", program, code & 0xff);
+        }
         match code {
             1 => BackendError::InvalidInput { program },
             code => BackendError::GuestExit {
@@ -422,25 +484,106 @@ impl Risc0Host<'_> {
     /// returns the bytes read, `a1` is left as it was.
     fn read(&mut self, m: &mut Machine<false>) -> Result<(), Trap> {
         let (buf, nbytes, fd) = (m.reg(REG_A0), m.reg(REG_A1), m.reg(REG_A3));
-        if fd != 0 {
+        let data: Vec<u8> = if fd == 0 {
+            let n = nbytes.min((self.input.len() - self.input_pos) as u64);
+            check_read_size(n)?;
+            let start = self.input_pos;
+            self.input_pos += n as usize;
+            self.input[start..self.input_pos].to_vec()
+        } else if let Some(pipe) = self.pipes.iter_mut().find(|p| p.0 == fd) {
+            let n = nbytes.min(pipe.2.len() as u64);
+            check_read_size(n)?;
+            pipe.2.drain(..n as usize).collect()
+        } else {
             return Err(bad(format!(
-                "SYS_READ from fd {fd}; only stdin (fd 0) carries input"
+                "SYS_READ from fd {fd}; RISC Zero guests read stdin (fd 0) or a pipe's read end"
             )));
-        }
-        let available = (self.input.len() - self.input_pos) as u64;
-        let n = nbytes.min(available);
-        if n > MAX_WRITE {
-            return Err(bad(format!(
-                "a read of {n} bytes exceeds the {MAX_WRITE}-byte limit per call"
-            )));
-        }
-        let start = self.input_pos;
-        let end = start + n as usize;
-        m.host_write(buf, &self.input[start..end]).map_err(Trap::from)?;
-        self.input_pos = end;
-        m.set_reg(REG_A0, n);
+        };
+        m.host_write(buf, &data).map_err(Trap::from)?;
+        m.set_reg(REG_A0, data.len() as u64);
         Ok(())
     }
+
+    /// SYS_PIPE: two words at `a0` (`a1` must be 2) receive a new pipe's
+    /// read and write fds as risc0's host picks them: the lowest fd free
+    /// after stdin, stdout, stderr and the journal, for *both* ends (its
+    /// `alloc_pipe` looks for the write fd before it records the read fd,
+    /// so it finds the same one: the first pipe is 4 and 4, checked against
+    /// risc0's executor).
+    fn pipe(&mut self, m: &mut Machine<false>) -> Result<(), Trap> {
+        let (buf, words) = (m.reg(REG_A0), m.reg(REG_A1));
+        if words.min(RISC0_MAX_IO_BYTES / 4) != 2 {
+            return Err(bad(format!(
+                "SYS_PIPE with room for {words} words; it returns exactly 2 (risc0: \"invalid sys_pipe call\")"
+            )));
+        }
+        let taken = |fd: u64| fd < RISC0_STANDARD_FDS || self.pipes.iter().any(|p| p.0 == fd);
+        let Some(fd) = (0..RISC0_MAX_FD).find(|&fd| !taken(fd)) else {
+            return Err(bad(format!(
+                "SYS_PIPE: all {RISC0_MAX_FD} fds are in use (risc0: \"Could not allocate pipe\")"
+            )));
+        };
+        let (read_fd, write_fd) = (fd, fd);
+        let mut fds = (read_fd as u32).to_le_bytes().to_vec();
+        fds.extend((write_fd as u32).to_le_bytes());
+        m.host_write(buf, &fds).map_err(Trap::from)?;
+        self.pipes.push((read_fd, write_fd, VecDeque::new()));
+        m.set_reg(REG_A0, 0);
+        Ok(())
+    }
+
+    /// SYS_KECCAK. Mode 0 (permute): keccak-f[1600] of the 25 lanes at `a4`
+    /// into the `a1` words at `a0`; `a0` returns 1 once a keccak proof's
+    /// worth of permutations is batched, and risc0's host refuses another
+    /// before the guest proves them. Mode 1 (prove) makes the batch a
+    /// keccak-circuit proof the guest then verifies as an assumption: that
+    /// is the composition work (`env::verify`), not emulated yet, so it
+    /// stops with its name.
+    fn keccak(&mut self, m: &mut Machine<false>) -> Result<(), Trap> {
+        let (out, words, mode, state) = (m.reg(REG_A0), m.reg(REG_A1), m.reg(REG_A3), m.reg(REG_A4));
+        match mode {
+            0 => {
+                if self.keccak_inputs >= RISC0_MAX_KECCAK_INPUTS {
+                    return Err(bad(
+                        "SYS_KECCAK: the keccak batch is full and the guest did not prove it (risc0: \"keccak batch is full, prove must be called\")",
+                    ));
+                }
+                // The kernel truncates the reply to 1 KiB, and risc0's host
+                // fills exactly the words asked for: the 50 of a state.
+                if words.min(RISC0_MAX_IO_BYTES / 4) != 50 {
+                    return Err(bad(format!(
+                        "SYS_KECCAK permute with room for {words} words; a keccak state is 50 (risc0: \"invalid sys_keccak_permute\")"
+                    )));
+                }
+                let bytes = m.mem.read_bytes(state, 200).map_err(Trap::from)?;
+                let mut lanes = [0u64; 25];
+                for (lane, chunk) in lanes.iter_mut().zip(bytes.chunks_exact(8)) {
+                    let mut le = [0u8; 8];
+                    le.copy_from_slice(chunk);
+                    *lane = u64::from_le_bytes(le);
+                }
+                keccak::f1600(&mut lanes);
+                let bytes: Vec<u8> = lanes.iter().flat_map(|l| l.to_le_bytes()).collect();
+                m.host_write(out, &bytes).map_err(Trap::from)?;
+                self.keccak_inputs += 1;
+                m.set_reg(REG_A0, u64::from(self.keccak_inputs >= RISC0_MAX_KECCAK_INPUTS));
+                Ok(())
+            }
+            1 => Err(bad(
+                "SYS_KECCAK prove (the keccak accelerator's proof, verified by the guest as an assumption) is not emulated by the trace backend yet; run the program on the risc0 backend",
+            )),
+            mode => Err(bad(format!("SYS_KECCAK mode {mode}; risc0 knows 0 (permute) and 1 (prove)"))),
+        }
+    }
+}
+
+fn check_read_size(n: u64) -> Result<(), Trap> {
+    if n > MAX_WRITE {
+        return Err(bad(format!(
+            "a read of {n} bytes exceeds the {MAX_WRITE}-byte limit per call"
+        )));
+    }
+    Ok(())
 }
 
 /// SP1 v6: call number in t0, arguments in a0..a2, result in t0 (the call

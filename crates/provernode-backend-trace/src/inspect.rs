@@ -71,13 +71,13 @@ pub const SP1_SYSCALLS: &[(u64, &str, bool)] = &[
 /// RISC Zero v1compat's ecall selectors (t0), and whether trace emulates each.
 const RISC0_ECALLS: &[(u64, &str, bool)] = &[
     (0, "HALT", true),
-    (1, "INPUT", false),
+    (1, "INPUT", true),
     (2, "SOFTWARE", true),
     (3, "SHA", true),
     (4, "BIGINT", true),
     (5, "USER", false),
-    (6, "BIGINT2", false),
-    (7, "POSEIDON2", false),
+    (6, "BIGINT2", true),
+    (7, "POSEIDON2", true),
 ];
 
 /// RISC Zero's software calls trace emulates (by their name's last part).
@@ -89,7 +89,9 @@ const RISC0_SOFTWARE_EMULATED: &[&str] = &[
     "SYS_LOG",
     "SYS_GETENV",
     "SYS_ARGC",
+    "SYS_ARGV",
     "SYS_CYCLE_COUNT",
+    "SYS_PIPE",
 ];
 
 const RISC0_SOFTWARE_PREFIX: &[u8] = b"risc0_zkvm_platform::syscall::nr::";

@@ -17,6 +17,8 @@ mod inspect;
 mod machine;
 mod memory;
 mod record;
+mod risc0_accel;
+mod risc0_poseidon2_constants;
 mod sp1_bigint;
 mod sp1_poseidon2;
 mod sp1_poseidon2_constants;

@@ -436,6 +436,21 @@ pub trait Backend: Send + Sync {
 }
 
 impl BackendError {
+    /// A RISC Zero guest that called `env::pause`: its session stops with
+    /// `ExitCode::Paused`, to be resumed by the host that ran it, which a
+    /// proving task (run to its halt, then verified) cannot do. The same
+    /// deterministic refusal on every backend, never retried.
+    pub fn risc0_paused(backend: &str, program: String, user_exit: u32) -> BackendError {
+        BackendError::UnsupportedFeature {
+            backend: backend.to_owned(),
+            program,
+            feature: format!(
+                "a paused session (the guest called env::pause with exit code {user_exit}; RISC Zero resumes it only in the host that ran it)"
+            ),
+            hint: "provernode proves programs that run to their halt; make the guest halt instead of pausing".into(),
+        }
+    }
+
     /// The attempt cause this error maps to, and whether another attempt
     /// could end differently. Guest faults and rejected input are
     /// deterministic; prover trouble may not be.

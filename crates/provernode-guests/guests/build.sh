@@ -65,4 +65,11 @@ for prog in "${sp1_only[@]}"; do
         "programs/$prog.c" -lgcc -o "$out/sp1/$prog.elf"
     check "$out/sp1/$prog.elf"
 done
-echo "built ${#programs[@]} programs x 2 ABIs and ${#sp1_only[@]} SP1-only into $out"
+risc0_only=(risc0-accel-probe)
+for prog in "${risc0_only[@]}"; do
+    "$cc" "${common[@]}" "${abi_risc0[@]}" -T runtime/risc0.ld \
+        runtime/start_risc0.S runtime/common.c runtime/sha256.c runtime/risc0_v1compat.c \
+        "programs/$prog.c" -lgcc -o "$out/risc0/$prog.elf"
+    check "$out/risc0/$prog.elf"
+done
+echo "built ${#programs[@]} programs x 2 ABIs, ${#sp1_only[@]} SP1-only and ${#risc0_only[@]} RISC Zero-only into $out"

@@ -1,0 +1,77 @@
+//! risc0's own executor against `trace` on the v1compat calls provernode's
+//! runtime never makes (BIGINT2 with the kernel's own bibc programs,
+//! POSEIDON2, INPUT, SYS_PIPE, SYS_KECCAK, PAUSE), through the probe guest
+//! `risc0-accel-probe`: the same journal for every case. Executing is
+//! milliseconds, no proving. Runs only with the `prove` feature (CI's
+//! real-backend step).
+
+#![cfg(feature = "prove")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic by design
+
+#[path = "../../provernode-backend-trace/tests/risc0_probe/mod.rs"]
+mod risc0_probe;
+
+use provernode_backend_risc0::Risc0Backend;
+use provernode_backend_trace::TraceBackend;
+use provernode_core::{Backend, BackendError, Limits};
+use risc0_probe::*;
+
+#[test]
+fn risc0s_executor_and_trace_commit_the_same_journal_for_every_probe_case() {
+    let risc0 = Risc0Backend::default();
+    let trace = TraceBackend::new();
+    let p = program();
+    for (name, input) in cases() {
+        let real = risc0
+            .execute(&p, &input, &Limits::default())
+            .unwrap_or_else(|e| panic!("{name} on risc0: {e}"));
+        let emulated = trace
+            .execute(&p, &input, &Limits::default())
+            .unwrap_or_else(|e| panic!("{name} on trace: {e}"));
+        assert_eq!(
+            hex::encode(&emulated.public_output),
+            hex::encode(&real.public_output),
+            "{name}"
+        );
+        eprintln!(
+            "{name}: journal {} bytes, trace {} instructions, risc0 {} user cycles",
+            real.public_output.len(),
+            emulated.cycles,
+            real.cycles
+        );
+    }
+}
+
+#[test]
+fn what_risc0_refuses_trace_refuses() {
+    let risc0 = Risc0Backend::default();
+    let trace = TraceBackend::new();
+    let p = program();
+    // A pause is the same deterministic refusal on both.
+    for (backend, result) in [
+        (
+            "risc0",
+            risc0.execute(&p, &input(OP_PAUSE, &[7]), &Limits::default()),
+        ),
+        (
+            "trace",
+            trace.execute(&p, &input(OP_PAUSE, &[7]), &Limits::default()),
+        ),
+    ] {
+        let err = result.unwrap_err();
+        assert!(
+            matches!(err, BackendError::UnsupportedFeature { .. }),
+            "{backend}: {err:?}"
+        );
+        assert!(err.to_string().contains("paused session"), "{backend}: {err}");
+    }
+    // A failed POSEIDON2 output check and an argument that does not exist
+    // stop risc0's executor; trace names them.
+    for bad in [poseidon2_wrong_check_out(), input(OP_ARGV, &[0])] {
+        let real = risc0.execute(&p, &bad, &Limits::default());
+        let emulated = trace.execute(&p, &bad, &Limits::default());
+        assert!(real.is_err(), "risc0 took {bad:?}");
+        assert!(emulated.is_err(), "trace took {bad:?}");
+        eprintln!("risc0: {}\ntrace: {}", real.unwrap_err(), emulated.unwrap_err());
+    }
+}
