@@ -56,6 +56,8 @@ fn an_official_guest_panic_is_a_guest_panic_on_sp1_too() {
 /// it calls one precompile on buffers from its input and commits them):
 /// trace's buffers and instruction count must be SP1's executor's. Curve
 /// points come from SP1 itself: the DOUBLE of a generator is then ADDed.
+/// Then every hook (fds 15-21) on generated inputs, square and non-square
+/// alike: the items each puts in front of the input stream must be SP1's.
 #[test]
 fn every_emulated_precompile_agrees_with_sp1s_executor_on_generated_inputs() {
     let probe = official_cases::probe();
@@ -192,4 +194,78 @@ fn every_emulated_precompile_agrees_with_sp1s_executor_on_generated_inputs() {
         1,
     );
     call("ED_ADD", 0x0001_0107, &words(&ed_b), &words(&ed_b), 0);
+
+    // Every hook: the probe writes the bytes to the hook's fd and commits
+    // each item the hook puts in front of the input stream.
+    let mut bytes = |n: usize| -> Vec<u8> { (0..n).map(|_| next() as u8).collect() };
+    let mut hook_inputs: Vec<(String, u64, Vec<u8>)> = Vec::new();
+    for (i, curve) in [1u8, 2, 1, 2, 1, 2].into_iter().enumerate() {
+        // r and alpha below either field's modulus; parity alternates.
+        let mut buf = vec![curve | if i % 2 == 0 { 0x80 } else { 0 }];
+        let (mut r, mut alpha) = (bytes(32), bytes(32));
+        r[0] &= 0x7f;
+        alpha[0] &= 0x7f;
+        alpha[31] |= 1;
+        buf.extend(r);
+        buf.extend(alpha);
+        hook_inputs.push((format!("ecrecover hook #{i}"), 15, buf));
+    }
+    for i in 0..4 {
+        let (mut y, mut v) = (bytes(32), bytes(32));
+        y[31] &= 0x7f;
+        v[31] &= 0x3f;
+        v[0] |= 1;
+        hook_inputs.push((format!("ed25519 decompression hook #{i}"), 16, [y, v].concat()));
+    }
+    for key in [256, 384, 512] {
+        let (product, mut modulus) = (bytes(2 * key), bytes(key));
+        modulus[key - 1] |= 0x80;
+        hook_inputs.push((format!("RSA {key}-byte hook"), 17, [product, modulus].concat()));
+    }
+    for i in 0..4 {
+        let mut x = bytes(48);
+        x[0] &= 0x0f;
+        hook_inputs.push((format!("BLS12-381 square root hook #{i}"), 18, x.clone()));
+        hook_inputs.push((format!("BLS12-381 inverse hook #{i}"), 19, x));
+    }
+    // Field hooks over 2^255 - 19 (p = 1 mod 4: Tonelli-Shanks with the
+    // non-residue 2) and BN254's base field (p = 3 mod 4).
+    let p25519 = hex::decode("7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffed").unwrap();
+    let pbn254 = hex::decode("30644e72e131a029b85045b68181585d97816a916871ca8d3c208c16d87cfd47").unwrap();
+    for (field, p) in [("2^255-19", &p25519), ("BN254", &pbn254)] {
+        for i in 0..4 {
+            let mut x = bytes(32);
+            x[0] &= 0x1f;
+            // 2 is a non-residue mod 2^255 - 19 (p = 5 mod 8); -1 is one
+            // mod any p = 3 mod 4.
+            let mut nqr = vec![0u8; 32];
+            nqr[31] = 2;
+            if field == "BN254" {
+                nqr = p.clone();
+                nqr[31] -= 1;
+            }
+            let head = 32u32.to_be_bytes().to_vec();
+            hook_inputs.push((
+                format!("{field} square root hook #{i}"),
+                20,
+                [head.clone(), x.clone(), p.clone(), nqr].concat(),
+            ));
+            hook_inputs.push((
+                format!("{field} inverse hook #{i}"),
+                21,
+                [head, x, p.clone()].concat(),
+            ));
+        }
+    }
+    for (name, fd, buf) in hook_inputs {
+        let mut padded = buf.clone();
+        padded.resize(buf.len().div_ceil(8) * 8, 0);
+        call(
+            &name,
+            0xffff_ffff_0000_0000 | fd,
+            &words(&padded),
+            &[0; 128],
+            buf.len() as u64,
+        );
+    }
 }

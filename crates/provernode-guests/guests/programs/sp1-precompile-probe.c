@@ -5,11 +5,39 @@
  * Input (one item, little-endian u64s): code, na, nb, arg, then na words
  * (buffer A) and nb words (buffer B). The precompile runs with a0 = A and
  * a1 = B (or `arg` when nb is 0); A then B are committed.
+ *
+ * A code of 0xffffffff000000NN calls hook NN instead: the first `arg` bytes
+ * of A are written to fd NN, and every item the hook puts in front of the
+ * input stream is read back and committed (its length as a u64, then its
+ * bytes padded to whole words); B is scratch space for them.
  */
 #include "pn_guest.h"
 
 static uint64_t load_u64(const uint8_t *p) {
     return (uint64_t)pn_load_u32le(p) | ((uint64_t)pn_load_u32le(p + 4) << 32);
+}
+
+static uint64_t ecall3(uint64_t code, uint64_t x, uint64_t y, uint64_t z) {
+    register uint64_t t0 __asm__("t0") = code;
+    register uint64_t a0 __asm__("a0") = x;
+    register uint64_t a1 __asm__("a1") = y;
+    register uint64_t a2 __asm__("a2") = z;
+    __asm__ volatile("ecall" : "+r"(t0) : "r"(a0), "r"(a1), "r"(a2) : "memory");
+    return t0;
+}
+
+static int hook(uint64_t fd, const uint64_t *a, uint64_t na, uint64_t len, uint64_t *b, uint64_t nb) {
+    if (len > na * 8) return PN_EXIT_INVALID_INPUT;
+    ecall3(0x02 /* WRITE */, fd, (uint64_t)(uintptr_t)a, len);
+    for (int items = 0; items < 8; items++) {
+        uint64_t n = ecall3(0xF0 /* HINT_LEN */, 0, 0, 0);
+        if (n == UINT64_MAX) break;
+        if (n > nb * 8) return PN_EXIT_INVALID_INPUT;
+        if (n > 0) ecall3(0xF1 /* HINT_READ */, (uint64_t)(uintptr_t)b, n, 0);
+        pn_commit(&n, 8);
+        pn_commit(b, (n + 7) / 8 * 8);
+    }
+    return PN_EXIT_OK;
 }
 
 int main(void) {
@@ -26,6 +54,9 @@ int main(void) {
     uint64_t *b = pn_alloc(nb ? nb * 8 : 8, 8);
     memcpy(a, in + 32, na * 8);
     memcpy(b, in + 32 + na * 8, nb * 8);
+    if ((code >> 32) == 0xffffffffu) {
+        return hook(code & 0xff, a, na, arg, b, nb);
+    }
     register uint64_t t0 __asm__("t0") = code;
     register uint64_t a0 __asm__("a0") = (uint64_t)(uintptr_t)a;
     register uint64_t a1 __asm__("a1") = nb ? (uint64_t)(uintptr_t)b : arg;
