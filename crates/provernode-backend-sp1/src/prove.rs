@@ -181,6 +181,28 @@ impl Sp1Backend {
         }
     }
 
+    /// Refuses, before anything runs, a program in SP1 6.2's untrusted-program
+    /// mode: SP1 6.10's x86-64 executor does not implement it (its JIT aborts
+    /// the executor process on the first MPROTECT, "page_prot_write not
+    /// implemented for JitContext", and does not enforce page protection).
+    /// The abort would look like an executor killed from outside, an
+    /// infrastructure fault retried on every agent; this is the program's
+    /// own, deterministic, and said once.
+    fn check_supported(program: &Program) -> Result<(), BackendError> {
+        Self::check_abi(program)?;
+        match provernode_core::sp1_untrusted_heap(program.elf()) {
+            None => Ok(()),
+            Some((start, end)) => Err(BackendError::UnsupportedFeature {
+                backend: BACKEND_NAME.into(),
+                program: program.name().into(),
+                feature: format!(
+                    "SP1 6.2's untrusted-program mode (its `.note.succinct` turns on page protection, MPROTECT and trap handling, region {start:#x}..{end:#x})"
+                ),
+                hint: "SP1 6.10's x86-64 executor does not implement that mode (it aborts on MPROTECT: \"page_prot_write not implemented for JitContext\"); build the guest without it".into(),
+            }),
+        }
+    }
+
     /// Runs the guest on SP1's executor with the cycle limit, and maps its
     /// exit code the way every backend does (1 = the guest rejected its input).
     fn run(
@@ -401,7 +423,7 @@ impl Backend for Sp1Backend {
     }
 
     fn execute(&self, program: &Program, input: &[u8], limits: &Limits) -> Result<Execution, BackendError> {
-        Self::check_abi(program)?;
+        Self::check_supported(program)?;
         let (public_values, report) = self.run(self.light()?, program, input, limits)?;
         Ok(Execution {
             public_output: public_values.to_vec(),
@@ -416,7 +438,7 @@ impl Backend for Sp1Backend {
         input: &[u8],
         options: &ProveOptions,
     ) -> Result<ProofEnvelope, BackendError> {
-        Self::check_abi(program)?;
+        Self::check_supported(program)?;
         let kind = self.resolve_proof_kind(options.proof_kind.as_deref())?;
         // Execute first (milliseconds): a rejected input, a guest exit or an
         // endless loop is reported as such before minutes of proving start.

@@ -915,7 +915,7 @@ pub fn run(program: &Program, input: &[u8], limits: &Limits) -> Result<Outcome, 
                     feature: format!(
                         "SP1 6.2's untrusted-program mode (its `.note.succinct` turns on page protection, MPROTECT and trap handling with SIG_RETURN, heap {start:#x}..{end:#x})"
                     ),
-                    hint: "run it on the sp1 backend".into(),
+                    hint: "SP1 6.10's own x86-64 executor does not implement that mode either (it aborts on MPROTECT), so no backend of this node runs it; build the guest without it".into(),
                 });
             }
             let items =

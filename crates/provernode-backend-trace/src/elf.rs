@@ -75,32 +75,6 @@ impl Bytes<'_> {
 
 const PT_NOTE: u32 = 4;
 
-/// The heap range of SP1's "untrusted program" note, if `notes` holds one
-/// (`process_note_segment` in SP1's `disassembler/elf.rs`: name
-/// "SUCCINCT", type 1, a 20-byte descriptor `'1',0,0,0`, heap start, heap
-/// end).
-fn sp1_untrusted_note(notes: &[u8]) -> Option<(u64, u64)> {
-    let b = Bytes(notes);
-    let pad = |n: usize| (4 - n % 4) % 4;
-    let mut at = 0usize;
-    while at + 12 <= notes.len() {
-        let name_size = b.u32(at).ok()? as usize;
-        let desc_size = b.u32(at + 4).ok()? as usize;
-        let note_type = b.u32(at + 8).ok()?;
-        at += 12;
-        let name = notes.get(at..at.checked_add(name_size)?)?;
-        let name = name.split(|&c| c == 0).next().unwrap_or_default();
-        at += name_size + pad(name_size);
-        let desc = notes.get(at..at.checked_add(desc_size)?)?;
-        at += desc_size + pad(desc_size);
-        if name == b"SUCCINCT" && note_type == 1 && desc.len() == 20 && desc[..4] == [b'1', 0, 0, 0] {
-            let heap = Bytes(desc);
-            return Some((heap.u64(4).ok()?, heap.u64(12).ok()?));
-        }
-    }
-    None
-}
-
 /// Parses and validates `elf` for `abi`. The error is a sentence saying what
 /// is wrong.
 pub fn load(elf: &[u8], abi: Abi) -> Result<Image, String> {
@@ -164,7 +138,7 @@ pub fn load(elf: &[u8], abi: Abi) -> Result<Image, String> {
                 .checked_add(filesz)
                 .and_then(|e| elf.get(usize::try_from(offset).ok()?..usize::try_from(e).ok()?))
                 .ok_or(format!("note segment {i} lies past the end of the file"))?;
-            sp1_untrusted_heap = sp1_untrusted_note(notes);
+            sp1_untrusted_heap = provernode_core::sp1_untrusted_note(notes);
         }
         if p_type != PT_LOAD {
             continue;

@@ -148,7 +148,10 @@ fn an_sp1_untrusted_program_note_is_read_and_refused_by_name() {
     assert!(matches!(err, BackendError::UnsupportedFeature { .. }), "{err:?}");
     let message = err.to_string();
     assert!(message.contains("untrusted-program mode"), "{message}");
-    assert!(message.contains("run it on the sp1 backend"), "{message}");
+    assert!(
+        message.contains("does not implement that mode either"),
+        "{message}"
+    );
     assert_eq!(err.classify(), (provernode_core::Cause::BackendError, false));
 }
 

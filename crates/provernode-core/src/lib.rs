@@ -22,7 +22,10 @@ pub use backend::{
 };
 pub use envelope::{EnvelopeError, ProofEnvelope, ENVELOPE_FORMAT_VERSION, ENVELOPE_MAGIC};
 pub use ids::{Digest, DigestParseError, ProgramId};
-pub use program::{Abi, Program, ProgramError, ProgramFormat, R0bf, RISC0_V1COMPAT_KERNEL_SHA256};
+pub use program::{
+    sp1_untrusted_heap, sp1_untrusted_note, Abi, Program, ProgramError, ProgramFormat, R0bf,
+    RISC0_V1COMPAT_KERNEL_SHA256,
+};
 pub use readiness::Readiness;
 pub use task::{Cause, TaskLimits, TaskState};
 

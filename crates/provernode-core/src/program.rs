@@ -146,6 +146,65 @@ const R0BF_MAGIC: &[u8; 4] = b"R0BF";
 pub const RISC0_V1COMPAT_KERNEL_SHA256: &str =
     "7ffd942e4e8babd771094f549ad080cfea8ecb2c05c986e275c011f41979d921";
 
+/// The region of SP1 6.2's "untrusted program" note, if `notes` (the bytes
+/// of one PT_NOTE segment) holds one (`process_note_segment` in SP1's
+/// `disassembler/elf.rs`: name "SUCCINCT", type 1, a 20-byte descriptor
+/// `'1',0,0,0`, region start, region end, little-endian).
+pub fn sp1_untrusted_note(notes: &[u8]) -> Option<(u64, u64)> {
+    let u32_at = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(
+            notes.get(at..at.checked_add(4)?)?.try_into().ok()?,
+        ))
+    };
+    let pad = |n: usize| (4 - n % 4) % 4;
+    let mut at = 0usize;
+    while at.checked_add(12)? <= notes.len() {
+        let name_size = u32_at(at)? as usize;
+        let desc_size = u32_at(at + 4)? as usize;
+        let note_type = u32_at(at + 8)?;
+        at += 12;
+        let name = notes.get(at..at.checked_add(name_size)?)?;
+        let name = name.split(|&c| c == 0).next().unwrap_or_default();
+        at = at.checked_add(name_size + pad(name_size))?;
+        let desc = notes.get(at..at.checked_add(desc_size)?)?;
+        at = at.checked_add(desc_size + pad(desc_size))?;
+        if name == b"SUCCINCT" && note_type == 1 && desc.len() == 20 && desc[..4] == [b'1', 0, 0, 0] {
+            let u64_at = |at: usize| -> Option<u64> {
+                Some(u64::from_le_bytes(desc.get(at..at + 8)?.try_into().ok()?))
+            };
+            return Some((u64_at(4)?, u64_at(12)?));
+        }
+    }
+    None
+}
+
+/// SP1 6.2's untrusted-program mode: the region its `.note.succinct` names,
+/// if this 64-bit ELF's PT_NOTE segments carry one. That mode turns on page
+/// protection, MPROTECT and trap handling, which SP1 6.10's x86-64 executor
+/// does not implement and trace does not emulate.
+pub fn sp1_untrusted_heap(elf: &[u8]) -> Option<(u64, u64)> {
+    let u16_at =
+        |at: usize| -> Option<u16> { Some(u16::from_le_bytes(elf.get(at..at + 2)?.try_into().ok()?)) };
+    let u32_at =
+        |at: usize| -> Option<u32> { Some(u32::from_le_bytes(elf.get(at..at + 4)?.try_into().ok()?)) };
+    let u64_at =
+        |at: usize| -> Option<u64> { Some(u64::from_le_bytes(elf.get(at..at + 8)?.try_into().ok()?)) };
+    if elf.get(..5)? != b"\x7fELF\x02" {
+        return None;
+    }
+    let phoff = usize::try_from(u64_at(32)?).ok()?;
+    let (phentsize, phnum) = (usize::from(u16_at(54)?), usize::from(u16_at(56)?));
+    (0..phnum).find_map(|i| {
+        let at = phoff.checked_add(i.checked_mul(phentsize)?)?;
+        if u32_at(at)? != 4 {
+            return None;
+        }
+        let offset = usize::try_from(u64_at(at + 8)?).ok()?;
+        let size = usize::try_from(u64_at(at + 32)?).ok()?;
+        sp1_untrusted_note(elf.get(offset..offset.checked_add(size)?)?)
+    })
+}
+
 impl Program {
     /// Wraps a program file: a RISC-V ELF, or a RISC Zero program binary
     /// (R0BF). Checks just enough to pick the ABI; backends validate the
