@@ -198,7 +198,7 @@ impl Sp1Backend {
                 feature: format!(
                     "SP1 6.2's untrusted-program mode (its `.note.succinct` turns on page protection, MPROTECT and trap handling, region {start:#x}..{end:#x})"
                 ),
-                hint: "SP1 6.10's x86-64 executor does not implement that mode (it aborts on MPROTECT: \"page_prot_write not implemented for JitContext\"); build the guest without it".into(),
+                hint: "SP1 6.10's x86-64 executor does not implement that mode (it aborts on MPROTECT: \"page_prot_write not implemented for JitContext\"); the trace backend runs it in dev mode, or build the guest without it".into(),
             }),
         }
     }

@@ -13,7 +13,7 @@ use provernode_core::{sha256, Abi, BackendError, Digest, Fault, Limits, Program}
 use sha2::{Digest as _, Sha256};
 
 use crate::elf;
-use crate::machine::{Machine, Trap};
+use crate::machine::{Machine, Trap, PROT_READ, PROT_WRITE};
 use crate::risc0_accel;
 use crate::sp1_bigint::{self, Curve, FieldOp};
 use crate::sp1_precompiles;
@@ -597,6 +597,8 @@ pub struct Sp1Host {
     /// Registers, pc and cycle count at ENTER_UNCONSTRAINED, while inside an
     /// unconstrained block (memory keeps its own undo log).
     unconstrained: Option<([u64; 33], u64, u64)>,
+    /// The region of SP1 6.2's untrusted-program note, when it is on.
+    untrusted_region: Option<(u64, u64)>,
 }
 
 const SP1_HALT: u64 = 0x00;
@@ -611,6 +613,9 @@ const SP1_COMMIT_DEFERRED_PROOFS: u64 = 0x1A;
 const SP1_HINT_LEN: u64 = 0xF0;
 const SP1_HINT_READ: u64 = 0xF1;
 const SP1_FD_PUBLIC_VALUES: u64 = 13;
+const SP1_MPROTECT: u64 = 0x0000_0132;
+const SP1_SIG_RETURN: u64 = 0x0000_0134;
+const SP1_HINT_MPROTECT_FLUSH: u64 = 0x0000_0035;
 /// Bytes written here are pushed to the front of the input stream: the next
 /// HINT_LEN/HINT_READ returns them.
 const SP1_FD_HINT: u64 = 14;
@@ -703,7 +708,42 @@ impl Sp1Host {
             wrote_stderr: false,
             committed: [None; 8],
             unconstrained: None,
+            untrusted_region: None,
         }
+    }
+
+    /// SP1 6.2's untrusted-program mode, on when the ELF's note names the
+    /// region MPROTECT may change.
+    pub fn with_untrusted_region(mut self, region: Option<(u64, u64)>) -> Self {
+        self.untrusted_region = region;
+        self
+    }
+
+    /// MPROTECT (`mprotect_syscall` and `page_prot_write`): one page of the
+    /// note's region gets `prot`. SP1's executor asserts each condition, so
+    /// a violation stops the run.
+    fn mprotect(&self, m: &mut Machine<true>, addr: u64, prot: u64) -> Result<(), Trap> {
+        let Some((start, end)) = self.untrusted_region else {
+            return Err(bad(
+                "MPROTECT in a program without SP1 6.2's untrusted-program note (.note.succinct)",
+            ));
+        };
+        if ![0, 4, 5, 6].contains(&prot) {
+            return Err(bad(format!(
+                "MPROTECT with protection {prot:#x}; SP1 permits none (0), read (4), read+exec (5) and read+write (6)"
+            )));
+        }
+        if addr % 4096 != 0 || addr >= 1 << 48 || addr < start || addr >= end {
+            return Err(bad(format!(
+                "MPROTECT of {addr:#x}: the address must be page-aligned and inside the note's region {start:#x}..{end:#x}"
+            )));
+        }
+        let protection = m
+            .protection
+            .as_mut()
+            .ok_or_else(|| bad("MPROTECT while page protection is off"))?;
+        protection.set(addr, prot as u8);
+        Ok(())
     }
 
     fn halt(&self, exit_code: u64) -> Result<Option<u32>, Trap> {
@@ -799,7 +839,32 @@ impl Host<true> for Sp1Host {
                 m.cycles = cycles;
                 m.set_reg(REG_T0, 0);
             }
-            SP1_SHA_EXTEND => sp1_precompiles::sha_extend(m, a0, a1)?,
+            SP1_SHA_EXTEND => {
+                // The one precompile SP1 checks in untrusted mode.
+                if let Some(p) = &m.protection {
+                    p.check_words(a0, 16, PROT_READ)?;
+                    p.check_words(a0.wrapping_add(16 * 8), 48, PROT_READ | PROT_WRITE)?;
+                }
+                sp1_precompiles::sha_extend(m, a0, a1)?
+            }
+            SP1_MPROTECT => self.mprotect(m, a0, a1)?,
+            // A hint for SP1's prover (when page permissions are flushed to
+            // its trace); nothing to do when executing.
+            SP1_HINT_MPROTECT_FLUSH if self.untrusted_region.is_some() => {}
+            SP1_SIG_RETURN if self.untrusted_region.is_some() => {
+                // `sig_return_syscall`: resume at [a0] with x1..x31 from
+                // [a0 + 8..]; t0 ends as restored.
+                let saved = m.mem.read_bytes(a0, 32 * 8).map_err(Trap::from)?;
+                let word = |i: usize| {
+                    let mut w = [0u8; 8];
+                    w.copy_from_slice(&saved[i * 8..i * 8 + 8]);
+                    u64::from_le_bytes(w)
+                };
+                for r in 1..32 {
+                    m.set_reg(r, word(r));
+                }
+                m.pc = word(0);
+            }
             SP1_SHA_COMPRESS => sp1_precompiles::sha_compress(m, a0, a1)?,
             SP1_KECCAK_PERMUTE => sp1_precompiles::keccak_permute(m, a0, a1)?,
             SP1_COMMIT => {
@@ -908,24 +973,34 @@ pub fn run(program: &Program, input: &[u8], limits: &Limits) -> Result<Outcome, 
     match program.abi() {
         Abi::Risc0 => drive::<false, _>(program, &image, limits, Risc0Host::new(input)),
         Abi::Sp1 => {
-            if let Some((start, end)) = image.sp1_untrusted_heap {
-                return Err(BackendError::UnsupportedFeature {
-                    backend: "trace".into(),
-                    program: program.name().to_owned(),
-                    feature: format!(
-                        "SP1 6.2's untrusted-program mode (its `.note.succinct` turns on page protection, MPROTECT and trap handling with SIG_RETURN, heap {start:#x}..{end:#x})"
-                    ),
-                    hint: "SP1 6.10's own x86-64 executor does not implement that mode either (it aborts on MPROTECT), so no backend of this node runs it; build the guest without it".into(),
-                });
-            }
             let items =
                 provernode_core::input::decode_items(input).map_err(|e| BackendError::MalformedInput {
                     program: program.name().to_owned(),
                     reason: e.to_string(),
                 })?;
-            drive::<true, _>(program, &image, limits, Sp1Host::new(items))
+            let host = Sp1Host::new(items).with_untrusted_region(image.sp1_untrusted_heap);
+            drive::<true, _>(program, &image, limits, host)
         }
     }
+}
+
+fn protection_failure(code: u64) -> &'static str {
+    match code {
+        1 => "exec",
+        5 => "read",
+        7 => "write",
+        _ => "unknown",
+    }
+}
+
+/// SP1's `handle_interrupt`: the pc becomes the handler at `[context]`,
+/// `[context + 8]` the failure code, `[context + 16]` the failing pc.
+fn deliver_trap<const RV64: bool>(m: &mut Machine<RV64>, context: u64, code: u64) -> Result<(), Trap> {
+    let handler = m.mem.load(context, 8)?;
+    m.host_write(context + 8, &code.to_le_bytes())?;
+    m.host_write(context + 16, &m.pc.to_le_bytes())?;
+    m.pc = handler;
+    Ok(())
 }
 
 fn drive<const RV64: bool, H: Host<RV64>>(
@@ -943,18 +1018,48 @@ fn drive<const RV64: bool, H: Host<RV64>>(
         }
     })?;
     let exit_code = loop {
-        let trap = match m.run(limits.max_cycles) {
+        let (trap, counted) = match m.run(limits.max_cycles) {
             Trap::Ecall => match host.ecall(&mut m) {
                 Ok(None) => continue,
                 Ok(Some(code)) => break code,
-                // Report the ecall's own pc, not the one after it.
+                // Report the ecall's own pc, not the one after it; the
+                // ecall itself was counted.
                 Err(t) => {
                     m.pc = m.pc.wrapping_sub(4);
-                    t
+                    (t, true)
                 }
             },
-            other => other,
+            other => (other, false),
         };
+        // SP1's untrusted mode: a refused access jumps to the guest's trap
+        // handler (`handle_interrupt` in SP1's executor): the failing
+        // instruction counts as one and does nothing, the context gets the
+        // code and pc, the handler runs next.
+        if let (Trap::Protection(code), Some(context)) = (&trap, image.sp1_trap_context) {
+            if m.protection.is_some() {
+                let code = *code;
+                match deliver_trap(&mut m, context, code) {
+                    Ok(()) => {
+                        if !counted {
+                            m.cycles += 1;
+                        }
+                        continue;
+                    }
+                    Err(t) => {
+                        return Err(BackendError::GuestFault {
+                            program: name(),
+                            pc: m.pc,
+                            fault: match t {
+                                Trap::Fault(f) => f,
+                                _ => Fault::BadSyscall {
+                                    detail: "the trap context cannot be written".into(),
+                                },
+                            },
+                        })
+                    }
+                }
+            }
+        }
         let pc = m.pc;
         return Err(match trap {
             Trap::Fault(fault) => BackendError::GuestFault {
@@ -975,6 +1080,17 @@ fn drive<const RV64: bool, H: Host<RV64>>(
             Trap::Ecall => BackendError::Prover {
                 backend: "trace".into(),
                 message: "internal: unhandled ecall".into(),
+            },
+            // SP1 panics here ("A memory permission failure happens at pc").
+            Trap::Protection(code) => BackendError::GuestFault {
+                program: name(),
+                pc,
+                fault: Fault::BadSyscall {
+                    detail: format!(
+                        "a memory permission failure ({}) and no `__SUCCINCT_TRAP_CONTEXT` symbol to handle it",
+                        protection_failure(code)
+                    ),
+                },
             },
         });
     };
@@ -1023,6 +1139,7 @@ mod tests {
                 flags: PF_R | PF_X,
             }],
             sp1_untrusted_heap: None,
+            sp1_trap_context: None,
         };
         Machine::new(&image, 0x4000, 0xC000_0000, 1 << 20).unwrap()
     }

@@ -38,6 +38,44 @@ pub struct Image {
     /// SP1 6.2's `.note.succinct` (type 1, "untrusted program"): the program
     /// runs with page protection and traps, over this heap range.
     pub sp1_untrusted_heap: Option<(u64, u64)>,
+    /// The address of `__SUCCINCT_TRAP_CONTEXT` in the symbol table, where
+    /// SP1 finds the trap handler ({handler, code, pc}, three u64).
+    pub sp1_trap_context: Option<u64>,
+}
+
+const SHT_SYMTAB: u32 = 2;
+/// The symbol SP1's loader looks up for the trap handler's context.
+const TRAP_CONTEXT_SYMBOL: &[u8] = b"__SUCCINCT_TRAP_CONTEXT";
+
+/// The value of `name` in a 64-bit ELF's symbol table (`.symtab`), if any:
+/// as SP1's loader reads it, the first symbol of that name.
+fn elf64_symbol(elf: &[u8], name: &[u8]) -> Option<u64> {
+    let b = Bytes(elf);
+    let shoff = usize::try_from(b.u64(40).ok()?).ok()?;
+    let (shentsize, shnum) = (usize::from(b.u16(58).ok()?), usize::from(b.u16(60).ok()?));
+    let section = |i: usize| shoff.checked_add(i.checked_mul(shentsize)?);
+    for i in 0..shnum {
+        let at = section(i)?;
+        if b.u32(at + 4).ok()? != SHT_SYMTAB {
+            continue;
+        }
+        let (offset, size) = (
+            usize::try_from(b.u64(at + 24).ok()?).ok()?,
+            usize::try_from(b.u64(at + 32).ok()?).ok()?,
+        );
+        let strtab = section(b.u32(at + 40).ok()? as usize)?;
+        let str_offset = usize::try_from(b.u64(strtab + 24).ok()?).ok()?;
+        let str_size = usize::try_from(b.u64(strtab + 32).ok()?).ok()?;
+        let strings = elf.get(str_offset..str_offset.checked_add(str_size)?)?;
+        for sym in (offset..offset.checked_add(size)?).step_by(24) {
+            let name_at = b.u32(sym).ok()? as usize;
+            let sym_name = strings.get(name_at..)?.split(|&c| c == 0).next()?;
+            if sym_name == name {
+                return b.u64(sym + 8).ok();
+            }
+        }
+    }
+    None
 }
 
 /// The memory an ABI gives its guest: `[lo, hi)`.
@@ -249,9 +287,15 @@ pub fn load(elf: &[u8], abi: Abi) -> Result<Image, String> {
             "entry point {entry:#x} is not inside an executable segment"
         ));
     }
+    let sp1_trap_context = if is64 && sp1_untrusted_heap.is_some() {
+        elf64_symbol(elf, TRAP_CONTEXT_SYMBOL)
+    } else {
+        None
+    };
     Ok(Image {
         entry,
         segments,
         sp1_untrusted_heap,
+        sp1_trap_context,
     })
 }

@@ -20,6 +20,65 @@ pub enum Trap {
     Fault(Fault),
     MemoryLimit,
     CycleLimit,
+    /// SP1 6.2's page protection refused an access (code 1 exec, 5 read,
+    /// 7 write, SP1's `PROT_FAILURE_*`); `pc` is the failing instruction,
+    /// which did nothing and is not yet counted.
+    Protection(u64),
+}
+
+/// SP1's page permission bits (an ELF segment's p_flags).
+pub const PROT_EXEC: u8 = 1;
+pub const PROT_WRITE: u8 = 2;
+pub const PROT_READ: u8 = 4;
+/// What SP1 gives a page no segment and no MPROTECT set.
+const DEFAULT_PAGE_PROT: u8 = PROT_READ | PROT_WRITE;
+/// An ELF segment flag marking SP1 code that runs with checks (from memory).
+pub const PF_UNTRUSTED: u32 = 0x0010_0000;
+const LOG_PAGE_SIZE: u32 = 12;
+
+/// SP1 6.2's untrusted-program mode (`minimal/arch/portable` in SP1's
+/// executor): a permission byte per 4 KiB page; loads, stores, SHA_EXTEND
+/// and every instruction fetched outside the trusted code are checked.
+#[derive(Clone, Debug, Default)]
+pub struct PageProtection {
+    pages: std::collections::HashMap<u64, u8>,
+}
+
+impl PageProtection {
+    pub fn get(&self, addr: u64) -> u8 {
+        self.pages
+            .get(&(addr >> LOG_PAGE_SIZE))
+            .copied()
+            .unwrap_or(DEFAULT_PAGE_PROT)
+    }
+
+    pub fn set(&mut self, page_addr: u64, prot: u8) {
+        self.pages.insert(page_addr >> LOG_PAGE_SIZE, prot);
+    }
+
+    /// SP1's check order: exec, then read, then write.
+    pub fn check(&self, addr: u64, wanted: u8) -> Result<(), Trap> {
+        let prot = self.get(addr);
+        if wanted & PROT_EXEC != 0 && prot & PROT_EXEC == 0 {
+            return Err(Trap::Protection(1));
+        }
+        if wanted & PROT_READ != 0 && prot & PROT_READ == 0 {
+            return Err(Trap::Protection(5));
+        }
+        if wanted & PROT_WRITE != 0 && prot & PROT_WRITE == 0 {
+            return Err(Trap::Protection(7));
+        }
+        Ok(())
+    }
+
+    /// `prot_slice_check`: every page of `words` 8-byte words at `addr`.
+    pub fn check_words(&self, addr: u64, words: u64, wanted: u8) -> Result<(), Trap> {
+        let last = addr.wrapping_add(words.saturating_sub(1) * 8);
+        for page in (addr >> LOG_PAGE_SIZE)..=(last >> LOG_PAGE_SIZE) {
+            self.check(page << LOG_PAGE_SIZE, wanted)?;
+        }
+        Ok(())
+    }
 }
 
 impl From<MemError> for Trap {
@@ -43,6 +102,8 @@ pub struct Machine<const RV64: bool> {
     pub cycles: u64,
     code: Vec<Insn>,
     code_base: u64,
+    /// Set for SP1 programs in untrusted-program mode.
+    pub protection: Option<PageProtection>,
 }
 
 impl<const RV64: bool> Machine<RV64> {
@@ -57,7 +118,14 @@ impl<const RV64: bool> Machine<RV64> {
                 MemError::Fault(f) => format!("segment at {:#x} cannot be loaded: {f}", s.vaddr),
             })?;
         }
-        let exec: Vec<_> = image.segments.iter().filter(|s| s.flags & PF_X != 0).collect();
+        let untrusted_mode = image.sp1_untrusted_heap.is_some();
+        // In untrusted mode, code marked PF_UNTRUSTED is not the program's:
+        // it is fetched from memory, with checks, when it runs.
+        let exec: Vec<_> = image
+            .segments
+            .iter()
+            .filter(|s| s.flags & PF_X != 0 && !(untrusted_mode && s.flags & PF_UNTRUSTED != 0))
+            .collect();
         let code_base = exec.iter().map(|s| s.vaddr).min().unwrap_or(0);
         let code_end = exec.iter().map(|s| s.vaddr + s.mem_size).max().unwrap_or(0);
         if code_end - code_base > MAX_CODE_SPAN {
@@ -76,6 +144,19 @@ impl<const RV64: bool> Machine<RV64> {
                 code[((addr - code_base) / 4) as usize] = decode(word, RV64);
             }
         }
+        let protection = untrusted_mode.then(|| {
+            // Each segment's pages take its flags, later segments winning a
+            // shared page, as SP1's loader fills its page image.
+            let mut p = PageProtection::default();
+            for s in &image.segments {
+                let first = s.vaddr >> LOG_PAGE_SIZE;
+                let end = s.vaddr + s.mem_size;
+                for page in first..end.div_ceil(1 << LOG_PAGE_SIZE) {
+                    p.set(page << LOG_PAGE_SIZE, s.flags as u8);
+                }
+            }
+            p
+        });
         Ok(Machine {
             regs: [0; 33],
             pc: image.entry,
@@ -83,6 +164,7 @@ impl<const RV64: bool> Machine<RV64> {
             cycles: 0,
             code,
             code_base,
+            protection,
         })
     }
 
@@ -177,6 +259,26 @@ impl<const RV64: bool> Machine<RV64> {
 
     /// Runs until an ecall, a fault, or `max_cycles` instructions in total.
     pub fn run(&mut self, max_cycles: u64) -> Trap {
+        if self.protection.is_some() {
+            self.run_checked::<true>(max_cycles)
+        } else {
+            self.run_checked::<false>(max_cycles)
+        }
+    }
+
+    /// An instruction outside the trusted code, in untrusted mode: read from
+    /// memory after SP1's read+exec check of its 8-byte word's page.
+    fn fetch_untrusted(&self, pc: u64) -> Result<Insn, Trap> {
+        if let Some(p) = &self.protection {
+            p.check(pc & !7, PROT_READ | PROT_EXEC)?;
+        }
+        let word = self.mem.load(pc, 4).map_err(Trap::from)?;
+        Ok(decode(word as u32, RV64))
+    }
+
+    /// The interpreter; `PROT` compiles SP1's page checks in (untrusted
+    /// mode) or out (every other program, at full speed).
+    fn run_checked<const PROT: bool>(&mut self, max_cycles: u64) -> Trap {
         loop {
             if self.cycles >= max_cycles {
                 return Trap::CycleLimit;
@@ -186,16 +288,23 @@ impl<const RV64: bool> Machine<RV64> {
             if pc & 3 != 0 {
                 return Trap::Fault(Fault::PcMisaligned);
             }
-            if idx >= self.code.len() as u64 {
-                return Trap::Fault(Fault::PcOutOfBounds);
-            }
+            // Outside the trusted code, untrusted mode runs what memory
+            // holds; every other program faults (NotExecutable).
+            let insn = match self.code.get(idx as usize) {
+                Some(insn) if !PROT || insn.op != Op::NotExecutable => *insn,
+                _ if PROT => match self.fetch_untrusted(pc) {
+                    Ok(insn) => insn,
+                    Err(t) => return t,
+                },
+                _ => return Trap::Fault(Fault::PcOutOfBounds),
+            };
             let Insn {
                 op,
                 rd,
                 rs1,
                 rs2,
                 imm,
-            } = self.code[idx as usize];
+            } = insn;
             let (rd, rs1, rs2) = (rd as usize, rs1 as usize, rs2 as usize);
             let a = self.regs[rs1];
             let b = self.regs[rs2];
@@ -216,6 +325,15 @@ impl<const RV64: bool> Machine<RV64> {
             macro_rules! load {
                 ($size:expr, $conv:expr) => {{
                     let addr = Self::norm(a.wrapping_add(imm64));
+                    if PROT {
+                        if let Some(Err(t)) = self
+                            .protection
+                            .as_ref()
+                            .map(|p| p.check(addr & !7, PROT_READ))
+                        {
+                            return t;
+                        }
+                    }
                     match self.mem.load(addr, $size) {
                         Ok(v) => {
                             let conv: fn(u64) -> u64 = $conv;
@@ -228,6 +346,15 @@ impl<const RV64: bool> Machine<RV64> {
             macro_rules! store {
                 ($size:expr) => {{
                     let addr = Self::norm(a.wrapping_add(imm64));
+                    if PROT {
+                        if let Some(Err(t)) = self
+                            .protection
+                            .as_ref()
+                            .map(|p| p.check(addr & !7, PROT_WRITE))
+                        {
+                            return t;
+                        }
+                    }
                     if let Err(e) = self.store(addr, $size, b) {
                         return e.into();
                     }
@@ -377,6 +504,7 @@ mod tests {
                 data,
             }],
             sp1_untrusted_heap: None,
+            sp1_trap_context: None,
         }
     }
 
@@ -483,6 +611,7 @@ mod tests {
                 data,
             }],
             sp1_untrusted_heap: None,
+            sp1_trap_context: None,
         };
         let mut m = Machine::<true>::new(&image, 0x1000, 1 << 32, 1 << 20).unwrap();
         assert!(
@@ -518,6 +647,7 @@ mod tests {
                 },
             ],
             sp1_untrusted_heap: None,
+            sp1_trap_context: None,
         };
         let mut m = machine::<false>(&image);
         let mut bytes = vec![0xaa; 4];

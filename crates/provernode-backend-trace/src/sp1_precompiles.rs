@@ -166,6 +166,7 @@ mod tests {
                 flags: PF_R | PF_X,
             }],
             sp1_untrusted_heap: None,
+            sp1_trap_context: None,
         };
         Machine::new(&image, 0x1000, 1 << 37, 1 << 24).unwrap()
     }

@@ -81,7 +81,23 @@ fn a_guest_panic_is_reported_with_its_message_and_never_retried() {
 #[test]
 fn a_system_call_not_yet_emulated_is_named_with_the_pc() {
     // The probe guest (crates/provernode-guests) calls the precompile its
-    // input names: here MPROTECT, which trace does not emulate.
+    // input names: here DUMP_ELF, a profiler call trace does not emulate.
+    let err = TraceBackend::new()
+        .execute(
+            &official_cases::probe(),
+            &official_cases::probe_input(0x40, &[], &[], 0),
+            &Limits::default(),
+        )
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, BackendError::GuestFault { .. }), "{err:?}");
+    assert!(
+        message.contains("SP1 system call DUMP_ELF (0x40) is not emulated by the trace backend yet"),
+        "{message}"
+    );
+    assert!(message.contains("faulted at pc 0x"), "{message}");
+
+    // MPROTECT outside untrusted-program mode is refused, as SP1 asserts.
     let err = TraceBackend::new()
         .execute(
             &official_cases::probe(),
@@ -89,13 +105,11 @@ fn a_system_call_not_yet_emulated_is_named_with_the_pc() {
             &Limits::default(),
         )
         .unwrap_err();
-    let message = err.to_string();
-    assert!(matches!(err, BackendError::GuestFault { .. }), "{err:?}");
     assert!(
-        message.contains("SP1 system call MPROTECT (0x132) is not emulated by the trace backend yet"),
-        "{message}"
+        err.to_string()
+            .contains("MPROTECT in a program without SP1 6.2's untrusted-program note"),
+        "{err}"
     );
-    assert!(message.contains("faulted at pc 0x"), "{message}");
 }
 
 /// The official R0BF runs as RISC Zero runs it: its user ELF on the v1compat
@@ -137,22 +151,39 @@ fn an_r0bf_with_another_kernel_and_an_sp1_v5_program_are_refused_by_name() {
     assert!(err.to_string().contains("is an SP1 v5 program"), "{err}");
 }
 
-/// SP1 6.2's trap guest carries `.note.succinct` (page protection and
-/// traps): trace reads the note and refuses the program before running it,
-/// naming the feature, instead of running it with other semantics.
+/// SP1 6.2's trap guest (`.note.succinct`: page protection, MPROTECT,
+/// traps and SIG_RETURN) runs on trace in untrusted mode. The guest checks
+/// itself: its handler counts the traps and the guest asserts their codes
+/// and number, panicking (exit 1 after a message) on any difference.
 #[test]
-fn an_sp1_untrusted_program_note_is_read_and_refused_by_name() {
-    let err = TraceBackend::new()
+fn sp1s_trap_guest_runs_in_untrusted_mode_and_its_own_checks_pass() {
+    let out = TraceBackend::new()
         .execute(&program("sp1-gpu-trap.elf"), &[], &Limits::default())
-        .unwrap_err();
-    assert!(matches!(err, BackendError::UnsupportedFeature { .. }), "{err:?}");
-    let message = err.to_string();
-    assert!(message.contains("untrusted-program mode"), "{message}");
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Starting simple trap example"), "{stdout}");
     assert!(
-        message.contains("does not implement that mode either"),
-        "{message}"
+        stdout.contains("Terminating! We have handled all traps!"),
+        "{stdout}"
     );
-    assert_eq!(err.classify(), (provernode_core::Cause::BackendError, false));
+
+    // Without the trap context symbol (renamed in the string table), the
+    // first refused access stops the run, as it stops SP1's executor.
+    let mut elf = official_cases::fixture("sp1-gpu-trap.elf");
+    let at = elf
+        .windows(24)
+        .position(|w| w == b"__SUCCINCT_TRAP_CONTEXT\0")
+        .unwrap();
+    elf[at + 22] = b'X';
+    let p = provernode_core::Program::from_elf("no-context.elf", elf).unwrap();
+    let err = TraceBackend::new()
+        .execute(&p, &[], &Limits::default())
+        .unwrap_err();
+    assert!(matches!(err, BackendError::GuestFault { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("no `__SUCCINCT_TRAP_CONTEXT` symbol"),
+        "{err}"
+    );
 }
 
 /// The official R0BF with an input that needs no receipt (a new work log,

@@ -214,7 +214,7 @@ fn inspect(file: &Path, keys: bool, json: bool) -> Result<()> {
     if let Some((start, end)) = facts.sp1_untrusted_heap {
         fields.push((
             "sp1 mode",
-            format!("untrusted program (.note.succinct: page protection and traps), heap {start:#x}..{end:#x}; refused by every backend: SP1 6.10's own executor does not implement it"),
+            format!("untrusted program (.note.succinct: page protection and traps), heap {start:#x}..{end:#x}; trace emulates it, the sp1 backend refuses it (SP1 6.10's x86-64 executor does not implement it)"),
         ));
     }
     print_fields(&fields);

@@ -342,8 +342,11 @@ fn programs_inspect_reads_an_r0bf_and_an_sp1_elf() {
         .stdout(predicate::str::contains("SHA_EXTEND"))
         .stdout(predicate::str::contains("POSEIDON2"))
         .stdout(predicate::str::contains("MPROTECT"))
-        .stdout(predicate::str::contains("not yet: stops with its name"))
-        .stdout(predicate::str::contains("untrusted program (.note.succinct"));
+        .stdout(predicate::str::contains("not yet: stops with its name").not())
+        .stdout(predicate::str::contains("untrusted program (.note.succinct"))
+        .stdout(predicate::str::contains(
+            "trace emulates it, the sp1 backend refuses it",
+        ));
 
     provernode()
         .args(["programs", "inspect"])

@@ -38,11 +38,16 @@ pub fn probe() -> Program {
     Program::from_elf("sp1-precompile-probe.elf", elf).unwrap()
 }
 
-/// The probe's input: call `code` with a0 = buffer `a` and a1 = buffer `b`
-/// (or `arg` when `b` is empty), as one stdin item.
+/// The probe's input: call `code` once with a0 = buffer `a` and a1 = buffer
+/// `b` (or `arg` when `b` is empty), as one stdin item.
 pub fn probe_input(code: u64, a: &[u64], b: &[u64], arg: u64) -> Vec<u8> {
+    probe_input_repeated(code, a, b, arg, 1)
+}
+
+/// The same, calling it `repeat` times (for measuring one call's cost).
+pub fn probe_input_repeated(code: u64, a: &[u64], b: &[u64], arg: u64, repeat: u64) -> Vec<u8> {
     let mut item = Vec::new();
-    for w in [code, a.len() as u64, b.len() as u64, arg]
+    for w in [code, a.len() as u64, b.len() as u64, arg, repeat]
         .iter()
         .chain(a)
         .chain(b)
