@@ -42,6 +42,45 @@ fn risc0s_executor_and_trace_commit_the_same_journal_for_every_probe_case() {
     }
 }
 
+/// The keccak accelerator's claim, as the probe guest computes it like
+/// risc0's `KeccakBatcher` (and trace recomputes it), equals risc0's own
+/// `compute_keccak_digest` over the same states: the reference the prover
+/// resolves the keccak assumption against.
+#[test]
+fn the_keccak_claim_is_risc0s_compute_keccak_digest() {
+    for (n, seed) in [(1usize, 11u64), (3, 12)] {
+        let states = keccak_batch_states(&mut Words::new(seed), n);
+        let journal = TraceBackend::new()
+            .execute(
+                &program(),
+                &input(OP_KECCAK_BATCH, &[vec![n as u32], states.clone()].concat()),
+                &Limits::default(),
+            )
+            .unwrap()
+            .public_output;
+        let bytes: Vec<u8> = states.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let reference = risc0_circuit_keccak::compute_keccak_digest(&bytes);
+        assert_eq!(
+            hex::encode(&journal[n * 200..]),
+            hex::encode(reference.as_bytes()),
+            "{n} permutation(s)"
+        );
+    }
+    // A forged claim: risc0's executor takes it on trust (its prover
+    // would fail to resolve it); trace refuses it at once.
+    let forged = keccak_batch_forged();
+    assert!(Risc0Backend::default()
+        .execute(&program(), &forged, &Limits::default())
+        .is_ok());
+    let err = TraceBackend::new()
+        .execute(&program(), &forged, &Limits::default())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("does not commit the 2 permutations"),
+        "{err}"
+    );
+}
+
 #[test]
 fn what_risc0_refuses_trace_refuses() {
     let risc0 = Risc0Backend::default();

@@ -15,6 +15,7 @@ use sha2::{Digest as _, Sha256};
 use crate::elf;
 use crate::machine::{Machine, Trap, PROT_READ, PROT_WRITE};
 use crate::risc0_accel;
+use crate::risc0_claims;
 use crate::sp1_bigint::{self, Curve, FieldOp};
 use crate::sp1_precompiles;
 
@@ -105,8 +106,13 @@ pub struct Risc0Host<'a> {
     /// Pipes made by SYS_PIPE: (read fd, write fd, bytes written and not
     /// yet read).
     pipes: Vec<(u64, u64, VecDeque<u8>)>,
-    /// Keccak states permuted by SYS_KECCAK since the last prove.
-    keccak_inputs: usize,
+    /// Keccak permutations (state before, after) since the last prove.
+    keccak_batch: Vec<([u64; 25], [u64; 25])>,
+    /// The keccak proofs the guest asked for, as the assumptions they are.
+    keccak_proofs: Vec<risc0_claims::Assumption>,
+    /// Assumptions the guest verified, in order: its output digest commits
+    /// to them.
+    assumptions: Vec<risc0_claims::Assumption>,
 }
 
 pub const RISC0_SYS_READ: &str = "risc0_zkvm_platform::syscall::nr::SYS_READ";
@@ -120,6 +126,7 @@ const RISC0_SYS_CYCLE_COUNT: &str = "risc0_zkvm_platform::syscall::nr::SYS_CYCLE
 const RISC0_SYS_ARGV: &str = "risc0_zkvm_platform::syscall::nr::SYS_ARGV";
 const RISC0_SYS_PIPE: &str = "risc0_zkvm_platform::syscall::nr::SYS_PIPE";
 const RISC0_SYS_KECCAK: &str = "risc0_zkvm_platform::syscall::nr::SYS_KECCAK";
+const RISC0_SYS_VERIFY_INTEGRITY2: &str = "risc0_zkvm_platform::syscall::nr::SYS_VERIFY_INTEGRITY2";
 /// The fds risc0's host opens for a guest: stdin (read), stdout, stderr and
 /// the journal (write). A pipe takes the lowest free ones after them.
 const RISC0_STANDARD_FDS: u64 = 4;
@@ -213,7 +220,9 @@ impl<'a> Risc0Host<'a> {
             random_words: 0,
             panic: None,
             pipes: Vec::new(),
-            keccak_inputs: 0,
+            keccak_batch: Vec::new(),
+            keccak_proofs: Vec::new(),
+            assumptions: Vec::new(),
         }
     }
 
@@ -320,12 +329,15 @@ impl Host<false> for Risc0Host<'_> {
                     )));
                 }
                 let given = m.mem.read_bytes(ptr, 32).map_err(Trap::from)?;
-                let expected = risc0_output_digest(&self.journal);
-                if given != expected.as_bytes() {
+                let assumptions = risc0_claims::assumptions_digest(&self.assumptions);
+                let expected = risc0_claims::output_digest(&self.journal, &assumptions);
+                if given != expected {
                     return Err(bad(format!(
-                        "the output digest passed to HALT ({}) does not commit the journal (expected {expected}); \
-                         it must be SHA256(SHA256(\"risc0.Output\") || SHA256(journal) || 0^32 || u16le(2))",
-                        hex::encode(&given)
+                        "the output digest passed to HALT ({}) does not commit the journal and the {} verified assumption(s) (expected {}); \
+                         it must be SHA256(SHA256(\"risc0.Output\") || SHA256(journal) || assumptions || u16le(2)), assumptions 0^32 when none",
+                        hex::encode(&given),
+                        self.assumptions.len(),
+                        hex::encode(expected)
                     )));
                 }
                 let user_exit = ((a0 >> 8) & 0xff) as u32;
@@ -426,8 +438,9 @@ impl Host<false> for Risc0Host<'_> {
                     ))),
                     RISC0_SYS_PIPE => self.pipe(m).map(|()| None),
                     RISC0_SYS_KECCAK => self.keccak(m).map(|()| None),
+                    RISC0_SYS_VERIFY_INTEGRITY2 => self.verify_integrity2(m).map(|()| None),
                     other => Err(bad(format!(
-                        "software system call {other:?} is not emulated by the trace backend yet (emulated: SYS_READ, SYS_WRITE, SYS_RANDOM, SYS_PANIC, SYS_LOG, SYS_GETENV, SYS_ARGC, SYS_ARGV, SYS_CYCLE_COUNT, SYS_PIPE, SYS_KECCAK's permutation)"
+                        "software system call {other:?} is not emulated by the trace backend yet (emulated: SYS_READ, SYS_WRITE, SYS_RANDOM, SYS_PANIC, SYS_LOG, SYS_GETENV, SYS_ARGC, SYS_ARGV, SYS_CYCLE_COUNT, SYS_PIPE, SYS_KECCAK, SYS_VERIFY_INTEGRITY2 of the guest's own keccak proofs)"
                     ))),
                 }
             }
@@ -535,15 +548,17 @@ impl Risc0Host<'_> {
     /// SYS_KECCAK. Mode 0 (permute): keccak-f[1600] of the 25 lanes at `a4`
     /// into the `a1` words at `a0`; `a0` returns 1 once a keccak proof's
     /// worth of permutations is batched, and risc0's host refuses another
-    /// before the guest proves them. Mode 1 (prove) makes the batch a
-    /// keccak-circuit proof the guest then verifies as an assumption: that
-    /// is the composition work (`env::verify`), not emulated yet, so it
-    /// stops with its name.
+    /// before the guest proves them. Mode 1 (prove): the guest asks for a
+    /// keccak-circuit proof of the batch, naming its claim (`a4`) and
+    /// control root (`a5`). risc0's executor takes the claim on trust and
+    /// its prover fails later if it is wrong; trace recomputes it from the
+    /// permutations it made and refuses a wrong one now, so the proof it
+    /// vouches for is the one risc0 would make.
     fn keccak(&mut self, m: &mut Machine<false>) -> Result<(), Trap> {
         let (out, words, mode, state) = (m.reg(REG_A0), m.reg(REG_A1), m.reg(REG_A3), m.reg(REG_A4));
         match mode {
             0 => {
-                if self.keccak_inputs >= RISC0_MAX_KECCAK_INPUTS {
+                if self.keccak_batch.len() >= RISC0_MAX_KECCAK_INPUTS {
                     return Err(bad(
                         "SYS_KECCAK: the keccak batch is full and the guest did not prove it (risc0: \"keccak batch is full, prove must be called\")",
                     ));
@@ -562,18 +577,93 @@ impl Risc0Host<'_> {
                     le.copy_from_slice(chunk);
                     *lane = u64::from_le_bytes(le);
                 }
+                let before = lanes;
                 keccak::f1600(&mut lanes);
                 let bytes: Vec<u8> = lanes.iter().flat_map(|l| l.to_le_bytes()).collect();
                 m.host_write(out, &bytes).map_err(Trap::from)?;
-                self.keccak_inputs += 1;
-                m.set_reg(REG_A0, u64::from(self.keccak_inputs >= RISC0_MAX_KECCAK_INPUTS));
+                self.keccak_batch.push((before, lanes));
+                m.set_reg(
+                    REG_A0,
+                    u64::from(self.keccak_batch.len() >= RISC0_MAX_KECCAK_INPUTS),
+                );
                 Ok(())
             }
-            1 => Err(bad(
-                "SYS_KECCAK prove (the keccak accelerator's proof, verified by the guest as an assumption) is not emulated by the trace backend yet; run the program on the risc0 backend",
-            )),
-            mode => Err(bad(format!("SYS_KECCAK mode {mode}; risc0 knows 0 (permute) and 1 (prove)"))),
+            1 => {
+                if words != 0 {
+                    return Err(bad(
+                        "SYS_KECCAK prove with a reply buffer (risc0: \"invalid sys_keccak_prove\")",
+                    ));
+                }
+                let read32 = |m: &Machine<false>, ptr| -> Result<risc0_claims::Digest32, Trap> {
+                    let bytes = m.mem.read_bytes(ptr, 32).map_err(Trap::from)?;
+                    let mut d = [0u8; 32];
+                    d.copy_from_slice(&bytes);
+                    Ok(d)
+                };
+                let (claim, control_root) = (read32(m, state)?, read32(m, m.reg(REG_A5))?);
+                let expected = risc0_claims::keccak_claim(&self.keccak_batch);
+                if claim != expected {
+                    return Err(bad(format!(
+                        "SYS_KECCAK prove: the claim {} does not commit the {} permutations batched since the last prove (their claim is {}); risc0's prover would fail to resolve it",
+                        hex::encode(claim),
+                        self.keccak_batch.len(),
+                        hex::encode(expected)
+                    )));
+                }
+                if control_root != risc0_claims::KECCAK_CONTROL_ROOT {
+                    return Err(bad(format!(
+                        "SYS_KECCAK prove under control root {}; the keccak circuit this node's risc0 proves with has {}",
+                        hex::encode(control_root),
+                        hex::encode(risc0_claims::KECCAK_CONTROL_ROOT)
+                    )));
+                }
+                self.keccak_batch.clear();
+                self.keccak_proofs
+                    .push(risc0_claims::Assumption { claim, control_root });
+                m.set_reg(REG_A0, 0);
+                Ok(())
+            }
+            mode => Err(bad(format!(
+                "SYS_KECCAK mode {mode}; risc0 knows 0 (permute) and 1 (prove)"
+            ))),
         }
+    }
+
+    /// SYS_VERIFY_INTEGRITY2 (`env::verify_assumption2`): the 64 bytes at
+    /// `a3` are a claim and a control root the guest adds to its
+    /// assumptions. risc0's executor records it for its prover to resolve.
+    /// trace resolves what it can vouch for itself: the root of the guest's
+    /// own keccak proofs (one proof under the keccak control root, or their
+    /// union under the recursion circuit's), which is what risc0's guest
+    /// library verifies at the end of every run that used the keccak
+    /// accelerator. Other receipts are the composition work (`env::verify`)
+    /// and stop the run, named.
+    fn verify_integrity2(&mut self, m: &mut Machine<false>) -> Result<(), Trap> {
+        if m.reg(REG_A1) != 0 {
+            return Err(bad(
+                "SYS_VERIFY_INTEGRITY2 with a reply buffer (risc0: \"invalid sys_verify2 call\")",
+            ));
+        }
+        let bytes = m.mem.read_bytes(m.reg(REG_A3), 64).map_err(Trap::from)?;
+        let mut assumption = risc0_claims::Assumption {
+            claim: [0; 32],
+            control_root: [0; 32],
+        };
+        assumption.claim.copy_from_slice(&bytes[..32]);
+        assumption.control_root.copy_from_slice(&bytes[32..]);
+        let root = risc0_claims::mmr_root(&self.keccak_proofs);
+        if root != Some(assumption) {
+            return Err(bad(format!(
+                "SYS_VERIFY_INTEGRITY2 of claim {} under control root {}: trace resolves only the root of the guest's own keccak proofs ({}); verifying other receipts (env::verify) is not emulated by the trace backend yet",
+                hex::encode(assumption.claim),
+                hex::encode(assumption.control_root),
+                root.map_or("none made".to_owned(), |r| hex::encode(r.claim)),
+            )));
+        }
+        self.assumptions.push(assumption);
+        m.set_reg(REG_A0, 0);
+        m.set_reg(REG_A1, 0);
+        Ok(())
     }
 }
 

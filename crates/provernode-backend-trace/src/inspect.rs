@@ -92,6 +92,8 @@ const RISC0_SOFTWARE_EMULATED: &[&str] = &[
     "SYS_ARGV",
     "SYS_CYCLE_COUNT",
     "SYS_PIPE",
+    "SYS_KECCAK",
+    "SYS_VERIFY_INTEGRITY2",
 ];
 
 const RISC0_SOFTWARE_PREFIX: &[u8] = b"risc0_zkvm_platform::syscall::nr::";

@@ -18,6 +18,7 @@ mod machine;
 mod memory;
 mod record;
 mod risc0_accel;
+mod risc0_claims;
 mod risc0_poseidon2_constants;
 mod sp1_bigint;
 mod sp1_poseidon2;

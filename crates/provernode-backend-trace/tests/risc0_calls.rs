@@ -112,6 +112,38 @@ fn a_pause_is_refused_as_unsupported_and_argv_fails_as_risc0s_host_does() {
     assert!(err.to_string().contains("SYS_ARGV index 0"), "{err}");
 }
 
+/// What risc0's guest library does when a guest hashes with the keccak
+/// accelerator: trace checks the batch's claim (recomputed from its own
+/// permutations), resolves SYS_VERIFY_INTEGRITY2 of that proof, and checks
+/// the halt's output digest lists it as an assumption.
+#[test]
+fn the_keccak_accelerator_proves_a_claim_trace_recomputes_and_refuses_a_forged_one() {
+    let n = 3;
+    let states = keccak_batch_states(&mut Words::new(5), n);
+    let out = run(&input(
+        OP_KECCAK_BATCH,
+        &[vec![n as u32], states.clone()].concat(),
+    ))
+    .unwrap();
+    assert_eq!(out.len(), n * 200 + 32);
+    for k in 0..n {
+        let mut lanes: [u64; 25] = core::array::from_fn(|i| {
+            u64::from(states[50 * k + 2 * i]) | (u64::from(states[50 * k + 2 * i + 1]) << 32)
+        });
+        keccak::f1600(&mut lanes);
+        let expected: Vec<u8> = lanes.iter().flat_map(|l| l.to_le_bytes()).collect();
+        assert_eq!(out[k * 200..(k + 1) * 200], expected[..], "state {k}");
+    }
+
+    let err = run(&keccak_batch_forged()).unwrap_err();
+    assert!(matches!(err, BackendError::GuestFault { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("does not commit the 2 permutations batched"),
+        "{err}"
+    );
+}
+
 #[test]
 fn every_probe_case_completes_on_trace() {
     for (name, input) in cases() {

@@ -19,6 +19,7 @@ pub const OP_PIPE: u32 = 4;
 pub const OP_KECCAK: u32 = 5;
 pub const OP_PAUSE: u32 = 6;
 pub const OP_ARGV: u32 = 7;
+pub const OP_KECCAK_BATCH: u32 = 8;
 
 pub const POSEIDON2_IS_ELEM: u32 = 0x8000_0000;
 pub const POSEIDON2_CHECK_OUT: u32 = 0x4000_0000;
@@ -143,7 +144,29 @@ pub fn cases() -> Vec<(String, Vec<u8>)> {
     pipe.extend(w.take(3));
     cases.push(("SYS_PIPE".into(), input(OP_PIPE, &pipe)));
     cases.push(("SYS_KECCAK permute".into(), input(OP_KECCAK, &w.take(50))));
+    for n in [1u32, 3] {
+        let states = keccak_batch_states(&mut w, n as usize);
+        cases.push((
+            format!("keccak accelerator: {n} permutation(s), prove, SYS_VERIFY_INTEGRITY2"),
+            input(OP_KECCAK_BATCH, &[vec![n], states].concat()),
+        ));
+    }
     cases
+}
+
+pub fn keccak_batch_states(w: &mut Words, n: usize) -> Vec<u32> {
+    w.take(50 * n)
+}
+
+/// The keccak accelerator case with the claim flipped in one bit before the
+/// prove: risc0's executor takes it on trust (its prover would fail to
+/// resolve it); trace refuses it.
+pub fn keccak_batch_forged() -> Vec<u8> {
+    let mut w = Words::new(77);
+    input(
+        OP_KECCAK_BATCH,
+        &[vec![2 | 1 << 16], keccak_batch_states(&mut w, 2)].concat(),
+    )
 }
 
 /// POSEIDON2 with CHECK_OUT against a wrong output: both refuse it.

@@ -15,6 +15,12 @@
  *   5 KECCAK lanes[50]: SYS_KECCAK permute; commits the status and state.
  *   6 PAUSE code: halts with PAUSE and that exit code (journal empty).
  *   7 ARGV index: asks for that argument (there are none).
+ *   8 KECCAK n|forge<<16 lanes[50 n]: what risc0's guest library does with
+ *     its keccak accelerator (`KeccakBatcher`): each state's SHA-256 claim
+ *     transcript around a SYS_KECCAK permute, then a prove of the batch
+ *     (with a claim flipped in one bit when `forge`), SYS_VERIFY_INTEGRITY2
+ *     of that proof, and a halt whose output digest lists the assumption.
+ *     Commits the permuted states, then the claim.
  */
 #include "pn_guest.h"
 #include "pn_risc0_bigint2_blobs.h"
@@ -32,6 +38,12 @@ static const char SYS_KECCAK_NAME[] = "risc0_zkvm_platform::syscall::nr::SYS_KEC
 static const char SYS_READ_NAME[] = "risc0_zkvm_platform::syscall::nr::SYS_READ";
 static const char SYS_WRITE_NAME[] = "risc0_zkvm_platform::syscall::nr::SYS_WRITE";
 static const char SYS_ARGV_NAME[] = "risc0_zkvm_platform::syscall::nr::SYS_ARGV";
+static const char SYS_VERIFY_INTEGRITY2_NAME[] = "risc0_zkvm_platform::syscall::nr::SYS_VERIFY_INTEGRITY2";
+
+/* risc0-circuit-keccak 4.0.7-rc.1's KECCAK_CONTROL_ROOT. */
+static const uint8_t KECCAK_CONTROL_ROOT[32] __attribute__((aligned(4))) = {
+    0xab, 0xd9, 0x38, 0x66, 0xa6, 0x87, 0x85, 0x28, 0xf2, 0x9f, 0xfc, 0x6e, 0xa6, 0xd9, 0xe4, 0x28,
+    0xcc, 0x9a, 0xd0, 0x20, 0xa5, 0x40, 0xdd, 0x11, 0xf1, 0xd4, 0x5e, 0x5e, 0x9b, 0xb6, 0xdb, 0x71};
 
 static uint32_t words_in[4096];
 static uint32_t scratch[1024];
@@ -167,6 +179,85 @@ static int probe_keccak(const uint32_t *w, size_t words) {
     return PN_EXIT_OK;
 }
 
+static void sha_compress1(uint32_t *state, const uint32_t *b1, const uint32_t *b2) {
+    register uint32_t t0 __asm__("t0") = 3; /* SHA */
+    register uint32_t r0 __asm__("a0") = (uint32_t)(uintptr_t)state;
+    register uint32_t r1 __asm__("a1") = (uint32_t)(uintptr_t)state;
+    register uint32_t r2 __asm__("a2") = (uint32_t)(uintptr_t)b1;
+    register uint32_t r3 __asm__("a3") = (uint32_t)(uintptr_t)b2;
+    register uint32_t r4 __asm__("a4") = 1;
+    __asm__ volatile("ecall" : : "r"(t0), "r"(r0), "r"(r1), "r"(r2), "r"(r3), "r"(r4) : "memory");
+}
+
+/* The batcher's `sha_single_keccak`: a state's 200 bytes, zero-padded to
+ * four blocks, compressed into the claim state. */
+static void sha_single_keccak(uint32_t *claim_state, const uint32_t *lanes) {
+    static uint32_t last[8], zeroes[8];
+    for (int i = 0; i < 3; i++) sha_compress1(claim_state, lanes + 16 * i, lanes + 16 * i + 8);
+    last[0] = lanes[48];
+    last[1] = lanes[49];
+    sha_compress1(claim_state, last, zeroes);
+}
+
+/* tagged_struct(tag, [a, b], []) */
+static void tagged2(const char *tag, const uint8_t *a, const uint8_t *b, uint8_t out[32]) {
+    uint8_t buf[98];
+    size_t n = 0;
+    while (tag[n]) n++;
+    pn_sha256(tag, n, buf);
+    memcpy(buf + 32, a, 32);
+    memcpy(buf + 64, b, 32);
+    buf[96] = 2;
+    buf[97] = 0;
+    pn_sha256(buf, sizeof buf, out);
+}
+
+static int probe_keccak_batch(const uint32_t *w, size_t words) {
+    static uint32_t state[50], claim_state[8], claim[8], journal[8 * 50 + 8];
+    static uint8_t assumption_buf[64] __attribute__((aligned(4)));
+    if (words < 1) return PN_EXIT_INVALID_INPUT;
+    uint32_t n = w[0] & 0xffff, forge = w[0] >> 16;
+    if (n == 0 || n > 8 || words != 1 + 50 * (size_t)n) return PN_EXIT_INVALID_INPUT;
+    static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    for (int i = 0; i < 8; i++) claim_state[i] = __builtin_bswap32(iv[i]);
+    size_t journal_words = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        memcpy(state, w + 1 + 50 * k, 200);
+        sha_single_keccak(claim_state, state);
+        software(7, SYS_KECCAK_NAME, state, 50, 0 /* permute */, (uint32_t)(uintptr_t)state, 0);
+        sha_single_keccak(claim_state, state);
+        memcpy(journal + journal_words, state, 200);
+        journal_words += 50;
+    }
+    for (int i = 0; i < 8; i++) claim[i] = __builtin_bswap32(claim_state[i]);
+    if (forge) claim[0] ^= 1;
+    memcpy(journal + journal_words, claim, 32);
+    journal_words += 8;
+    pn_commit(journal, journal_words * 4);
+    uint32_t proved = software(7, SYS_KECCAK_NAME, 0, 0, 1 /* prove */, (uint32_t)(uintptr_t)claim,
+                               (uint32_t)(uintptr_t)KECCAK_CONTROL_ROOT);
+    if (proved != 0) return 2;
+    memcpy(assumption_buf, claim, 32);
+    memcpy(assumption_buf + 32, KECCAK_CONTROL_ROOT, 32);
+    software(15, SYS_VERIFY_INTEGRITY2_NAME, 0, 0, (uint32_t)(uintptr_t)assumption_buf, 64, 0);
+
+    /* Halt with Output { H(journal), [Assumption { claim, control root }] }. */
+    static uint32_t digest[8];
+    uint8_t journal_digest[32], assumption[32], list[32], zero[32];
+    memset(zero, 0, sizeof zero);
+    pn_sha256(journal, journal_words * 4, journal_digest);
+    tagged2("risc0.Assumption", (const uint8_t *)claim, KECCAK_CONTROL_ROOT, assumption);
+    tagged2("risc0.Assumptions", assumption, zero, list);
+    tagged2("risc0.Output", journal_digest, list, (uint8_t *)digest);
+    register uint32_t t0 __asm__("t0") = ECALL_HALT;
+    register uint32_t a0 __asm__("a0") = 0; /* TERMINATE, exit code 0 */
+    register uint32_t a1 __asm__("a1") = (uint32_t)(uintptr_t)digest;
+    __asm__ volatile("ecall" : : "r"(t0), "r"(a0), "r"(a1) : "memory");
+    for (;;) {
+    }
+}
+
 __attribute__((noreturn)) static void probe_pause(uint32_t code) {
     static uint32_t digest[8];
     uint8_t claim[98];
@@ -199,6 +290,7 @@ int main(void) {
     case 5: return probe_keccak(w, words);
     case 6: probe_pause(words == 1 ? w[0] : 0);
     case 7: software(2, SYS_ARGV_NAME, scratch, 16, words == 1 ? w[0] : 0, 0, 0); return PN_EXIT_OK;
+    case 8: return probe_keccak_batch(w, words);
     default: return PN_EXIT_INVALID_INPUT;
     }
 }
