@@ -288,15 +288,21 @@ impl<const RV64: bool> Machine<RV64> {
             if pc & 3 != 0 {
                 return Trap::Fault(Fault::PcMisaligned);
             }
-            // Outside the trusted code, untrusted mode runs what memory
-            // holds; every other program faults (NotExecutable).
-            let insn = match self.code.get(idx as usize) {
-                Some(insn) if !PROT || insn.op != Op::NotExecutable => *insn,
-                _ if PROT => match self.fetch_untrusted(pc) {
-                    Ok(insn) => insn,
-                    Err(t) => return t,
-                },
-                _ => return Trap::Fault(Fault::PcOutOfBounds),
+            let insn = if PROT {
+                // Outside the trusted code, untrusted mode runs what memory
+                // holds.
+                match self.code.get(idx as usize) {
+                    Some(insn) if insn.op != Op::NotExecutable => *insn,
+                    _ => match self.fetch_untrusted(pc) {
+                        Ok(insn) => insn,
+                        Err(t) => return t,
+                    },
+                }
+            } else {
+                if idx >= self.code.len() as u64 {
+                    return Trap::Fault(Fault::PcOutOfBounds);
+                }
+                self.code[idx as usize]
             };
             let Insn {
                 op,
