@@ -97,9 +97,14 @@ impl Risc0Backend {
     }
 }
 
-/// risc0 reports its session limit as an untyped error; this is the one
-/// place that recognises it (its text is "Session limit exceeded: ...").
-fn run_error(program: &Program, limits: &Limits, e: impl std::fmt::Display) -> BackendError {
+/// What risc0's *executor* stopping means. Executing is deterministic (the
+/// same program and input stop the same way on any machine), and risc0
+/// reports its reasons only as text: its session limit ("Session limit
+/// exceeded"), a guest's `sys_panic` ("Guest panicked: ..."), and anything
+/// else the executor refuses (a host call made wrongly, a trap). None of
+/// them is retried. The prover's own failures, after an execution that
+/// succeeded, stay retryable (`prover_error`).
+fn execute_error(program: &Program, limits: &Limits, e: impl std::fmt::Display) -> BackendError {
     let message = e.to_string();
     if message.contains("Session limit exceeded") {
         BackendError::CycleLimit {
@@ -107,8 +112,18 @@ fn run_error(program: &Program, limits: &Limits, e: impl std::fmt::Display) -> B
             pc: None,
             limit: limits.max_cycles,
         }
+    } else if let Some(at) = message.find("Guest panicked: ") {
+        BackendError::GuestPanic {
+            program: program.name().into(),
+            what: "panicked (RISC Zero sys_panic)".into(),
+            output: message[at + "Guest panicked: ".len()..].trim().to_owned(),
+        }
     } else {
-        prover_error(message)
+        BackendError::ExecutorRefused {
+            backend: BACKEND_NAME.into(),
+            program: program.name().into(),
+            message,
+        }
     }
 }
 
@@ -173,7 +188,7 @@ impl Backend for Risc0Backend {
         let blob = self.blob(program)?;
         let session = LocalProver::new("local")
             .execute(self.env(input, limits, None)?, &blob)
-            .map_err(|e| run_error(program, limits, e))?;
+            .map_err(|e| execute_error(program, limits, e))?;
         Self::check_exit(program, session.exit_code)?;
         Ok(Execution {
             public_output: session.journal.bytes,
@@ -194,6 +209,10 @@ impl Backend for Risc0Backend {
         } else {
             ProverOpts::composite()
         };
+        // Execute first (milliseconds): a guest panic, a refused call, a
+        // rejected input or an endless loop is reported as what it is, not
+        // retried, before minutes of proving start.
+        self.execute(program, input, &options.limits)?;
         let blob = self.blob(program)?;
         let info = LocalProver::new("local")
             .prove_with_opts(
@@ -201,7 +220,7 @@ impl Backend for Risc0Backend {
                 &blob,
                 &opts,
             )
-            .map_err(|e| run_error(program, &options.limits, e))?;
+            .map_err(prover_error)?;
         let exit = info
             .receipt
             .claim()

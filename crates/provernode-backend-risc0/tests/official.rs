@@ -13,7 +13,7 @@ mod risc0_probe;
 
 use provernode_backend_risc0::Risc0Backend;
 use provernode_backend_trace::TraceBackend;
-use provernode_core::{Backend, BackendError, Limits};
+use provernode_core::{Backend, BackendError, Cause, Limits};
 use risc0_probe::*;
 
 #[test]
@@ -106,11 +106,54 @@ fn what_risc0_refuses_trace_refuses() {
     }
     // A failed POSEIDON2 output check and an argument that does not exist
     // stop risc0's executor; trace names them.
-    for bad in [poseidon2_wrong_check_out(), input(OP_ARGV, &[0])] {
-        let real = risc0.execute(&p, &bad, &Limits::default());
-        let emulated = trace.execute(&p, &bad, &Limits::default());
-        assert!(real.is_err(), "risc0 took {bad:?}");
-        assert!(emulated.is_err(), "trace took {bad:?}");
-        eprintln!("risc0: {}\ntrace: {}", real.unwrap_err(), emulated.unwrap_err());
+    // Both are deterministic: refused, never retried, on both backends.
+    for (bad, risc0_says) in [
+        (poseidon2_wrong_check_out(), "poseidon2 check failed"),
+        (input(OP_ARGV, &[0]), "guest requested index 0 from argv of len 0"),
+    ] {
+        let real = risc0.execute(&p, &bad, &Limits::default()).unwrap_err();
+        let emulated = trace.execute(&p, &bad, &Limits::default()).unwrap_err();
+        assert!(
+            matches!(real, BackendError::ExecutorRefused { .. }),
+            "risc0: {real:?}"
+        );
+        assert!(real.to_string().contains(risc0_says), "{real}");
+        assert_eq!(real.classify(), (Cause::BackendError, false), "{real}");
+        assert_eq!(emulated.classify(), (Cause::BackendError, false), "{emulated}");
+    }
+}
+
+/// A guest panic on risc0's executor is a guest panic, with its message,
+/// never retried (it was a retryable "backend failed"): the official R0BF
+/// given no input panics in its own `env::read`.
+#[test]
+fn a_risc0_guest_panic_is_a_guest_panic_with_its_message() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/official-guests/risc0-povw-log-builder.bin");
+    let p = provernode_core::Program::from_elf("risc0-povw-log-builder.bin", std::fs::read(path).unwrap())
+        .unwrap();
+    for (backend, err) in [
+        (
+            "risc0",
+            Risc0Backend::default()
+                .execute(&p, &[], &Limits::default())
+                .unwrap_err(),
+        ),
+        (
+            "trace",
+            TraceBackend::new()
+                .execute(&p, &[], &Limits::default())
+                .unwrap_err(),
+        ),
+    ] {
+        assert!(
+            matches!(err, BackendError::GuestPanic { .. }),
+            "{backend}: {err:?}"
+        );
+        assert!(
+            err.to_string().contains("DeserializeUnexpectedEnd"),
+            "{backend}: {err}"
+        );
+        assert_eq!(err.classify(), (Cause::GuestPanic, false), "{backend}");
     }
 }

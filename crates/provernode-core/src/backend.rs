@@ -219,6 +219,16 @@ pub enum BackendError {
         what: String,
         output: String,
     },
+    /// The zkVM's own executor stopped the run for a reason of the
+    /// program's (a host call it made wrongly, an access the executor
+    /// refused) that it reports only as text. Executing is deterministic, so
+    /// another attempt would stop the same way.
+    #[error("program `{program}` stopped {backend}'s executor: {message}")]
+    ExecutorRefused {
+        backend: String,
+        program: String,
+        message: String,
+    },
     #[error("program `{program}` exited with code {code}{}", stdout_hint(.stdout))]
     GuestExit {
         program: String,
@@ -468,6 +478,7 @@ impl BackendError {
             | BackendError::GuestFault { .. }
             | BackendError::CycleLimit { .. }
             | BackendError::MemoryLimit { .. }
+            | BackendError::ExecutorRefused { .. }
             | BackendError::GuestExit { .. } => (Cause::BackendError, false),
             BackendError::Unavailable(_)
             | BackendError::Verify(_)
