@@ -215,6 +215,20 @@ fn every_emulated_precompile_agrees_with_sp1s_executor_on_generated_inputs() {
     );
     call("ED_ADD", 0x0001_0107, &words(&ed_b), &words(&ed_b), 0);
 
+    // Profiler symbols (no effect, but parsed) and DUMP_ELF (a no-op
+    // without DUMP_ELF_OUTPUT): same output and instruction count.
+    let json = br#"{"2013265920": ["main", "64"]}"#;
+    let mut padded = json.to_vec();
+    padded.resize(json.len().div_ceil(8) * 8, 0);
+    call(
+        "INSERT_PROFILER_SYMBOLS",
+        0x41,
+        &words(&padded),
+        &[],
+        json.len() as u64,
+    );
+    call("DUMP_ELF", 0x40, &[0; 2], &[0; 2], 0);
+
     // Every hook: the probe writes the bytes to the hook's fd and commits
     // each item the hook puts in front of the input stream.
     let mut bytes = |n: usize| -> Vec<u8> { (0..n).map(|_| next() as u8).collect() };

@@ -706,6 +706,9 @@ const SP1_FD_PUBLIC_VALUES: u64 = 13;
 const SP1_MPROTECT: u64 = 0x0000_0132;
 const SP1_SIG_RETURN: u64 = 0x0000_0134;
 const SP1_HINT_MPROTECT_FLUSH: u64 = 0x0000_0035;
+const SP1_DUMP_ELF: u64 = 0x40;
+const SP1_INSERT_PROFILER_SYMBOLS: u64 = 0x41;
+const SP1_DELETE_PROFILER_SYMBOLS: u64 = 0x42;
 /// Bytes written here are pushed to the front of the input stream: the next
 /// HINT_LEN/HINT_READ returns them.
 const SP1_FD_HINT: u64 = 14;
@@ -938,6 +941,34 @@ impl Host<true> for Sp1Host {
                 sp1_precompiles::sha_extend(m, a0, a1)?
             }
             SP1_MPROTECT => self.mprotect(m, a0, a1)?,
+            // A debugging aid: SP1's executor writes a memory dump only when
+            // its host sets DUMP_ELF_OUTPUT, which no proving host does.
+            SP1_DUMP_ELF => {}
+            // Profiler symbols: no effect on the run, but SP1's executor
+            // parses them and stops on malformed ones, so trace does too.
+            SP1_INSERT_PROFILER_SYMBOLS | SP1_DELETE_PROFILER_SYMBOLS => {
+                let bytes = m.mem.read_bytes(a0, a1.min(MAX_WRITE)).map_err(Trap::from)?;
+                let text = std::str::from_utf8(&bytes).map_err(|_| {
+                    bad("profiler symbols that are not UTF-8 (SP1: \"build utf8 string from bytes\")")
+                })?;
+                let well_formed = if code == SP1_INSERT_PROFILER_SYMBOLS {
+                    serde_json::from_str::<std::collections::HashMap<String, (String, String)>>(text)
+                        .ok()
+                        .is_some_and(|m| {
+                            m.iter()
+                                .all(|(k, (_, len))| k.parse::<u64>().is_ok() && len.parse::<u64>().is_ok())
+                        })
+                } else {
+                    serde_json::from_str::<Vec<String>>(text)
+                        .ok()
+                        .is_some_and(|v| v.iter().all(|a| a.parse::<u64>().is_ok()))
+                };
+                if !well_formed {
+                    return Err(bad(
+                        "malformed profiler symbols JSON (SP1's executor stops on it)",
+                    ));
+                }
+            }
             // A hint for SP1's prover (when page permissions are flushed to
             // its trace); nothing to do when executing.
             SP1_HINT_MPROTECT_FLUSH if self.untrusted_region.is_some() => {}

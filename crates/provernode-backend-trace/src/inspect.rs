@@ -63,9 +63,9 @@ pub const SP1_SYSCALLS: &[(u64, &str, bool)] = &[
     (0x0000_0133, "POSEIDON2", true),
     (0x0000_0134, "SIG_RETURN", true),
     (0x0000_0035, "HINT_MPROTECT_FLUSH", true),
-    (0x40, "DUMP_ELF", false),
-    (0x41, "INSERT_PROFILER_SYMBOLS", false),
-    (0x42, "DELETE_PROFILER_SYMBOLS", false),
+    (0x40, "DUMP_ELF", true),
+    (0x41, "INSERT_PROFILER_SYMBOLS", true),
+    (0x42, "DELETE_PROFILER_SYMBOLS", true),
 ];
 
 /// RISC Zero v1compat's ecall selectors (t0), and whether trace emulates each.

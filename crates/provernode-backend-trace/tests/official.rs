@@ -81,21 +81,48 @@ fn a_guest_panic_is_reported_with_its_message_and_never_retried() {
 #[test]
 fn a_system_call_not_yet_emulated_is_named_with_the_pc() {
     // The probe guest (crates/provernode-guests) calls the precompile its
-    // input names: here DUMP_ELF, a profiler call trace does not emulate.
+    // input names: here VERIFY_SP1_PROOF, the aggregation work, not yet
+    // emulated.
     let err = TraceBackend::new()
         .execute(
             &official_cases::probe(),
-            &official_cases::probe_input(0x40, &[], &[], 0),
+            &official_cases::probe_input(0x1B, &[0; 4], &[0; 4], 0),
             &Limits::default(),
         )
         .unwrap_err();
     let message = err.to_string();
     assert!(matches!(err, BackendError::GuestFault { .. }), "{err:?}");
     assert!(
-        message.contains("SP1 system call DUMP_ELF (0x40) is not emulated by the trace backend yet"),
+        message.contains("SP1 system call VERIFY_SP1_PROOF (0x1b) is not emulated by the trace backend yet"),
         "{message}"
     );
     assert!(message.contains("faulted at pc 0x"), "{message}");
+
+    // Profiler symbols are parsed, as SP1's executor parses them.
+    let words = |json: &[u8]| -> Vec<u64> {
+        let mut b = json.to_vec();
+        b.resize(json.len().div_ceil(8) * 8, 0);
+        b.chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    let good = br#"{"2013265920": ["main", "64"]}"#;
+    TraceBackend::new()
+        .execute(
+            &official_cases::probe(),
+            &official_cases::probe_input(0x41, &words(good), &[], good.len() as u64),
+            &Limits::default(),
+        )
+        .unwrap();
+    let bad = br#"{"main": 1}"#;
+    let err = TraceBackend::new()
+        .execute(
+            &official_cases::probe(),
+            &official_cases::probe_input(0x41, &words(bad), &[], bad.len() as u64),
+            &Limits::default(),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("malformed profiler symbols"), "{err}");
 
     // MPROTECT outside untrusted-program mode is refused, as SP1 asserts.
     let err = TraceBackend::new()
