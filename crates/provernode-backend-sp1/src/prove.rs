@@ -226,19 +226,17 @@ impl Sp1Backend {
                     pc: None,
                     limit: *limit,
                 },
-                // The executor's process died for a reason that is not
-                // the guest's (a signal from outside, /dev/shm full, an
-                // abort): SP1 reports those as `Other`. Another attempt
-                // may succeed; the program is not to blame.
-                Some(ExecutionError::Other(why)) => BackendError::Prover {
+                // The executor's process died (SP1 reports it as `Other`):
+                // a signal from outside or a full /dev/shm, which another
+                // attempt may survive, or a panic on the program's own
+                // input, which it would not. trace tells them apart.
+                Some(ExecutionError::Other(why)) => executor_died(program, input, limits, why),
+                // Anything else SP1's executor refuses (an unknown syscall,
+                // a memory fault) is the program's doing.
+                _ => BackendError::ExecutorRefused {
                     backend: BACKEND_NAME.into(),
-                    message: format!("SP1's executor stopped: {why}"),
-                },
-                // Anything else SP1's executor refuses (a bad ELF, an
-                // unknown syscall, a memory fault) is the program's doing.
-                _ => BackendError::MalformedProgram {
                     program: program.name().into(),
-                    reason: format!("SP1's executor stopped: {e:#}"),
+                    message: format!("{e:#}"),
                 },
             }
         })?;
@@ -317,6 +315,30 @@ fn exit_error(program: &Program, input: &[u8], limits: &Limits, code: u32) -> Ba
                 format!("(the guest's output is in the prover's log; re-running it on trace to show it failed: {why})").as_bytes(),
             )
         }
+    }
+}
+
+/// SP1's executor process died. Its executor panics (the process aborts) on
+/// some guest input (a secp256k1 point off the curve, a deprecated
+/// precompile, a malformed hook buffer), which is deterministic, and dies
+/// from outside causes, which are not. The program is run again on trace
+/// (milliseconds; equal to SP1 on every system call, `tests/official.rs`):
+/// if trace stops it for good, so is this run, with trace's reason; if
+/// trace runs it, the death was the machine's and another attempt may pass.
+fn executor_died(program: &Program, input: &[u8], limits: &Limits, why: &str) -> BackendError {
+    match provernode_backend_trace::TraceBackend::new().execute(program, input, limits) {
+        // (A call trace does not emulate proves nothing about SP1's run.)
+        Err(e) if !e.classify().1 && !e.to_string().contains("is not emulated by the trace backend") => {
+            BackendError::ExecutorRefused {
+                backend: BACKEND_NAME.into(),
+                program: program.name().into(),
+                message: format!("its process died ({why}); the same run on trace stops for good: {e}"),
+            }
+        }
+        _ => BackendError::Prover {
+            backend: BACKEND_NAME.into(),
+            message: format!("SP1's executor stopped: {why}"),
+        },
     }
 }
 

@@ -62,6 +62,26 @@ fn an_untrusted_mode_program_is_refused_by_sp1_and_run_by_trace() {
         .unwrap_or_else(|e| panic!("trace: {e}"));
 }
 
+/// SP1's executor aborts its process on some guest input: here a
+/// secp256k1 point off the curve, which it decodes with k256. That abort
+/// used to be taken for the machine's fault and retried; the same run on
+/// trace stops for good, so the sp1 backend reports it as the program's.
+#[test]
+fn an_sp1_executor_abort_on_the_programs_own_input_is_not_retried() {
+    let bytes = official_cases::probe_input(0x0000_010B, &[5, 0, 0, 0, 7, 0, 0, 0], &[], 0);
+    let p = official_cases::probe();
+    let err = Sp1Backend::default()
+        .execute(&p, &bytes, &Limits::default())
+        .unwrap_err();
+    assert!(matches!(err, BackendError::ExecutorRefused { .. }), "{err:?}");
+    assert!(err.to_string().contains("not on the curve"), "{err}");
+    assert_eq!(err.classify(), (provernode_core::Cause::BackendError, false));
+    let err = TraceBackend::new()
+        .execute(&p, &bytes, &Limits::default())
+        .unwrap_err();
+    assert!(err.to_string().contains("not on the curve"), "{err}");
+}
+
 #[test]
 fn an_official_guest_panic_is_a_guest_panic_on_sp1_too() {
     let bytes = input::encode_items(&[b"ab".to_vec(), b"cde".to_vec()]);
@@ -214,6 +234,34 @@ fn every_emulated_precompile_agrees_with_sp1s_executor_on_generated_inputs() {
         1,
     );
     call("ED_ADD", 0x0001_0107, &words(&ed_b), &words(&ed_b), 0);
+
+    // SP1's generic curve formula at its edges (BN254): opposite points
+    // (the inverse of 0 is 0 there, so the slope is 0 and a point comes
+    // out), doubling a point with y = 0, and an unreduced coordinate.
+    let bn = |h: &str| hex_words(h, 4);
+    let bn_p_minus_2 = "30644e72e131a029b85045b68181585d97816a916871ca8d3c208c16d87cfd45";
+    let bn_p_plus_1 = "30644e72e131a029b85045b68181585d97816a916871ca8d3c208c16d87cfd48";
+    call(
+        "BN254_ADD of opposite points",
+        0x0001_010E,
+        &[bn("01"), bn("02")].concat(),
+        &[bn("01"), bn(bn_p_minus_2)].concat(),
+        0,
+    );
+    call(
+        "BN254_DOUBLE of y = 0",
+        0x0000_010F,
+        &[bn("05"), bn("00")].concat(),
+        &[],
+        0,
+    );
+    call(
+        "BN254_ADD with an unreduced x",
+        0x0001_010E,
+        &[bn(bn_p_plus_1), bn("02")].concat(),
+        &[bn("03"), bn("05")].concat(),
+        0,
+    );
 
     // Profiler symbols (no effect, but parsed) and DUMP_ELF (a no-op
     // without DUMP_ELF_OUTPUT): same output and instruction count.

@@ -117,45 +117,103 @@ fn write_point(
     write_words(m, ptr, &words)
 }
 
-fn double_point(curve: Curve, (x, y): &(BigUint, BigUint)) -> Result<(BigUint, BigUint), Trap> {
-    let p = curve.modulus();
-    if (y % &p).is_zero() {
+/// `a - b` where SP1's executor subtracts unsigned big integers (dashu's
+/// `UBig`), which panics on an underflow: only a coordinate at or above the
+/// field's modulus can cause one.
+fn sp1_sub(curve: Curve, a: &BigUint, b: &BigUint) -> Result<BigUint, Trap> {
+    if a < b {
         return Err(bad(format!(
-            "{} DOUBLE of a point with y = 0 (the result is the point at infinity, which SP1's precompile cannot return)",
+            "a {} point with a coordinate that is not reduced below the field's modulus makes SP1's executor underflow and stop",
             curve.name()
         )));
     }
-    let slope = ((BigUint::from(3u32) * x * x + curve.a()) % &p)
-        * inverse(&((BigUint::from(2u32) * y) % &p), &p)
-        % &p;
-    let x3 = sub_mod(&(&slope * &slope % &p), &((x * 2u32) % &p), &p);
-    let y3 = sub_mod(&(&slope * sub_mod(x, &x3, &p) % &p), y, &p);
+    Ok(a - b)
+}
+
+/// secp256k1 goes through k256 in SP1's executor: each point must have
+/// canonical coordinates and lie on the curve (SEC1 decoding), or it stops.
+fn check_secp256k1_point((x, y): &(BigUint, BigUint)) -> Result<(), Trap> {
+    let p = Curve::Secp256k1.modulus();
+    if x >= &p || y >= &p || (y * y) % &p != (x * x * x + 7u32) % &p {
+        return Err(bad(
+            "a secp256k1 point that is not on the curve (or not in canonical form); SP1's executor decodes it with k256 and stops"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// x3 = slope² − x1 − x2 and y3 = slope·(x1 − x3) − y1, exactly as SP1's
+/// executor writes them (`sw_add`, `sw_double`): from unreduced sums, so an
+/// unreduced input underflows there as it would in SP1.
+fn from_slope(
+    curve: Curve,
+    slope: &BigUint,
+    (x1, y1): &(BigUint, BigUint),
+    x2: &BigUint,
+) -> Result<(BigUint, BigUint), Trap> {
+    let p = curve.modulus();
+    let x3 = sp1_sub(curve, &(slope * slope + &p + &p), &(x1 + x2))? % &p;
+    let y3 = sp1_sub(curve, &(slope * sp1_sub(curve, &(&p + x1), &x3)? + &p), y1)? % &p;
     Ok((x3, y3))
 }
 
-/// `*_ADD`: p += q, in place at `p_ptr`.
+/// `*_DOUBLE`'s arithmetic. secp256k1 (k256): a point with y = 0 has no
+/// double and stops SP1 ("the point at infinity"). The other curves use
+/// SP1's generic formula, where an inverse is x^(p−2), so y = 0 gives a
+/// slope of 0 and a result, not an error.
+fn double_point(curve: Curve, point: &(BigUint, BigUint)) -> Result<(BigUint, BigUint), Trap> {
+    let p = curve.modulus();
+    let (x, y) = point;
+    if curve == Curve::Secp256k1 {
+        check_secp256k1_point(point)?;
+        if y.is_zero() {
+            return Err(bad(
+                "secp256k1 DOUBLE of a point with y = 0: the result is the point at infinity, and SP1's executor stops on it"
+                    .to_owned(),
+            ));
+        }
+    }
+    let numerator = (curve.a() + x * x * 3u32) % &p;
+    let slope = numerator * inverse(&((y * 2u32) % &p), &p) % &p;
+    from_slope(curve, &slope, point, x)
+}
+
+/// `*_ADD`: p += q, in place at `p_ptr`, as SP1 6.10's executor adds:
+/// secp256k1 through k256 (a point plus itself is its double; equal x
+/// otherwise stops it, "the point at infinity"), the other curves with
+/// SP1's generic formula (equal points stop it; opposite points give a
+/// slope of 0 and a result).
 pub fn ec_add(m: &mut Machine<true>, curve: Curve, p_ptr: u64, q_ptr: u64) -> Result<(), Trap> {
     check_aligned(&format!("{}_ADD", curve.name()), p_ptr)?;
     check_aligned(&format!("{}_ADD", curve.name()), q_ptr)?;
     let p1 = read_point(m, curve, p_ptr)?;
     let p2 = read_point(m, curve, q_ptr)?;
     let p = curve.modulus();
-    let result = if p1.0 == p2.0 {
-        // secp256k1's precompile adds with k256's complete formulas, so a
-        // point plus itself is its double; the others refuse equal points.
-        if p1.1 == p2.1 && curve == Curve::Secp256k1 {
-            double_point(curve, &p1)?
-        } else {
+    let result = if p1 == p2 {
+        if curve != Curve::Secp256k1 {
             return Err(bad(format!(
-                "{}_ADD of two points with the same x (equal or opposite points); SP1's executor stops on it: use DOUBLE for equal points",
+                "{}_ADD of a point to itself; SP1's executor stops on it (\"Points are the same. Use sw_double instead.\")",
                 curve.name()
             )));
         }
-    } else {
+        double_point(curve, &p1)?
+    } else if curve == Curve::Secp256k1 {
+        check_secp256k1_point(&p1)?;
+        check_secp256k1_point(&p2)?;
+        if p1.0 == p2.0 {
+            return Err(bad(
+                "secp256k1_ADD of opposite points: the result is the point at infinity, and SP1's executor stops on it"
+                    .to_owned(),
+            ));
+        }
         let slope = sub_mod(&p2.1, &p1.1, &p) * inverse(&sub_mod(&p2.0, &p1.0, &p), &p) % &p;
-        let x3 = sub_mod(&sub_mod(&(&slope * &slope % &p), &p1.0, &p), &p2.0, &p);
-        let y3 = sub_mod(&(&slope * sub_mod(&p1.0, &x3, &p) % &p), &p1.1, &p);
-        (x3, y3)
+        from_slope(curve, &slope, &p1, &p2.0)?
+    } else {
+        let numerator = sp1_sub(curve, &(&p + &p2.1), &p1.1)? % &p;
+        let denominator = sp1_sub(curve, &(&p + &p2.0), &p1.0)? % &p;
+        let slope = numerator * inverse(&denominator, &p) % &p;
+        from_slope(curve, &slope, &p1, &p2.0)?
     };
     write_point(m, curve, p_ptr, result)
 }
