@@ -190,6 +190,28 @@ impl Sp1Backend {
     /// own, deterministic, and said once.
     fn check_supported(program: &Program) -> Result<(), BackendError> {
         Self::check_abi(program)?;
+        // A guest built with SP1's profiling feature registers its symbols
+        // with INSERT/DELETE_PROFILER_SYMBOLS, which SP1 6.10's x86-64
+        // executor does not implement either: it aborts ("not implemented",
+        // sp1-jit's `maybe_insert_profiler_symbols`). Found statically, as
+        // `programs inspect` finds every call.
+        if let Ok(found) = provernode_backend_trace::inspect(program) {
+            if let Some(call) = found
+                .system_calls
+                .iter()
+                .find(|c| matches!(c.code, Some(0x41 | 0x42)))
+            {
+                return Err(BackendError::UnsupportedFeature {
+                    backend: BACKEND_NAME.into(),
+                    program: program.name().into(),
+                    feature: format!(
+                        "SP1's profiling feature (the program calls {})",
+                        call.name
+                    ),
+                    hint: "SP1 6.10's x86-64 executor aborts on profiler calls (\"not implemented\"); build the guest without SP1's `profiling` feature, or run it on the trace backend".into(),
+                });
+            }
+        }
         match provernode_core::sp1_untrusted_heap(program.elf()) {
             None => Ok(()),
             Some((start, end)) => Err(BackendError::UnsupportedFeature {

@@ -263,18 +263,10 @@ fn every_emulated_precompile_agrees_with_sp1s_executor_on_generated_inputs() {
         0,
     );
 
-    // Profiler symbols (no effect, but parsed) and DUMP_ELF (a no-op
-    // without DUMP_ELF_OUTPUT): same output and instruction count.
-    let json = br#"{"2013265920": ["main", "64"]}"#;
-    let mut padded = json.to_vec();
-    padded.resize(json.len().div_ceil(8) * 8, 0);
-    call(
-        "INSERT_PROFILER_SYMBOLS",
-        0x41,
-        &words(&padded),
-        &[],
-        json.len() as u64,
-    );
+    // DUMP_ELF (a no-op without DUMP_ELF_OUTPUT): same output and
+    // instruction count. The profiler calls abort SP1 6.10's x86-64
+    // executor ("not implemented"), so they are not compared here; the sp1
+    // backend refuses a program that makes them (found statically).
     call("DUMP_ELF", 0x40, &[0; 2], &[0; 2], 0);
 
     // Every hook: the probe writes the bytes to the hook's fd and commits
