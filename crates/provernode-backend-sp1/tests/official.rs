@@ -82,6 +82,26 @@ fn an_sp1_executor_abort_on_the_programs_own_input_is_not_retried() {
     assert!(err.to_string().contains("not on the curve"), "{err}");
 }
 
+/// A guest built with SP1's profiling feature calls INSERT_PROFILER_SYMBOLS,
+/// which SP1 6.10's x86-64 executor aborts on ("not implemented"). The sp1
+/// backend finds the call statically and refuses the program before it
+/// runs; trace runs it (the call changes nothing).
+#[test]
+fn a_program_built_for_profiling_is_refused_by_sp1_and_run_by_trace() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../provernode-guests/elf/sp1/sp1-profiler-probe.elf");
+    let p =
+        provernode_core::Program::from_elf("sp1-profiler-probe.elf", std::fs::read(path).unwrap()).unwrap();
+    let err = Sp1Backend::default()
+        .execute(&p, &[], &Limits::default())
+        .unwrap_err();
+    assert!(matches!(err, BackendError::UnsupportedFeature { .. }), "{err:?}");
+    assert!(err.to_string().contains("INSERT_PROFILER_SYMBOLS"), "{err}");
+    assert_eq!(err.classify(), (provernode_core::Cause::BackendError, false));
+    let out = TraceBackend::new().execute(&p, &[], &Limits::default()).unwrap();
+    assert_eq!(out.public_output, vec![1]);
+}
+
 #[test]
 fn an_official_guest_panic_is_a_guest_panic_on_sp1_too() {
     let bytes = input::encode_items(&[b"ab".to_vec(), b"cde".to_vec()]);

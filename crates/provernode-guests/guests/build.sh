@@ -58,7 +58,7 @@ for prog in "${programs[@]}"; do
     check "$out/sp1/$prog.elf"
 done
 # Test programs for one ABI only.
-sp1_only=(sp1-precompile-probe)
+sp1_only=(sp1-precompile-probe sp1-profiler-probe)
 for prog in "${sp1_only[@]}"; do
     "$cc" "${common[@]}" "${abi_sp1[@]}" -T runtime/sp1.ld \
         runtime/start_sp1.S runtime/common.c runtime/sha256.c runtime/sp1_v6.c \
