@@ -80,6 +80,25 @@ impl Risc0Backend {
         b.build().map_err(prover_error)
     }
 
+    /// Runs `blob` (the program as `blob` made it) on risc0's executor.
+    fn execute_blob(
+        &self,
+        program: &Program,
+        blob: &[u8],
+        input: &[u8],
+        limits: &Limits,
+    ) -> Result<Execution, BackendError> {
+        let session = LocalProver::new("local")
+            .execute(self.env(input, limits, None)?, blob)
+            .map_err(|e| execute_error(program, limits, e))?;
+        Self::check_exit(program, session.exit_code)?;
+        Ok(Execution {
+            public_output: session.journal.bytes,
+            cycles: session.segments.iter().map(|s| s.cycles as u64).sum(),
+            stdout: Vec::new(),
+        })
+    }
+
     fn check_exit(program: &Program, exit: ExitCode) -> Result<(), BackendError> {
         match exit {
             ExitCode::Halted(0) => Ok(()),
@@ -185,16 +204,7 @@ impl Backend for Risc0Backend {
     }
 
     fn execute(&self, program: &Program, input: &[u8], limits: &Limits) -> Result<Execution, BackendError> {
-        let blob = self.blob(program)?;
-        let session = LocalProver::new("local")
-            .execute(self.env(input, limits, None)?, &blob)
-            .map_err(|e| execute_error(program, limits, e))?;
-        Self::check_exit(program, session.exit_code)?;
-        Ok(Execution {
-            public_output: session.journal.bytes,
-            cycles: session.segments.iter().map(|s| s.cycles as u64).sum(),
-            stdout: Vec::new(),
-        })
+        self.execute_blob(program, &self.blob(program)?, input, limits)
     }
 
     fn prove(
@@ -212,8 +222,8 @@ impl Backend for Risc0Backend {
         // Execute first (milliseconds): a guest panic, a refused call, a
         // rejected input or an endless loop is reported as what it is, not
         // retried, before minutes of proving start.
-        self.execute(program, input, &options.limits)?;
         let blob = self.blob(program)?;
+        self.execute_blob(program, &blob, input, &options.limits)?;
         let info = LocalProver::new("local")
             .prove_with_opts(
                 self.env(input, &options.limits, options.prover_memory_bytes)?,

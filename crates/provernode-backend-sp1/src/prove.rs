@@ -196,11 +196,12 @@ impl Sp1Backend {
         // sp1-jit's `maybe_insert_profiler_symbols`). Found statically, as
         // `programs inspect` finds every call.
         if let Ok(found) = provernode_backend_trace::inspect(program) {
-            if let Some(call) = found
-                .system_calls
-                .iter()
-                .find(|c| matches!(c.code, Some(0x41 | 0x42)))
-            {
+            if let Some(call) = found.system_calls.iter().find(|c| {
+                matches!(
+                    c.name.as_str(),
+                    "INSERT_PROFILER_SYMBOLS" | "DELETE_PROFILER_SYMBOLS"
+                )
+            }) {
                 return Err(BackendError::UnsupportedFeature {
                     backend: BACKEND_NAME.into(),
                     program: program.name().into(),

@@ -88,10 +88,7 @@ fn an_sp1_executor_abort_on_the_programs_own_input_is_not_retried() {
 /// runs; trace runs it (the call changes nothing).
 #[test]
 fn a_program_built_for_profiling_is_refused_by_sp1_and_run_by_trace() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../provernode-guests/elf/sp1/sp1-profiler-probe.elf");
-    let p =
-        provernode_core::Program::from_elf("sp1-profiler-probe.elf", std::fs::read(path).unwrap()).unwrap();
+    let p = official_cases::sp1_test_guest("sp1-profiler-probe.elf");
     let err = Sp1Backend::default()
         .execute(&p, &[], &Limits::default())
         .unwrap_err();

@@ -13,7 +13,9 @@ use provernode_core::{sha256, Abi, BackendError, Digest, Fault, Limits, Program}
 use sha2::{Digest as _, Sha256};
 
 use crate::elf;
-use crate::machine::{Machine, Trap, PROT_READ, PROT_WRITE};
+use crate::machine::{
+    Machine, Trap, PROT_FAILURE_EXEC, PROT_FAILURE_READ, PROT_FAILURE_WRITE, PROT_READ, PROT_WRITE,
+};
 use crate::risc0_accel;
 use crate::risc0_claims;
 use crate::sp1_bigint::{self, Curve, FieldOp};
@@ -103,9 +105,9 @@ pub struct Risc0Host<'a> {
     random_words: u64,
     /// Set by SYS_PANIC: the guest's message.
     panic: Option<String>,
-    /// Pipes made by SYS_PIPE: (read fd, write fd, bytes written and not
-    /// yet read).
-    pipes: Vec<(u64, u64, VecDeque<u8>)>,
+    /// Pipes made by SYS_PIPE: (fd of both ends, bytes written and not yet
+    /// read).
+    pipes: Vec<(u64, VecDeque<u8>)>,
     /// Keccak permutations (state before, after) since the last prove.
     keccak_batch: Vec<([u64; 25], [u64; 25])>,
     /// The keccak proofs the guest asked for, as the assumptions they are.
@@ -202,12 +204,7 @@ const RISC0_PAUSED: u32 = 0x2_0000;
 /// RISC Zero's output digest for a journal with no assumptions:
 /// SHA256(SHA256("risc0.Output") || SHA256(journal) || 0^32 || u16le(2)).
 pub fn risc0_output_digest(journal: &[u8]) -> Digest {
-    let mut h = Sha256::new();
-    h.update(Sha256::digest(b"risc0.Output"));
-    h.update(Sha256::digest(journal));
-    h.update([0u8; 32]);
-    h.update(2u16.to_le_bytes());
-    Digest(h.finalize().into())
+    Digest(risc0_claims::output_digest(journal, &[0; 32]))
 }
 
 impl<'a> Risc0Host<'a> {
@@ -409,14 +406,14 @@ impl Host<false> for Risc0Host<'_> {
                         match fd {
                             1 | 2 => append_capped(&mut self.stdout, &data, MAX_STDOUT),
                             3 => commit_output(&mut self.journal, &data, "journal")?,
-                            _ => match self.pipes.iter_mut().find(|p| p.1 == fd) {
+                            _ => match self.pipes.iter_mut().find(|p| p.0 == fd) {
                                 Some(pipe) => {
-                                    if pipe.2.len() as u64 + len > MAX_WRITE {
+                                    if pipe.1.len() as u64 + len > MAX_WRITE {
                                         return Err(bad(format!(
                                             "a pipe holding more than {MAX_WRITE} unread bytes"
                                         )));
                                     }
-                                    pipe.2.extend(data)
+                                    pipe.1.extend(data)
                                 }
                                 None => {
                                     return Err(bad(format!(
@@ -440,7 +437,8 @@ impl Host<false> for Risc0Host<'_> {
                     RISC0_SYS_KECCAK => self.keccak(m).map(|()| None),
                     RISC0_SYS_VERIFY_INTEGRITY2 => self.verify_integrity2(m).map(|()| None),
                     other => Err(bad(format!(
-                        "software system call {other:?} is not emulated by the trace backend yet (emulated: SYS_READ, SYS_WRITE, SYS_RANDOM, SYS_PANIC, SYS_LOG, SYS_GETENV, SYS_ARGC, SYS_ARGV, SYS_CYCLE_COUNT, SYS_PIPE, SYS_KECCAK, SYS_VERIFY_INTEGRITY2 of the guest's own keccak proofs)"
+                        "software system call {other:?} is not emulated by the trace backend yet (emulated: {}; SYS_VERIFY_INTEGRITY2 only of the guest's own keccak proofs)",
+                        crate::inspect::RISC0_SOFTWARE_EMULATED.join(", ")
                     ))),
                 }
             }
@@ -504,9 +502,9 @@ impl Risc0Host<'_> {
             self.input_pos += n as usize;
             self.input[start..self.input_pos].to_vec()
         } else if let Some(pipe) = self.pipes.iter_mut().find(|p| p.0 == fd) {
-            let n = nbytes.min(pipe.2.len() as u64);
+            let n = nbytes.min(pipe.1.len() as u64);
             check_read_size(n)?;
-            pipe.2.drain(..n as usize).collect()
+            pipe.1.drain(..n as usize).collect()
         } else {
             return Err(bad(format!(
                 "SYS_READ from fd {fd}; RISC Zero guests read stdin (fd 0) or a pipe's read end"
@@ -536,11 +534,9 @@ impl Risc0Host<'_> {
                 "SYS_PIPE: all {RISC0_MAX_FD} fds are in use (risc0: \"Could not allocate pipe\")"
             )));
         };
-        let (read_fd, write_fd) = (fd, fd);
-        let mut fds = (read_fd as u32).to_le_bytes().to_vec();
-        fds.extend((write_fd as u32).to_le_bytes());
+        let fds = [(fd as u32).to_le_bytes(), (fd as u32).to_le_bytes()].concat();
         m.host_write(buf, &fds).map_err(Trap::from)?;
-        self.pipes.push((read_fd, write_fd, VecDeque::new()));
+        self.pipes.push((fd, VecDeque::new()));
         m.set_reg(REG_A0, 0);
         Ok(())
     }
@@ -687,8 +683,6 @@ pub struct Sp1Host {
     /// Registers, pc and cycle count at ENTER_UNCONSTRAINED, while inside an
     /// unconstrained block (memory keeps its own undo log).
     unconstrained: Option<([u64; 33], u64, u64)>,
-    /// The region of SP1 6.2's untrusted-program note, when it is on.
-    untrusted_region: Option<(u64, u64)>,
 }
 
 const SP1_HALT: u64 = 0x00;
@@ -801,26 +795,19 @@ impl Sp1Host {
             wrote_stderr: false,
             committed: [None; 8],
             unconstrained: None,
-            untrusted_region: None,
         }
-    }
-
-    /// SP1 6.2's untrusted-program mode, on when the ELF's note names the
-    /// region MPROTECT may change.
-    pub fn with_untrusted_region(mut self, region: Option<(u64, u64)>) -> Self {
-        self.untrusted_region = region;
-        self
     }
 
     /// MPROTECT (`mprotect_syscall` and `page_prot_write`): one page of the
     /// note's region gets `prot`. SP1's executor asserts each condition, so
     /// a violation stops the run.
-    fn mprotect(&self, m: &mut Machine<true>, addr: u64, prot: u64) -> Result<(), Trap> {
-        let Some((start, end)) = self.untrusted_region else {
+    fn mprotect(m: &mut Machine<true>, addr: u64, prot: u64) -> Result<(), Trap> {
+        let Some(protection) = m.protection.as_mut() else {
             return Err(bad(
                 "MPROTECT in a program without SP1 6.2's untrusted-program note (.note.succinct)",
             ));
         };
+        let (start, end) = protection.region;
         if ![0, 4, 5, 6].contains(&prot) {
             return Err(bad(format!(
                 "MPROTECT with protection {prot:#x}; SP1 permits none (0), read (4), read+exec (5) and read+write (6)"
@@ -831,10 +818,6 @@ impl Sp1Host {
                 "MPROTECT of {addr:#x}: the address must be page-aligned and inside the note's region {start:#x}..{end:#x}"
             )));
         }
-        let protection = m
-            .protection
-            .as_mut()
-            .ok_or_else(|| bad("MPROTECT while page protection is off"))?;
         protection.set(addr, prot as u8);
         Ok(())
     }
@@ -940,7 +923,7 @@ impl Host<true> for Sp1Host {
                 }
                 sp1_precompiles::sha_extend(m, a0, a1)?
             }
-            SP1_MPROTECT => self.mprotect(m, a0, a1)?,
+            SP1_MPROTECT => Self::mprotect(m, a0, a1)?,
             // A debugging aid: SP1's executor writes a memory dump only when
             // its host sets DUMP_ELF_OUTPUT, which no proving host does.
             SP1_DUMP_ELF => {}
@@ -971,8 +954,8 @@ impl Host<true> for Sp1Host {
             }
             // A hint for SP1's prover (when page permissions are flushed to
             // its trace); nothing to do when executing.
-            SP1_HINT_MPROTECT_FLUSH if self.untrusted_region.is_some() => {}
-            SP1_SIG_RETURN if self.untrusted_region.is_some() => {
+            SP1_HINT_MPROTECT_FLUSH if m.protection.is_some() => {}
+            SP1_SIG_RETURN if m.protection.is_some() => {
                 // `sig_return_syscall`: resume at [a0] with x1..x31 from
                 // [a0 + 8..]; t0 ends as restored.
                 let saved = m.mem.read_bytes(a0, 32 * 8).map_err(Trap::from)?;
@@ -1099,17 +1082,16 @@ pub fn run(program: &Program, input: &[u8], limits: &Limits) -> Result<Outcome, 
                     program: program.name().to_owned(),
                     reason: e.to_string(),
                 })?;
-            let host = Sp1Host::new(items).with_untrusted_region(image.sp1_untrusted_heap);
-            drive::<true, _>(program, &image, limits, host)
+            drive::<true, _>(program, &image, limits, Sp1Host::new(items))
         }
     }
 }
 
 fn protection_failure(code: u64) -> &'static str {
     match code {
-        1 => "exec",
-        5 => "read",
-        7 => "write",
+        PROT_FAILURE_EXEC => "exec",
+        PROT_FAILURE_READ => "read",
+        PROT_FAILURE_WRITE => "write",
         _ => "unknown",
     }
 }

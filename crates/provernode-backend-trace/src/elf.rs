@@ -9,6 +9,9 @@ use provernode_core::Abi;
 pub const PF_X: u32 = 1;
 pub const PF_W: u32 = 2;
 pub const PF_R: u32 = 4;
+/// SP1 6.2: an executable segment of untrusted code, which runs from memory
+/// with permission checks instead of as the program's own.
+pub const PF_UNTRUSTED: u32 = 0x0010_0000;
 const PT_LOAD: u32 = 1;
 const ET_EXEC: u16 = 2;
 const EM_RISCV: u16 = 243;

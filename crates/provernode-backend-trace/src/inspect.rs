@@ -81,7 +81,7 @@ const RISC0_ECALLS: &[(u64, &str, bool)] = &[
 ];
 
 /// RISC Zero's software calls trace emulates (by their name's last part).
-const RISC0_SOFTWARE_EMULATED: &[&str] = &[
+pub(crate) const RISC0_SOFTWARE_EMULATED: &[&str] = &[
     "SYS_READ",
     "SYS_WRITE",
     "SYS_RANDOM",

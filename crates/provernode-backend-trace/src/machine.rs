@@ -9,7 +9,7 @@ use provernode_core::Fault;
 use crate::decode::{decode, Insn, Op};
 #[cfg(test)]
 use crate::elf::PF_R;
-use crate::elf::{Image, PF_X};
+use crate::elf::{Image, PF_UNTRUSTED, PF_X};
 use crate::memory::{MemError, Memory};
 
 /// Why the interpreter loop stopped.
@@ -32,19 +32,41 @@ pub const PROT_WRITE: u8 = 2;
 pub const PROT_READ: u8 = 4;
 /// What SP1 gives a page no segment and no MPROTECT set.
 const DEFAULT_PAGE_PROT: u8 = PROT_READ | PROT_WRITE;
-/// An ELF segment flag marking SP1 code that runs with checks (from memory).
-pub const PF_UNTRUSTED: u32 = 0x0010_0000;
+/// SP1's `PROT_FAILURE_*` codes, as RISC-V numbers its exceptions.
+pub const PROT_FAILURE_EXEC: u64 = 1;
+pub const PROT_FAILURE_READ: u64 = 5;
+pub const PROT_FAILURE_WRITE: u64 = 7;
 const LOG_PAGE_SIZE: u32 = 12;
 
 /// SP1 6.2's untrusted-program mode (`minimal/arch/portable` in SP1's
 /// executor): a permission byte per 4 KiB page; loads, stores, SHA_EXTEND
 /// and every instruction fetched outside the trusted code are checked.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct PageProtection {
     pages: std::collections::HashMap<u64, u8>,
+    /// The note's region: the pages MPROTECT may change.
+    pub region: (u64, u64),
 }
 
 impl PageProtection {
+    /// The mode's start, when the image's note turns it on: each segment's
+    /// pages take its flags, later segments winning a shared page, as SP1's
+    /// loader fills its page image.
+    fn for_image(image: &Image) -> Option<PageProtection> {
+        let region = image.sp1_untrusted_heap?;
+        let mut p = PageProtection {
+            pages: std::collections::HashMap::new(),
+            region,
+        };
+        for s in &image.segments {
+            let end = s.vaddr + s.mem_size;
+            for page in (s.vaddr >> LOG_PAGE_SIZE)..end.div_ceil(1 << LOG_PAGE_SIZE) {
+                p.set(page << LOG_PAGE_SIZE, s.flags as u8);
+            }
+        }
+        Some(p)
+    }
+
     pub fn get(&self, addr: u64) -> u8 {
         self.pages
             .get(&(addr >> LOG_PAGE_SIZE))
@@ -60,13 +82,13 @@ impl PageProtection {
     pub fn check(&self, addr: u64, wanted: u8) -> Result<(), Trap> {
         let prot = self.get(addr);
         if wanted & PROT_EXEC != 0 && prot & PROT_EXEC == 0 {
-            return Err(Trap::Protection(1));
+            return Err(Trap::Protection(PROT_FAILURE_EXEC));
         }
         if wanted & PROT_READ != 0 && prot & PROT_READ == 0 {
-            return Err(Trap::Protection(5));
+            return Err(Trap::Protection(PROT_FAILURE_READ));
         }
         if wanted & PROT_WRITE != 0 && prot & PROT_WRITE == 0 {
-            return Err(Trap::Protection(7));
+            return Err(Trap::Protection(PROT_FAILURE_WRITE));
         }
         Ok(())
     }
@@ -144,19 +166,7 @@ impl<const RV64: bool> Machine<RV64> {
                 code[((addr - code_base) / 4) as usize] = decode(word, RV64);
             }
         }
-        let protection = untrusted_mode.then(|| {
-            // Each segment's pages take its flags, later segments winning a
-            // shared page, as SP1's loader fills its page image.
-            let mut p = PageProtection::default();
-            for s in &image.segments {
-                let first = s.vaddr >> LOG_PAGE_SIZE;
-                let end = s.vaddr + s.mem_size;
-                for page in first..end.div_ceil(1 << LOG_PAGE_SIZE) {
-                    p.set(page << LOG_PAGE_SIZE, s.flags as u8);
-                }
-            }
-            p
-        });
+        let protection = PageProtection::for_image(image);
         Ok(Machine {
             regs: [0; 33],
             pc: image.entry,

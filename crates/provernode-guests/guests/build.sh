@@ -46,30 +46,28 @@ check() {
 abi_risc0=(-march=rv32im -mabi=ilp32)
 abi_sp1=(-march=rv64im -mabi=lp64 -mcmodel=medany)
 
+# build ABI PROGRAM: one guest for one zkVM ABI, checked.
+build() {
+    local abi=$1 prog=$2 flags start runtime
+    if [ "$abi" = risc0 ]; then
+        flags=("${abi_risc0[@]}") start=start_risc0.S runtime=risc0_v1compat.c
+    else
+        flags=("${abi_sp1[@]}") start=start_sp1.S runtime=sp1_v6.c
+    fi
+    mkdir -p "$out/$abi"
+    "$cc" "${common[@]}" "${flags[@]}" -T "runtime/$abi.ld" \
+        "runtime/$start" runtime/common.c runtime/sha256.c "runtime/$runtime" \
+        "programs/$prog.c" -lgcc -o "$out/$abi/$prog.elf"
+    check "$out/$abi/$prog.elf"
+}
+
 for prog in "${programs[@]}"; do
-    mkdir -p "$out/risc0" "$out/sp1"
-    "$cc" "${common[@]}" "${abi_risc0[@]}" -T runtime/risc0.ld \
-        runtime/start_risc0.S runtime/common.c runtime/sha256.c runtime/risc0_v1compat.c \
-        "programs/$prog.c" -lgcc -o "$out/risc0/$prog.elf"
-    check "$out/risc0/$prog.elf"
-    "$cc" "${common[@]}" "${abi_sp1[@]}" -T runtime/sp1.ld \
-        runtime/start_sp1.S runtime/common.c runtime/sha256.c runtime/sp1_v6.c \
-        "programs/$prog.c" -lgcc -o "$out/sp1/$prog.elf"
-    check "$out/sp1/$prog.elf"
+    build risc0 "$prog"
+    build sp1 "$prog"
 done
 # Test programs for one ABI only.
 sp1_only=(sp1-precompile-probe sp1-profiler-probe)
-for prog in "${sp1_only[@]}"; do
-    "$cc" "${common[@]}" "${abi_sp1[@]}" -T runtime/sp1.ld \
-        runtime/start_sp1.S runtime/common.c runtime/sha256.c runtime/sp1_v6.c \
-        "programs/$prog.c" -lgcc -o "$out/sp1/$prog.elf"
-    check "$out/sp1/$prog.elf"
-done
+for prog in "${sp1_only[@]}"; do build sp1 "$prog"; done
 risc0_only=(risc0-accel-probe)
-for prog in "${risc0_only[@]}"; do
-    "$cc" "${common[@]}" "${abi_risc0[@]}" -T runtime/risc0.ld \
-        runtime/start_risc0.S runtime/common.c runtime/sha256.c runtime/risc0_v1compat.c \
-        "programs/$prog.c" -lgcc -o "$out/risc0/$prog.elf"
-    check "$out/risc0/$prog.elf"
-done
+for prog in "${risc0_only[@]}"; do build risc0 "$prog"; done
 echo "built ${#programs[@]} programs x 2 ABIs, ${#sp1_only[@]} SP1-only and ${#risc0_only[@]} RISC Zero-only into $out"

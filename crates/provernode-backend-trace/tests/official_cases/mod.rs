@@ -32,10 +32,16 @@ pub fn fixture(name: &str) -> Vec<u8> {
 /// calls the precompile its input names on buffers from its input and
 /// commits the buffers.
 pub fn probe() -> Program {
+    sp1_test_guest("sp1-precompile-probe.elf")
+}
+
+/// One of our SP1-only test guests (`crates/provernode-guests/elf/sp1/`).
+pub fn sp1_test_guest(name: &str) -> Program {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../provernode-guests/elf/sp1/sp1-precompile-probe.elf");
+        .join("../provernode-guests/elf/sp1")
+        .join(name);
     let elf = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    Program::from_elf("sp1-precompile-probe.elf", elf).unwrap()
+    Program::from_elf(name, elf).unwrap()
 }
 
 /// The probe's input: call `code` once with a0 = buffer `a` and a1 = buffer
