@@ -223,7 +223,7 @@ pub enum BackendError {
     /// program's (a host call it made wrongly, an access the executor
     /// refused) that it reports only as text. Executing is deterministic, so
     /// another attempt would stop the same way.
-    #[error("program `{program}` stopped {backend}'s executor: {message}")]
+    #[error("program `{program}` stopped {backend}'s executor: {message}; executing is deterministic, so it is not retried: fix the program or its input (the trace backend names the pc of most such faults)")]
     ExecutorRefused {
         backend: String,
         program: String,
