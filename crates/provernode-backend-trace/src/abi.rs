@@ -115,6 +115,9 @@ pub struct Risc0Host<'a> {
     /// Assumptions the guest verified, in order: its output digest commits
     /// to them.
     assumptions: Vec<risc0_claims::Assumption>,
+    /// Receipt claims the host holds a checked proof of (an aggregate's
+    /// inner proofs), which SYS_VERIFY_INTEGRITY may name.
+    receipts: &'a [risc0_claims::Digest32],
 }
 
 pub const RISC0_SYS_READ: &str = "risc0_zkvm_platform::syscall::nr::SYS_READ";
@@ -128,6 +131,7 @@ const RISC0_SYS_CYCLE_COUNT: &str = "risc0_zkvm_platform::syscall::nr::SYS_CYCLE
 const RISC0_SYS_ARGV: &str = "risc0_zkvm_platform::syscall::nr::SYS_ARGV";
 const RISC0_SYS_PIPE: &str = "risc0_zkvm_platform::syscall::nr::SYS_PIPE";
 const RISC0_SYS_KECCAK: &str = "risc0_zkvm_platform::syscall::nr::SYS_KECCAK";
+const RISC0_SYS_VERIFY_INTEGRITY: &str = "risc0_zkvm_platform::syscall::nr::SYS_VERIFY_INTEGRITY";
 const RISC0_SYS_VERIFY_INTEGRITY2: &str = "risc0_zkvm_platform::syscall::nr::SYS_VERIFY_INTEGRITY2";
 /// The fds risc0's host opens for a guest: stdin (read), stdout, stderr and
 /// the journal (write). A pipe takes the lowest free ones after them.
@@ -208,8 +212,11 @@ pub fn risc0_output_digest(journal: &[u8]) -> Digest {
 }
 
 impl<'a> Risc0Host<'a> {
-    pub fn new(input: &'a [u8]) -> Self {
+    /// A host reading `input` that holds checked proofs of `receipts`
+    /// (claim digests).
+    pub fn with_receipts(input: &'a [u8], receipts: &'a [risc0_claims::Digest32]) -> Self {
         Risc0Host {
+            receipts,
             input,
             input_pos: 0,
             journal: Vec::new(),
@@ -436,6 +443,7 @@ impl Host<false> for Risc0Host<'_> {
                     RISC0_SYS_PIPE => self.pipe(m).map(|()| None),
                     RISC0_SYS_KECCAK => self.keccak(m).map(|()| None),
                     RISC0_SYS_VERIFY_INTEGRITY2 => self.verify_integrity2(m).map(|()| None),
+                    RISC0_SYS_VERIFY_INTEGRITY => self.verify_integrity(m).map(|()| None),
                     other => Err(bad(format!(
                         "software system call {other:?} is not emulated by the trace backend yet (emulated: {}; SYS_VERIFY_INTEGRITY2 only of the guest's own keccak proofs)",
                         crate::inspect::RISC0_SOFTWARE_EMULATED.join(", ")
@@ -625,6 +633,40 @@ impl Risc0Host<'_> {
         }
     }
 
+    /// SYS_VERIFY_INTEGRITY (`env::verify`, `env::verify_integrity`): the 64
+    /// bytes at `a3` are a claim digest and a control root (zero: this
+    /// run's). risc0's host looks the claim up among the receipts it was
+    /// given and stops the run when it has none; trace holds the claims of
+    /// the inner proofs it checked itself. The assumption joins the list
+    /// the HALT's output digest commits.
+    fn verify_integrity(&mut self, m: &mut Machine<false>) -> Result<(), Trap> {
+        if m.reg(REG_A1) != 0 {
+            return Err(bad(
+                "SYS_VERIFY_INTEGRITY with a reply buffer (risc0: \"invalid sys_verify call\")",
+            ));
+        }
+        let bytes = m.mem.read_bytes(m.reg(REG_A3), 64).map_err(Trap::from)?;
+        let mut assumption = risc0_claims::Assumption {
+            claim: [0; 32],
+            control_root: [0; 32],
+        };
+        assumption.claim.copy_from_slice(&bytes[..32]);
+        assumption.control_root.copy_from_slice(&bytes[32..]);
+        if assumption.control_root != [0; 32] || !self.receipts.contains(&assumption.claim) {
+            return Err(bad(format!(
+                "sys_verify_integrity: no receipt found to resolve assumption: claim digest {}, control root {} \
+                 (the host holds {} checked proof(s); give the proof of this claim with the aggregate's input)",
+                hex::encode(assumption.claim),
+                hex::encode(assumption.control_root),
+                self.receipts.len(),
+            )));
+        }
+        self.assumptions.push(assumption);
+        m.set_reg(REG_A0, 0);
+        m.set_reg(REG_A1, 0);
+        Ok(())
+    }
+
     /// SYS_VERIFY_INTEGRITY2 (`env::verify_assumption2`): the 64 bytes at
     /// `a3` are a claim and a control root the guest adds to its
     /// assumptions. risc0's executor records it for its prover to resolve.
@@ -650,7 +692,7 @@ impl Risc0Host<'_> {
         let root = risc0_claims::mmr_root(&self.keccak_proofs);
         if root != Some(assumption) {
             return Err(bad(format!(
-                "SYS_VERIFY_INTEGRITY2 of claim {} under control root {}: trace resolves only the root of the guest's own keccak proofs ({}); verifying other receipts (env::verify) is not emulated by the trace backend yet",
+                "SYS_VERIFY_INTEGRITY2 of claim {} under control root {}: trace resolves only the root of the guest's own keccak proofs ({}) this way; other receipts are verified with SYS_VERIFY_INTEGRITY (env::verify)",
                 hex::encode(assumption.claim),
                 hex::encode(assumption.control_root),
                 root.map_or("none made".to_owned(), |r| hex::encode(r.claim)),
@@ -683,6 +725,37 @@ pub struct Sp1Host {
     /// Registers, pc and cycle count at ENTER_UNCONSTRAINED, while inside an
     /// unconstrained block (memory keeps its own undo log).
     unconstrained: Option<([u64; 33], u64, u64)>,
+    /// Proofs the host holds (an aggregate's inner proofs, checked), as
+    /// (vk digest, public-values digest), in the order `write_proof` gave
+    /// them; VERIFY_SP1_PROOF takes them in that order.
+    proofs: Vec<Sp1DeferredProof>,
+    verified: usize,
+    /// The deferred-proofs digest of the proofs verified so far.
+    deferred_digest: [u32; 8],
+}
+
+/// One proof an SP1 guest may verify: what VERIFY_SP1_PROOF names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sp1DeferredProof {
+    pub vk_digest: [u32; 8],
+    pub pv_digest: [u8; 32],
+}
+
+/// `sp1_primitives::hash_deferred_proof`: Poseidon2 padding-free sponge
+/// (width 16, rate 8) over prev ‖ vk ‖ the 32 public-values digest bytes.
+pub fn sp1_hash_deferred_proof(prev: &[u32; 8], proof: &Sp1DeferredProof) -> [u32; 8] {
+    let mut elements = Vec::with_capacity(48);
+    elements.extend_from_slice(prev);
+    elements.extend_from_slice(&proof.vk_digest);
+    elements.extend(proof.pv_digest.iter().map(|&b| u32::from(b)));
+    let mut state = [0u32; 16];
+    for chunk in elements.chunks_exact(8) {
+        state[..8].copy_from_slice(chunk);
+        state = crate::sp1_poseidon2::permute(state);
+    }
+    let mut out = [0u32; 8];
+    out.copy_from_slice(&state[..8]);
+    out
 }
 
 const SP1_HALT: u64 = 0x00;
@@ -694,6 +767,7 @@ const SP1_SHA_COMPRESS: u64 = 0x00_01_01_06;
 const SP1_KECCAK_PERMUTE: u64 = 0x00_01_01_09;
 const SP1_COMMIT: u64 = 0x10;
 const SP1_COMMIT_DEFERRED_PROOFS: u64 = 0x1A;
+const SP1_VERIFY_SP1_PROOF: u64 = 0x1B;
 const SP1_HINT_LEN: u64 = 0xF0;
 const SP1_HINT_READ: u64 = 0xF1;
 const SP1_FD_PUBLIC_VALUES: u64 = 13;
@@ -787,8 +861,12 @@ impl Sp1Host {
     /// The input items, in order, as `SP1Stdin` holds them: one per
     /// `write`/`write_slice`/`write_vec` on the host, one per
     /// `sp1_zkvm::io::read*` in the guest.
-    pub fn new(items: Vec<Vec<u8>>) -> Self {
+    /// `proofs` are the checked proofs the host holds (`SP1Stdin::write_proof`).
+    pub fn with_proofs(items: Vec<Vec<u8>>, proofs: Vec<Sp1DeferredProof>) -> Self {
         Sp1Host {
+            proofs,
+            verified: 0,
+            deferred_digest: [0; 8],
             hints: VecDeque::from(items),
             public_values: Vec::new(),
             stdout: Vec::new(),
@@ -827,6 +905,13 @@ impl Sp1Host {
         // that panics halts with code 1 before committing anything.
         if exit_code != 0 {
             return Ok(Some(exit_code as u32));
+        }
+        if self.verified != self.proofs.len() {
+            return Err(bad(format!(
+                "HALT after verifying {} of the {} proofs the host wrote: SP1's recursion checks the digest of every written proof, so this run could not be proved",
+                self.verified,
+                self.proofs.len()
+            )));
         }
         let digest = sha256(&self.public_values);
         let expected: Vec<u32> = digest
@@ -984,11 +1069,51 @@ impl Host<true> for Sp1Host {
                         "COMMIT_DEFERRED_PROOFS word index {a0} is not in 0..8"
                     )));
                 }
-                if a1 as u32 != 0 {
-                    return Err(bad(
-                        "deferred proofs are not supported: COMMIT_DEFERRED_PROOFS words must be 0",
-                    ));
+                let want = self.deferred_digest[a0 as usize];
+                if a1 as u32 != want {
+                    return Err(bad(format!(
+                        "COMMIT_DEFERRED_PROOFS word {a0} is {:#010x}, but the deferred-proofs digest of the {} proof(s) verified gives {want:#010x}",
+                        a1 as u32, self.verified
+                    )));
                 }
+            }
+            SP1_VERIFY_SP1_PROOF => {
+                if a0 % 8 != 0 || a1 % 8 != 0 {
+                    return Err(bad(format!(
+                        "VERIFY_SP1_PROOF pointers {a0:#x}, {a1:#x} must be 8-aligned"
+                    )));
+                }
+                let vk = guest_bytes(m, a0, 32)?;
+                let pv = guest_bytes(m, a1, 32)?;
+                let mut named = Sp1DeferredProof {
+                    vk_digest: [0; 8],
+                    pv_digest: [0; 32],
+                };
+                for (w, c) in named.vk_digest.iter_mut().zip(vk.chunks_exact(4)) {
+                    *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+                named.pv_digest.copy_from_slice(&pv);
+                let Some(&next) = self.proofs.get(self.verified) else {
+                    return Err(bad(format!(
+                        "VERIFY_SP1_PROOF #{} (vk {}, public values {}): the host holds only {} proof(s); give every verified proof with the aggregate's input",
+                        self.verified,
+                        hex::encode(&vk),
+                        hex::encode(&pv),
+                        self.proofs.len()
+                    )));
+                };
+                if next != named {
+                    return Err(bad(format!(
+                        "VERIFY_SP1_PROOF #{} names vk {} and public values {}, but the next proof the host holds is for vk {} and public values {} (SP1 takes proofs in the order they were written)",
+                        self.verified,
+                        hex::encode(&vk),
+                        hex::encode(&pv),
+                        hex::encode(next.vk_digest.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<_>>()),
+                        hex::encode(next.pv_digest)
+                    )));
+                }
+                self.deferred_digest = sp1_hash_deferred_proof(&self.deferred_digest, &next);
+                self.verified += 1;
             }
             SP1_HINT_LEN => {
                 let len = self.hints.front().map_or(u64::MAX, |h| h.len() as u64);
@@ -1068,21 +1193,51 @@ pub fn sp1_exit_error(program: String, code: u32, wrote_stderr: bool, output: &[
     }
 }
 
+/// Proofs the host holds for a guest that verifies proofs (an aggregate's
+/// inner proofs, already checked): what each ABI's verify call may name.
+#[derive(Clone, Debug, Default)]
+pub struct Deferred {
+    /// RISC Zero receipt claims (SYS_VERIFY_INTEGRITY), any order.
+    pub risc0_receipts: Vec<risc0_claims::Digest32>,
+    /// SP1 proofs (VERIFY_SP1_PROOF), in the order the guest verifies them.
+    pub sp1_proofs: Vec<Sp1DeferredProof>,
+}
+
 /// Runs `program` on `input` to completion under `limits`.
 pub fn run(program: &Program, input: &[u8], limits: &Limits) -> Result<Outcome, BackendError> {
+    run_with(program, input, &Deferred::default(), limits)
+}
+
+/// [`run`] with the proofs the host holds.
+pub fn run_with(
+    program: &Program,
+    input: &[u8],
+    deferred: &Deferred,
+    limits: &Limits,
+) -> Result<Outcome, BackendError> {
     let image = elf::load_program(program).map_err(|reason| BackendError::MalformedProgram {
         program: program.name().to_owned(),
         reason,
     })?;
     match program.abi() {
-        Abi::Risc0 => drive::<false, _>(program, &image, limits, Risc0Host::new(input)),
+        Abi::Risc0 => drive::<false, _>(
+            program,
+            &image,
+            limits,
+            Risc0Host::with_receipts(input, &deferred.risc0_receipts),
+        ),
         Abi::Sp1 => {
             let items =
                 provernode_core::input::decode_items(input).map_err(|e| BackendError::MalformedInput {
                     program: program.name().to_owned(),
                     reason: e.to_string(),
                 })?;
-            drive::<true, _>(program, &image, limits, Sp1Host::new(items))
+            drive::<true, _>(
+                program,
+                &image,
+                limits,
+                Sp1Host::with_proofs(items, deferred.sp1_proofs.clone()),
+            )
         }
     }
 }

@@ -34,7 +34,7 @@ pub const SP1_SYSCALLS: &[(u64, &str, bool)] = &[
     (0x0000_010F, "BN254_DOUBLE", true),
     (0x10, "COMMIT", true),
     (0x1A, "COMMIT_DEFERRED_PROOFS", true),
-    (0x1B, "VERIFY_SP1_PROOF", false),
+    (0x1B, "VERIFY_SP1_PROOF", true),
     (0x0000_011C, "BLS12381_DECOMPRESS", false),
     (0xF0, "HINT_LEN", true),
     (0xF1, "HINT_READ", true),
@@ -93,6 +93,7 @@ pub(crate) const RISC0_SOFTWARE_EMULATED: &[&str] = &[
     "SYS_CYCLE_COUNT",
     "SYS_PIPE",
     "SYS_KECCAK",
+    "SYS_VERIFY_INTEGRITY",
     "SYS_VERIFY_INTEGRITY2",
 ];
 

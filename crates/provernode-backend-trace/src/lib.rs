@@ -11,6 +11,7 @@
 //! processes; every bad program or input ends in a typed [`BackendError`].
 
 mod abi;
+pub mod aggregate;
 mod decode;
 mod elf;
 mod inspect;
@@ -50,7 +51,14 @@ impl TraceBackend {
     }
 
     /// Runs a program to completion and returns everything the run produced.
+    /// An aggregate's input (`provernode_core::aggregate`) has its inner
+    /// proofs checked first; the guest reads their claims and may verify
+    /// them.
     pub fn run(&self, program: &Program, input: &[u8], limits: &Limits) -> Result<Outcome, BackendError> {
+        if provernode_core::aggregate::AggregateInput::is(input) {
+            let (guest_input, deferred) = aggregate::prepare(self, program, input)?;
+            return abi::run_with(program, &guest_input, &deferred, limits);
+        }
         abi::run(program, input, limits)
     }
 }
@@ -85,7 +93,7 @@ impl Backend for TraceBackend {
     }
 
     fn execute(&self, program: &Program, input: &[u8], limits: &Limits) -> Result<Execution, BackendError> {
-        let out = abi::run(program, input, limits)?;
+        let out = self.run(program, input, limits)?;
         Ok(Execution {
             public_output: out.public_output,
             cycles: out.cycles,
@@ -100,7 +108,7 @@ impl Backend for TraceBackend {
         options: &ProveOptions,
     ) -> Result<ProofEnvelope, BackendError> {
         self.resolve_proof_kind(options.proof_kind.as_deref())?;
-        let out = abi::run(program, input, &options.limits)?;
+        let out = self.run(program, input, &options.limits)?;
         let record = Record {
             elf: program.elf().to_vec(),
             input: input.to_vec(),
@@ -198,7 +206,7 @@ impl Backend for TraceBackend {
             max_cycles: envelope.cycles,
             max_memory_bytes: limits.max_memory_bytes,
         };
-        let out = abi::run(&program, &record.input, &limits).map_err(|e| match e {
+        let out = self.run(&program, &record.input, &limits).map_err(|e| match e {
             BackendError::CycleLimit { .. } => VerifyError::Invalid {
                 reason: format!(
                     "re-execution needs more than the claimed {} cycles",

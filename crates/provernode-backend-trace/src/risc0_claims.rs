@@ -53,6 +53,31 @@ pub fn tagged_struct(tag: &str, down: &[&Digest32]) -> Digest32 {
     h.finalize().into()
 }
 
+/// `tagged_struct(tag, down, data)` with u32 data words.
+pub fn tagged_struct_with_data(tag: &str, down: &[&Digest32], data: &[u32]) -> Digest32 {
+    let mut h = Sha256::new();
+    h.update(Sha256::digest(tag.as_bytes()));
+    for d in down {
+        h.update(d);
+    }
+    for w in data {
+        h.update(w.to_le_bytes());
+    }
+    h.update((down.len() as u16).to_le_bytes());
+    h.finalize().into()
+}
+
+/// `ReceiptClaim::ok(image_id, journal).digest()`: a run of `image_id`
+/// that halted with exit code 0, committed `journal` and has no assumptions
+/// left, the claim `env::verify` asks the host to vouch for.
+pub fn receipt_claim_ok(image_id: &Digest32, journal: &[u8]) -> Digest32 {
+    let zero = [0u8; 32];
+    let journal_digest: Digest32 = Sha256::digest(journal).into();
+    let output = tagged_struct("risc0.Output", &[&journal_digest, &zero]);
+    let post = tagged_struct_with_data("risc0.SystemState", &[&zero], &[0]);
+    tagged_struct_with_data("risc0.ReceiptClaim", &[&zero, image_id, &post, &output], &[0, 0])
+}
+
 /// One assumption: a claim proved under a control root.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Assumption {

@@ -79,10 +79,26 @@ fn a_guest_panic_is_reported_with_its_message_and_never_retried() {
 }
 
 #[test]
-fn a_system_call_not_yet_emulated_is_named_with_the_pc() {
+fn a_system_call_trace_refuses_is_named_with_the_pc() {
     // The probe guest (crates/provernode-guests) calls the precompile its
-    // input names: here VERIFY_SP1_PROOF, the aggregation work, not yet
-    // emulated.
+    // input names: here U256XU2048_MUL, which SP1 6.10 stops on.
+    let err = TraceBackend::new()
+        .execute(
+            &official_cases::probe(),
+            &official_cases::probe_input(0x0001_012F, &[0; 4], &[0; 4], 0),
+            &Limits::default(),
+        )
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, BackendError::GuestFault { .. }), "{err:?}");
+    assert!(
+        message.contains("SP1 system call U256XU2048_MUL is deprecated"),
+        "{message}"
+    );
+    assert!(message.contains("faulted at pc 0x"), "{message}");
+
+    // VERIFY_SP1_PROOF is emulated: with no proof given, the run stops
+    // naming what is missing.
     let err = TraceBackend::new()
         .execute(
             &official_cases::probe(),
@@ -90,13 +106,10 @@ fn a_system_call_not_yet_emulated_is_named_with_the_pc() {
             &Limits::default(),
         )
         .unwrap_err();
-    let message = err.to_string();
-    assert!(matches!(err, BackendError::GuestFault { .. }), "{err:?}");
     assert!(
-        message.contains("SP1 system call VERIFY_SP1_PROOF (0x1b) is not emulated by the trace backend yet"),
-        "{message}"
+        err.to_string().contains("VERIFY_SP1_PROOF #0") && err.to_string().contains("holds only 0 proof(s)"),
+        "{err}"
     );
-    assert!(message.contains("faulted at pc 0x"), "{message}");
 
     // Profiler symbols are parsed, as SP1's executor parses them.
     let words = |json: &[u8]| -> Vec<u64> {

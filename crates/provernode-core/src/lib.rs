@@ -7,6 +7,7 @@
 //! Architecture invariant: this crate does no I/O and spawns nothing; it is
 //! plain data, encoding and traits.
 
+pub mod aggregate;
 mod backend;
 mod envelope;
 mod ids;

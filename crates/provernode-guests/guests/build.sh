@@ -46,16 +46,17 @@ check() {
 abi_risc0=(-march=rv32im -mabi=ilp32)
 abi_sp1=(-march=rv64im -mabi=lp64 -mcmodel=medany)
 
-# build ABI PROGRAM: one guest for one zkVM ABI, checked.
+# build ABI PROGRAM [CFLAGS...]: one guest for one zkVM ABI, checked.
 build() {
     local abi=$1 prog=$2 flags start runtime
+    shift 2
     if [ "$abi" = risc0 ]; then
         flags=("${abi_risc0[@]}") start=start_risc0.S runtime=risc0_v1compat.c
     else
         flags=("${abi_sp1[@]}") start=start_sp1.S runtime=sp1_v6.c
     fi
     mkdir -p "$out/$abi"
-    "$cc" "${common[@]}" "${flags[@]}" -T "runtime/$abi.ld" \
+    "$cc" "${common[@]}" "${flags[@]}" "$@" -T "runtime/$abi.ld" \
         "runtime/$start" runtime/common.c runtime/sha256.c "runtime/$runtime" \
         "programs/$prog.c" -lgcc -o "$out/$abi/$prog.elf"
     check "$out/$abi/$prog.elf"
@@ -70,4 +71,11 @@ sp1_only=(sp1-precompile-probe sp1-profiler-probe)
 for prog in "${sp1_only[@]}"; do build sp1 "$prog"; done
 risc0_only=(risc0-accel-probe)
 for prog in "${risc0_only[@]}"; do build risc0 "$prog"; done
-echo "built ${#programs[@]} programs x 2 ABIs, ${#sp1_only[@]} SP1-only and ${#risc0_only[@]} RISC Zero-only into $out"
+# Programs that verify proofs: their runtime has pn_verify and commits what
+# it verified at halt (PN_VERIFY); every other program's halt is unchanged.
+verifying=(aggregate)
+for prog in "${verifying[@]}"; do
+    build risc0 "$prog" -DPN_VERIFY
+    build sp1 "$prog" -DPN_VERIFY
+done
+echo "built ${#programs[@]} programs x 2 ABIs, ${#sp1_only[@]} SP1-only, ${#risc0_only[@]} RISC Zero-only and ${#verifying[@]} verifying x 2 ABIs into $out"

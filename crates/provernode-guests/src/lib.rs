@@ -13,6 +13,7 @@
 //! Architecture invariant: this crate only describes programs; it executes
 //! nothing.
 
+use provernode_core::aggregate::{self, AggregateInput, AggregateOutput};
 use provernode_core::{Abi, Program};
 use sha2::{Digest as _, Sha256};
 
@@ -159,7 +160,7 @@ macro_rules! elf {
     };
 }
 
-static GUESTS: [Guest; 5] = [
+static GUESTS: [Guest; 6] = [
     Guest {
         name: "fibonacci",
         summary: "fib(n) mod 2^64; output n (u32 LE) and fib(n) (u64 LE)",
@@ -313,7 +314,34 @@ static GUESTS: [Guest; 5] = [
         reference: |_| None,
         demo_inputs: Vec::new,
     },
+    Guest {
+        name: "aggregate",
+        summary: "verifies N proofs with the zkVM's own verify call; output N, the Merkle root over the claims and each claim (program key, SHA-256 of its output)",
+        input_help: "the proofs of other tasks: `provernode submit aggregate --of ID...`, `provernode prove aggregate --of PROOF...` (input bytes: provernode_core::aggregate)",
+        test_only: false,
+        elf_risc0: elf!("risc0", "aggregate"),
+        elf_sp1: elf!("sp1", "aggregate"),
+        encode: |g, _| Err(g.missing("--of")),
+        describe_input: |i| match AggregateInput::decode(i) {
+            Ok(input) => format!("{} proofs", input.inner.len()),
+            Err(_) => format!("{} bytes", i.len()),
+        },
+        describe_output: |o| match AggregateOutput::decode(o) {
+            Ok(out) => format!("{} claims root={}", out.claims.len(), hex::encode(out.root)),
+            Err(_) => raw(o),
+        },
+        // The guest's input is the claims; a task's input is the proofs,
+        // whose program keys only a backend can compute.
+        reference: |i| {
+            let claims = aggregate::decode_claims(i).ok()?;
+            Some(AggregateOutput::of(&claims).encode())
+        },
+        demo_inputs: Vec::new,
+    },
 ];
+
+/// The built-in guest that aggregates proofs.
+pub const AGGREGATE: &str = "aggregate";
 
 fn raw(bytes: &[u8]) -> String {
     if bytes.len() <= 16 {

@@ -28,6 +28,16 @@ void pn_print(const char *msg);
 /* Commit the output digest and halt. Never returns. */
 __attribute__((noreturn)) void pn_exit(uint32_t code);
 
+/* Verifies a proof, supplied by the host beside the input, that the program
+ * the zkVM knows as `program_key` (RISC Zero image id; SP1 vk digest as 8
+ * little-endian u32 words) ran to exit 0 and committed `output`. It makes
+ * the zkVM's own verify call (RISC Zero sys_verify_integrity, SP1
+ * VERIFY_SP1_PROOF) and adds the proof to what the halt commits (RISC
+ * Zero's assumptions list, SP1's deferred-proofs digest): the proof of this
+ * run holds only if the verified proof does. Only runtimes compiled with
+ * PN_VERIFY have it, so guests that verify nothing keep their halt. */
+void pn_verify(const uint8_t program_key[32], const uint8_t *output, size_t len);
+
 /* Bump allocator over the memory above the image; never freed. Halts the
  * guest if the ABI's address space is exhausted. */
 void *pn_alloc(size_t size, size_t align);

@@ -8,7 +8,10 @@
  *  - SYS_READ(fd=a3, nbytes=a4): fills the word buffer, returns bytes read in a0.
  *  - SYS_WRITE(fd=a3, ptr=a4, len=a5): fd 3 is the journal.
  *  - HALT: a0 = TERMINATE | exit_code << 8, a1 = pointer to the output digest
- *    SHA256(SHA256("risc0.Output") || SHA256(journal) || 0^32 || u16le(2)).
+ *    SHA256(SHA256("risc0.Output") || SHA256(journal) || assumptions || u16le(2)),
+ *    assumptions 0^32 unless the guest verified proofs (PN_VERIFY).
+ *  - SYS_VERIFY_INTEGRITY (PN_VERIFY only): a3 = claim digest || control root
+ *    (0^32: this run's), a4 = 64; the host must hold a receipt for the claim.
  */
 #include "pn_guest.h"
 #include "pn_sha256.h"
@@ -34,6 +37,13 @@ static size_t input_len;
 static int input_loaded;
 static uint32_t read_scratch[MAX_IO_BYTES / 4];
 static uint32_t output_digest[8];
+#ifdef PN_VERIFY
+#define NR_VERIFY_INTEGRITY 14u
+static const char SYS_VERIFY_INTEGRITY_NAME[] = "risc0_zkvm_platform::syscall::nr::SYS_VERIFY_INTEGRITY";
+/* risc0's Assumptions list digest: 0^32 while empty, each verified claim
+ * pushed at the head. */
+static uint8_t assumptions_digest[32];
+#endif
 
 uintptr_t pn_heap_limit(void) { return 0xC0000000u; }
 
@@ -112,6 +122,78 @@ void pn_print(const char *msg) {
     write_chunked(FD_STDOUT, (const uint8_t *)msg, n);
 }
 
+#ifdef PN_VERIFY
+/* risc0's tagged_struct: SHA256(SHA256(tag) || downs || data as u32le || u16le(#downs)). */
+static void tagged_struct(const char *tag, const uint8_t *downs, uint32_t n_downs, const uint32_t *data,
+                          uint32_t n_data, uint8_t out[32]) {
+    size_t tag_len = 0;
+    while (tag[tag_len]) tag_len++;
+    uint8_t tag_digest[32];
+    pn_sha256(tag, tag_len, tag_digest);
+    pn_sha256_ctx ctx;
+    pn_sha256_init(&ctx);
+    pn_sha256_update(&ctx, tag_digest, 32);
+    pn_sha256_update(&ctx, downs, 32u * n_downs);
+    for (uint32_t i = 0; i < n_data; i++) {
+        uint8_t word[4];
+        pn_store_u32le(word, data[i]);
+        pn_sha256_update(&ctx, word, 4);
+    }
+    uint8_t count[2] = {(uint8_t)n_downs, (uint8_t)(n_downs >> 8)};
+    pn_sha256_update(&ctx, count, 2);
+    pn_sha256_final(&ctx, out);
+}
+
+static void sys_verify_integrity(const uint32_t claim_and_root[16]) {
+    register uint32_t t0 __asm__("t0") = ECALL_SOFTWARE;
+    register uint32_t t6 __asm__("t6") = NR_VERIFY_INTEGRITY;
+    register uint32_t a0 __asm__("a0") = 0;
+    register uint32_t a1 __asm__("a1") = 0;
+    register uint32_t a2 __asm__("a2") = (uint32_t)(uintptr_t)SYS_VERIFY_INTEGRITY_NAME;
+    register uint32_t a3 __asm__("a3") = (uint32_t)(uintptr_t)claim_and_root;
+    register uint32_t a4 __asm__("a4") = 64;
+    __asm__ volatile("ecall"
+                     : "+r"(a0), "+r"(a1)
+                     : "r"(t0), "r"(t6), "r"(a2), "r"(a3), "r"(a4)
+                     : "memory");
+    if (a0 != 0) {
+        pn_print("sys_verify_integrity returned error result\n");
+        pn_exit(4);
+    }
+}
+
+/* env::verify(image_id, journal): the claim of a run of `program_key` that
+ * halted with exit 0, committed `output` and has no assumptions left. */
+void pn_verify(const uint8_t program_key[32], const uint8_t *output, size_t len) {
+    static const uint32_t zero_words[2] = {0, 0};
+    uint8_t downs[4 * 32];
+    uint8_t output_claim[32], post_state[32];
+    uint32_t claim_and_root[16];
+    uint8_t *claim = (uint8_t *)claim_and_root;
+
+    pn_sha256(output, len, downs);
+    memset(downs + 32, 0, 32);
+    tagged_struct("risc0.Output", downs, 2, zero_words, 0, output_claim);
+    memset(downs, 0, 32);
+    tagged_struct("risc0.SystemState", downs, 1, zero_words, 1, post_state);
+    memset(downs, 0, 32);                /* input: none */
+    memcpy(downs + 32, program_key, 32); /* pre: the image id */
+    memcpy(downs + 64, post_state, 32);
+    memcpy(downs + 96, output_claim, 32);
+    tagged_struct("risc0.ReceiptClaim", downs, 4, zero_words, 2, claim); /* Halted(0) */
+    memset(claim + 32, 0, 32);                                           /* this run's control root */
+    sys_verify_integrity(claim_and_root);
+
+    memcpy(downs, claim, 32);
+    memset(downs + 32, 0, 32);
+    uint8_t assumption[32];
+    tagged_struct("risc0.Assumption", downs, 2, zero_words, 0, assumption);
+    memcpy(downs, assumption, 32);
+    memcpy(downs + 32, assumptions_digest, 32);
+    tagged_struct("risc0.Assumptions", downs, 2, zero_words, 0, assumptions_digest);
+}
+#endif
+
 __attribute__((noreturn)) void pn_exit(uint32_t code) {
     if (!journal_started) {
         pn_sha256_init(&journal_hash);
@@ -120,7 +202,11 @@ __attribute__((noreturn)) void pn_exit(uint32_t code) {
     uint8_t claim[98];
     pn_sha256("risc0.Output", 12, claim);
     pn_sha256_final(&journal_hash, claim + 32);
+#ifdef PN_VERIFY
+    memcpy(claim + 64, assumptions_digest, 32);
+#else
     memset(claim + 64, 0, 32); /* no assumptions */
+#endif
     claim[96] = 2;             /* u16le: two down-digests */
     claim[97] = 0;
     uint8_t digest[32];

@@ -7,7 +7,11 @@
  *    HINT_LEN=0xF0 (UINT64_MAX when no input is left), HINT_READ=0xF1
  *    (a0 = 8-aligned buffer, a1 = length; writes whole 8-byte words).
  *  - File descriptors are offset by 10: public values go to fd 13, not 3.
- *  - Before HALT the guest commits SHA-256 of all public values as 8 LE words.
+ *  - Before HALT the guest commits SHA-256 of all public values as 8 LE words,
+ *    then the deferred-proofs digest as 8 words: zero unless the guest
+ *    verified proofs (PN_VERIFY: VERIFY_SP1_PROOF=0x1B with a0 = vk digest,
+ *    a1 = SHA-256 of the inner public values, each chained into the digest
+ *    with the POSEIDON2=0x133 precompile).
  */
 #include "pn_guest.h"
 #include "pn_sha256.h"
@@ -26,6 +30,11 @@ static int public_values_started;
 static const uint8_t *input_data;
 static size_t input_len;
 static int input_loaded;
+#ifdef PN_VERIFY
+#define SP1_VERIFY_SP1_PROOF 0x1Bu
+#define SP1_POSEIDON2 0x133u
+static uint32_t deferred_proofs_digest[8];
+#endif
 
 /* Start of the hint region [2^37 - 2^34, 2^37): the heap must stay below it. */
 uintptr_t pn_heap_limit(void) { return (uintptr_t)0x1C00000000ull; }
@@ -68,6 +77,34 @@ void pn_print(const char *msg) {
     if (n > 0) sp1_ecall(SP1_WRITE, FD_STDOUT, (uint64_t)(uintptr_t)msg, n);
 }
 
+#ifdef PN_VERIFY
+/* sp1_zkvm::lib::verify::verify_sp1_proof: the call, then
+ * digest = Poseidon2 sponge(digest[0..8] || vk[0..8] || pv_digest bytes[0..32])
+ * (sp1_primitives::hash_deferred_proof: padding-free, width 16, rate 8, six
+ * permutations of a zero-started state whose first 8 elements each 8-element
+ * chunk overwrites). */
+void pn_verify(const uint8_t program_key[32], const uint8_t *output, size_t len) {
+    uint64_t vk[4], pv[4];
+    memcpy(vk, program_key, 32);
+    pn_sha256(output, len, (uint8_t *)pv);
+    sp1_ecall(SP1_VERIFY_SP1_PROOF, (uint64_t)(uintptr_t)vk, (uint64_t)(uintptr_t)pv, 0);
+
+    uint32_t elements[48];
+    memcpy(elements, deferred_proofs_digest, 32);
+    memcpy(elements + 8, vk, 32);
+    const uint8_t *pv_bytes = (const uint8_t *)pv;
+    for (int i = 0; i < 32; i++) elements[16 + i] = pv_bytes[i];
+    /* 16 field elements; in 64-bit words, two per word, low half first. */
+    uint32_t state[16] __attribute__((aligned(8)));
+    memset(state, 0, sizeof state);
+    for (int chunk = 0; chunk < 6; chunk++) {
+        memcpy(state, elements + 8 * chunk, 32);
+        sp1_ecall(SP1_POSEIDON2, (uint64_t)(uintptr_t)state, 0, 0);
+    }
+    memcpy(deferred_proofs_digest, state, 32);
+}
+#endif
+
 __attribute__((noreturn)) void pn_exit(uint32_t code) {
     if (!public_values_started) {
         pn_sha256_init(&public_values_hash);
@@ -79,7 +116,11 @@ __attribute__((noreturn)) void pn_exit(uint32_t code) {
         const uint8_t *p = digest + 4 * i;
         sp1_ecall(SP1_COMMIT, i, pn_load_u32le(p), 0);
     }
+#ifdef PN_VERIFY
+    for (uint64_t i = 0; i < 8; i++) sp1_ecall(SP1_COMMIT_DEFERRED_PROOFS, i, deferred_proofs_digest[i], 0);
+#else
     for (uint64_t i = 0; i < 8; i++) sp1_ecall(SP1_COMMIT_DEFERRED_PROOFS, i, 0, 0);
+#endif
     sp1_ecall(SP1_HALT, code, 0, 0);
     for (;;) {
     }
