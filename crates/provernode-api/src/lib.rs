@@ -168,6 +168,15 @@ pub struct SubmitTask {
     /// Unix time in milliseconds after which the task fails as `deadline_passed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<i64>,
+    /// Makes this an aggregate: the ids of 1 to 1024 tasks (one backend,
+    /// one ABI) whose proofs it verifies, in order. It waits until all
+    /// have succeeded; its input is then their proofs, so give no input.
+    /// `program` is then `aggregate` (the built-in aggregating guest) or a
+    /// program that reads the same claims; backend and abi default to the
+    /// dependencies'. If one of them ends without a proof, the aggregate
+    /// fails as `dependency_failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate_of: Option<Vec<String>>,
     /// Wall-clock limit of one attempt (above 0, at most 7 days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_secs: Option<f64>,
@@ -230,7 +239,8 @@ pub struct Task {
     pub state: TaskState,
     /// Why a failed, cancelled or quarantined task ended: `timeout`,
     /// `out_of_memory`, `crashed(SIGNAL)`, `invalid_input`, `guest_panic`, `backend_error`,
-    /// `lease_lost`, `cancelled` or `deadline_passed`.
+    /// `lease_lost`, `cancelled`, `deadline_passed` or `dependency_failed`
+    /// (a task it depends on ended without a proof; the detail names it).
     pub terminal_reason: Option<String>,
     pub detail: Option<String>,
     pub program: ProgramView,
@@ -263,6 +273,17 @@ pub struct Task {
     pub created_ms: i64,
     pub updated_ms: i64,
     pub finished_ms: Option<i64>,
+    /// An aggregate's dependencies, in order, with their states (only in
+    /// the single-task view; empty for other tasks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<DependencyView>,
+}
+
+/// A task an aggregate depends on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DependencyView {
+    pub id: String,
+    pub state: TaskState,
 }
 
 /// One attempt at a task.

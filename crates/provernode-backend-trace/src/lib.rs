@@ -131,6 +131,15 @@ impl Backend for TraceBackend {
         self.verify_within(envelope, &self.verify_limits)
     }
 
+    fn claim_key(&self, program: &Program) -> Result<Option<[u8; 32]>, BackendError> {
+        aggregate::program_key(program)
+            .map(Some)
+            .map_err(|reason| BackendError::MalformedProgram {
+                program: program.name().to_owned(),
+                reason,
+            })
+    }
+
     fn verification_runs_the_guest(&self) -> bool {
         true
     }

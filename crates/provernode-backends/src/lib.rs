@@ -95,6 +95,37 @@ impl Registry {
         Ok(backend.verify_within(envelope, limits)?)
     }
 
+    /// The claim an aggregate of `envelope`'s backend names it by (program
+    /// key, SHA-256 of its public output). Does not verify the envelope.
+    pub fn claim_of(&self, envelope: &ProofEnvelope) -> Result<ClaimDigest, VerifyEnvelopeError> {
+        let backend = self.get(&envelope.backend)?;
+        let malformed =
+            |reason: String| BackendError::from(provernode_core::VerifyError::MalformedProof { reason });
+        let elf = provernode_core::proof_frame::elf_of_any(&envelope.proof)
+            .ok_or_else(|| malformed("the proof holds no program ELF".into()))?;
+        let program = Program::from_elf(format!("program {}", envelope.program_id.0.short()), elf.to_vec())
+            .map_err(|e| malformed(e.to_string()))?;
+        if program.id() != envelope.program_id {
+            return Err(malformed(format!(
+                "the proof's program is {}, the envelope names {}",
+                program.id(),
+                envelope.program_id
+            ))
+            .into());
+        }
+        let key = backend.claim_key(&program)?.ok_or_else(|| {
+            malformed(format!(
+                "backend {} has no program key a guest could verify its proofs by",
+                backend.name()
+            ))
+        })?;
+        Ok(provernode_core::aggregate::Claim {
+            program_key: key,
+            public_output: envelope.public_output.clone(),
+        }
+        .digest())
+    }
+
     /// Checks a whole program as its zkVM would load it; every backend runs
     /// the same ELFs under its ABI's rules, which the trace backend's loader
     /// mirrors. The error is a sentence.
@@ -108,6 +139,8 @@ impl Default for Registry {
         Registry::new(Limits::default())
     }
 }
+
+use provernode_core::aggregate::ClaimDigest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyEnvelopeError {

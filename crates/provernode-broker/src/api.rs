@@ -13,12 +13,12 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use provernode_core::{Abi, Program, ProgramId, TaskLimits, TaskState};
 use provernode_guests::InputArgs;
-use provernode_store::{CancelOutcome, ListFilter, NewTask, TaskRecord};
+use provernode_store::{CancelOutcome, ListFilter, NewTask, TaskId, TaskRecord};
 use std::collections::BTreeMap;
 
 use provernode_api::{
-    Attempt, Cancelled, ErrorBody, Health, LeaseView, LimitsView, ProgramView, Readiness, SubmitTask,
-    Submitted, Task, TaskList, TaskWithAttempts,
+    Attempt, Cancelled, DependencyView, ErrorBody, Health, LeaseView, LimitsView, ProgramView, Readiness,
+    SubmitTask, Submitted, Task, TaskList, TaskWithAttempts,
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -152,7 +152,15 @@ pub(crate) async fn submit(
         }
     }
     let idempotency_key = idempotency_key(req.idempotency_key.as_deref(), &headers)?;
-    let backend_name = req.backend.clone().unwrap_or_else(|| "trace".to_owned());
+    let dependencies = match &req.aggregate_of {
+        Some(ids) => Some(aggregate_dependencies(&state, ids, &req).await?),
+        None => None,
+    };
+    let backend_name = req
+        .backend
+        .clone()
+        .or_else(|| dependencies.as_ref().map(|d| d.backend.clone()))
+        .unwrap_or_else(|| "trace".to_owned());
     let backend = state
         .registry
         .get(&backend_name)
@@ -175,7 +183,7 @@ pub(crate) async fn submit(
     }
     let abi = match &req.abi {
         Some(a) => Some(a.parse::<Abi>().map_err(|e| bad(ErrorCode::InvalidRequest, e))?),
-        None => None,
+        None => dependencies.as_ref().map(|d| d.abi),
     };
     let (program, guest) = if let Some(elf_b64) = &req.elf_base64 {
         let elf = base64::engine::general_purpose::STANDARD
@@ -268,7 +276,28 @@ pub(crate) async fn submit(
             "give at most one of input, input_hex, input_base64 and input_items_base64",
         ));
     }
-    let input = if let Some(items) = &req.input_items_base64 {
+    let input = if let Some(dependencies) = &dependencies {
+        if raw_count > 0 || req.input.is_some() {
+            return Err(bad(
+                ErrorCode::InvalidRequest,
+                "an aggregate's input is the proofs of the tasks in aggregate_of; give no input",
+            ));
+        }
+        if dependencies.backend != backend_name || dependencies.abi != program.abi() {
+            return Err(bad(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "aggregate_of names {} tasks of backend {} ({} ABI), but this task runs program {:?} ({} ABI) on backend {backend_name}; an aggregate verifies proofs of its own backend and ABI",
+                    dependencies.ids.len(),
+                    dependencies.backend,
+                    dependencies.abi,
+                    program.name(),
+                    program.abi()
+                ),
+            ));
+        }
+        Vec::new()
+    } else if let Some(items) = &req.input_items_base64 {
         if items.len() > provernode_core::input::MAX_ITEMS {
             return Err(bad(
                 ErrorCode::InvalidInput,
@@ -488,6 +517,7 @@ pub(crate) async fn submit(
         priority: req.priority.unwrap_or(0),
         deadline_ms: req.deadline_ms,
         idempotency_key,
+        depends_on: dependencies.map(|d| d.ids).unwrap_or_default(),
     };
     let submitted = state.store.submit(new).await?;
     if !submitted.deduplicated {
@@ -504,6 +534,77 @@ pub(crate) async fn submit(
         deduplicated: submitted.deduplicated,
     };
     Ok((status, Json(body)).into_response())
+}
+
+/// The tasks an aggregate depends on, checked: all exist, all of one
+/// backend and one ABI.
+struct Dependencies {
+    ids: Vec<TaskId>,
+    backend: String,
+    abi: Abi,
+}
+
+async fn aggregate_dependencies(
+    state: &ApiState,
+    ids: &[String],
+    req: &SubmitTask,
+) -> Result<Dependencies, ApiError> {
+    let most = provernode_core::aggregate::MAX_CLAIMS;
+    if ids.is_empty() || ids.len() > most {
+        return Err(bad(
+            ErrorCode::InvalidRequest,
+            format!(
+                "aggregate_of names {} tasks; an aggregate covers 1 to {most}",
+                ids.len()
+            ),
+        ));
+    }
+    if req.program != provernode_guests::AGGREGATE && req.elf_base64.is_none() {
+        return Err(bad(
+            ErrorCode::InvalidRequest,
+            format!(
+                "aggregate_of needs program {:?} (the built-in aggregating guest) or an ELF of your own in elf_base64, not {:?}",
+                provernode_guests::AGGREGATE,
+                req.program
+            ),
+        ));
+    }
+    let mut found: Option<(String, Abi)> = None;
+    let mut parsed = Vec::with_capacity(ids.len());
+    for (index, id) in ids.iter().enumerate() {
+        let task_id: TaskId = id.parse().map_err(|_| {
+            bad(
+                ErrorCode::InvalidRequest,
+                format!("aggregate_of[{index}] is not a task id: {id:?}"),
+            )
+        })?;
+        let task = state.store.task(task_id).await?.ok_or_else(|| {
+            bad(
+                ErrorCode::NotFound,
+                format!("aggregate_of[{index}]: there is no task {task_id}"),
+            )
+        })?;
+        match &found {
+            None => found = Some((task.backend.clone(), task.abi)),
+            Some((backend, abi)) if *backend != task.backend || *abi != task.abi => {
+                return Err(bad(
+                    ErrorCode::InvalidRequest,
+                    format!(
+                        "aggregate_of[{index}] is task {task_id} of backend {} ({} ABI), but aggregate_of[0] is of backend {backend} ({abi} ABI); an aggregate verifies proofs of one backend and one ABI",
+                        task.backend, task.abi
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        parsed.push(task_id);
+    }
+    let (backend, abi) = found.ok_or_else(|| bad(ErrorCode::InvalidRequest, "aggregate_of is empty"))?;
+    Ok(Dependencies {
+        ids: parsed,
+        backend,
+        abi,
+    })
 }
 
 /// The API's view of a stored task.
@@ -549,6 +650,7 @@ pub(crate) fn task_view(t: &TaskRecord) -> Task {
         created_ms: t.created_ms,
         updated_ms: t.updated_ms,
         finished_ms: t.finished_ms,
+        depends_on: Vec::new(),
     }
 }
 
@@ -588,8 +690,19 @@ pub(crate) async fn task(
         .await?
         .ok_or_else(|| bad(ErrorCode::NotFound, format!("no task {id}")))?;
     let attempts = state.store.attempts(id).await?;
+    let mut task = task_view(&t);
+    task.depends_on = state
+        .store
+        .dependencies(id)
+        .await?
+        .into_iter()
+        .map(|(id, s)| DependencyView {
+            id: id.to_string(),
+            state: state_view(s),
+        })
+        .collect();
     Ok(Json(TaskWithAttempts {
-        task: task_view(&t),
+        task,
         attempt_history: attempts
             .into_iter()
             .map(|a| Attempt {

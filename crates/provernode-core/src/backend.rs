@@ -391,6 +391,15 @@ pub trait Backend: Send + Sync {
         Ok(None)
     }
 
+    /// The 32 bytes an aggregating guest names `program` by when it verifies
+    /// one of this backend's proofs of it (`provernode_core::aggregate`):
+    /// RISC Zero's image id, SP1's vk digest as 8 little-endian KoalaBear
+    /// words (`hash_u32`). `None` for a backend whose proofs cannot be
+    /// verified inside a guest. May cost what `set_up` costs.
+    fn claim_key(&self, _program: &Program) -> Result<Option<[u8; 32]>, BackendError> {
+        Ok(None)
+    }
+
     /// Whether `program_key` is cheap (milliseconds) rather than a set-up
     /// (SP1: tens of seconds per program); listings compute only cheap keys
     /// unless asked.

@@ -17,6 +17,17 @@ pub fn encode(magic: &[u8; 8], version: u16, elf: &[u8], payload: &[u8]) -> Resu
     Ok(out)
 }
 
+/// The program ELF inside any backend's proof bytes, without checking the
+/// magic: every backend's proof starts with this frame's header (trace's
+/// execution record has the same layout: magic, u16 version, u32 + ELF).
+/// The caller checks the ELF against the envelope's program id.
+pub fn elf_of_any(bytes: &[u8]) -> Option<&[u8]> {
+    let len = bytes
+        .get(10..14)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)?;
+    bytes.get(14..14usize.checked_add(len)?)
+}
+
 /// The ELF and the payload of a frame made by [`encode`]; `backend` names
 /// the backend in errors.
 pub fn decode<'a>(

@@ -84,6 +84,10 @@ pub enum Cause {
     Cancelled,
     /// The task's deadline passed before it could finish.
     DeadlinePassed,
+    /// A task it depends on (an aggregate's inner proof) ended failed,
+    /// cancelled or quarantined, so its input can never be assembled. The
+    /// detail names that task.
+    DependencyFailed,
 }
 
 impl Cause {
@@ -109,6 +113,7 @@ impl fmt::Display for Cause {
             Cause::LeaseLost => f.write_str("lease_lost"),
             Cause::Cancelled => f.write_str("cancelled"),
             Cause::DeadlinePassed => f.write_str("deadline_passed"),
+            Cause::DependencyFailed => f.write_str("dependency_failed"),
         }
     }
 }
@@ -126,6 +131,7 @@ impl FromStr for Cause {
             "lease_lost" => Cause::LeaseLost,
             "cancelled" => Cause::Cancelled,
             "deadline_passed" => Cause::DeadlinePassed,
+            "dependency_failed" => Cause::DependencyFailed,
             other => {
                 let sig = other
                     .strip_prefix("crashed(")
@@ -180,6 +186,7 @@ mod tests {
             Cause::LeaseLost,
             Cause::Cancelled,
             Cause::DeadlinePassed,
+            Cause::DependencyFailed,
         ] {
             assert_eq!(c.to_string().parse::<Cause>(), Ok(c));
         }

@@ -27,6 +27,7 @@ fn task(i: u64) -> NewTask {
         priority: 0,
         deadline_ms: None,
         idempotency_key: None,
+        depends_on: Vec::new(),
     }
 }
 

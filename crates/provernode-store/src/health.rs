@@ -224,6 +224,9 @@ macro_rules! observed_store {
             async fn counts(&self) -> Result<Vec<(TaskState, u64)>, StoreError> {
                 self.health.observe(self.do_counts().await)
             }
+            async fn dependencies(&self, id: TaskId) -> Result<Vec<(TaskId, TaskState)>, StoreError> {
+                self.health.observe(self.do_dependencies(id).await)
+            }
             async fn ping(&self) -> Result<(), StoreError> {
                 if let Some(e) = self.health.corrupt_error() {
                     return Err(e);

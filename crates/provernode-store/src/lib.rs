@@ -111,6 +111,10 @@ pub struct NewTask {
     pub priority: i32,
     pub deadline_ms: Option<i64>,
     pub idempotency_key: Option<String>,
+    /// Tasks whose proofs this one verifies (an aggregate), in the order
+    /// its guest verifies them. It is claimable once all have succeeded;
+    /// its `input` is then assembled from their proofs (submit it empty).
+    pub depends_on: Vec<TaskId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -340,6 +344,9 @@ pub trait Store: Send + Sync + 'static {
     async fn expire_leases(&self, owner_prefix: Option<&str>) -> Result<SweepReport, StoreError>;
     /// Number of tasks in each state.
     async fn counts(&self) -> Result<Vec<(TaskState, u64)>, StoreError>;
+    /// The tasks `id` depends on, in order, with their states (empty for a
+    /// task that depends on none).
+    async fn dependencies(&self, id: TaskId) -> Result<Vec<(TaskId, TaskState)>, StoreError>;
     /// Whether the database serves: it reads, it is not known to be damaged,
     /// and, once a write failed for a full disk, a small write succeeds again.
     async fn ping(&self) -> Result<(), StoreError>;

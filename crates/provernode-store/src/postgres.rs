@@ -16,8 +16,9 @@ use uuid::Uuid;
 
 use crate::health::{discard_if_in_transaction, Health};
 use crate::rows::{
-    attempt_from_row, attempt_summary, counts_from_rows, not_held_reason, parse_id, parse_state,
-    same_request, task_from_row, tasks_up_to, to_i64, ATTEMPT_COLUMNS, REQUEST_COLUMNS, TASK_COLUMNS,
+    assemble_input, attempt_from_row, attempt_summary, counts_from_rows, fail_dependents_sql,
+    not_held_reason, parse_id, parse_state, same_request, task_from_row, tasks_up_to, to_i64,
+    ATTEMPT_COLUMNS, BLOCKED_BY_DEPENDENCY, DEPENDENCY_PROOFS, REQUEST_COLUMNS, TASK_COLUMNS,
 };
 use crate::{
     AttemptFailure, AttemptRecord, CancelOutcome, ClaimRequest, Completion, FailureOutcome, Lease, LeaseRef,
@@ -163,6 +164,85 @@ impl PgStore {
 }
 
 impl PgStore {
+    /// Fails the queued tasks whose dependencies can no longer succeed,
+    /// level by level. Runs inside `tx`, after anything that ends tasks.
+    async fn fail_dependents(tx: &mut sqlx::Transaction<'_, Postgres>, now: i64) -> Result<(), StoreError> {
+        let sql = fail_dependents_sql("$1");
+        while sqlx::query(&sql)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+            > 0
+        {}
+        Ok(())
+    }
+
+    /// Records the dependencies of the new task `id` (checked to exist).
+    async fn insert_dependencies(
+        tx: &mut sqlx::Transaction<'_, Postgres>,
+        id: &str,
+        depends_on: &[TaskId],
+    ) -> Result<(), StoreError> {
+        if depends_on.len() > provernode_core::aggregate::MAX_CLAIMS {
+            return Err(StoreError::Refused(format!(
+                "a task may depend on at most {} tasks, not {}",
+                provernode_core::aggregate::MAX_CLAIMS,
+                depends_on.len()
+            )));
+        }
+        for (ordinal, dependency) in depends_on.iter().enumerate() {
+            let exists = sqlx::query("SELECT 1 FROM tasks WHERE id = $1")
+                .bind(dependency.to_string())
+                .fetch_optional(&mut **tx)
+                .await?;
+            if exists.is_none() {
+                return Err(StoreError::Refused(format!(
+                    "dependency {ordinal}: there is no task {dependency}"
+                )));
+            }
+            sqlx::query("INSERT INTO task_dependencies (task_id, ordinal, depends_on) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(ordinal as i32)
+                .bind(dependency.to_string())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// At the first claim of a task with dependencies (all succeeded, or it
+    /// could not be claimed), stores its input assembled from their proofs.
+    async fn assemble_dependent_input(
+        tx: &mut sqlx::Transaction<'_, Postgres>,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM task_dependencies WHERE task_id = $1) AS n, \
+                    LENGTH(input)::BIGINT AS input_len FROM tasks WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?;
+        let count: i64 = row.get("n");
+        let input_len: i64 = row.get("input_len");
+        if count == 0 || input_len > 0 {
+            return Ok(());
+        }
+        let proofs: Vec<Vec<u8>> = sqlx::query_scalar(&DEPENDENCY_PROOFS.replace("{id}", "$1"))
+            .bind(id)
+            .fetch_all(&mut **tx)
+            .await?;
+        let input = assemble_input(id, count as usize, proofs)?;
+        sqlx::query("UPDATE tasks SET input = $1, input_digest = $2 WHERE id = $3")
+            .bind(&input)
+            .bind(sha256(&input).to_string())
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
     async fn do_submit(&self, task: NewTask) -> Result<Submitted, StoreError> {
         let now = self.now();
         let id = Uuid::now_v7();
@@ -206,6 +286,10 @@ impl PgStore {
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 1 {
+            if !task.depends_on.is_empty() {
+                Self::insert_dependencies(&mut tx, &id.to_string(), &task.depends_on).await?;
+                Self::fail_dependents(&mut tx, now).await?;
+            }
             tx.commit().await?;
             return Ok(Submitted {
                 id,
@@ -288,6 +372,7 @@ impl PgStore {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
+            Self::fail_dependents(&mut tx, now).await?;
             tx.commit().await?;
             return Ok(CancelOutcome::Cancelled);
         }
@@ -310,24 +395,26 @@ impl PgStore {
             None => None,
         };
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(
+        let claim = format!(
             "UPDATE tasks SET state = 'leased', lease_token = $1, lease_owner = $2, lease_expires_ms = $3, \
                 attempts = attempts + 1, updated_ms = $4 \
              WHERE id = (SELECT id FROM tasks WHERE state = 'queued' \
                             AND (deadline_ms IS NULL OR deadline_ms > $4) \
                             AND backend = ANY($5) \
                             AND ($6::BIGINT IS NULL OR memory_limit_bytes <= $6) \
+                            AND NOT {BLOCKED_BY_DEPENDENCY} \
                          ORDER BY priority DESC, created_ms, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-             RETURNING id, attempts",
-        )
-        .bind(&token)
-        .bind(&request.owner)
-        .bind(expires)
-        .bind(now)
-        .bind(&request.backends)
-        .bind(max_memory)
-        .fetch_optional(&mut *tx)
-        .await?;
+             RETURNING id, attempts"
+        );
+        let row = sqlx::query(&claim)
+            .bind(&token)
+            .bind(&request.owner)
+            .bind(expires)
+            .bind(now)
+            .bind(&request.backends)
+            .bind(max_memory)
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(row) = row else {
             tx.commit().await?;
             return Ok(None);
@@ -344,6 +431,7 @@ impl PgStore {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        Self::assemble_dependent_input(&mut tx, &id).await?;
         let task_id = parse_id(&id)?;
         let task = Self::task_in(&mut *tx, task_id)
             .await?
@@ -493,6 +581,9 @@ impl PgStore {
             }
             _ => FailureOutcome::Failed(failure.cause),
         };
+        if !matches!(outcome, FailureOutcome::Requeued) {
+            Self::fail_dependents(&mut tx, now).await?;
+        }
         tx.commit().await?;
         Ok(outcome)
     }
@@ -523,6 +614,7 @@ impl PgStore {
             report.deadline_passed.push(parse_id(&id)?);
         }
         Self::lose_leases(&mut tx, now, "lease_expires_ms < $1", None, &mut report).await?;
+        Self::fail_dependents(&mut tx, now).await?;
         tx.commit().await?;
         Ok(report)
     }
@@ -551,6 +643,7 @@ impl PgStore {
             }
             None => Self::lose_leases(&mut tx, now, "TRUE", None, &mut report).await?,
         }
+        Self::fail_dependents(&mut tx, now).await?;
         tx.commit().await?;
         Ok(report)
     }
@@ -560,6 +653,19 @@ impl PgStore {
             .fetch_all(&self.pool)
             .await?;
         counts_from_rows(&rows)
+    }
+
+    async fn do_dependencies(&self, id: TaskId) -> Result<Vec<(TaskId, TaskState)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT p.id AS id, p.state AS state FROM task_dependencies d JOIN tasks p ON p.id = d.depends_on \
+             WHERE d.task_id = $1 ORDER BY d.ordinal",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((parse_id(&r.get::<String, _>("id"))?, parse_state(r.get("state"))?)))
+            .collect()
     }
 
     async fn do_ping(&self) -> Result<(), StoreError> {

@@ -214,3 +214,42 @@ where
     }
     Ok(tasks)
 }
+
+/// The condition, on a task row named `tasks`, that a task it depends on
+/// has not succeeded (yet): claims skip such tasks.
+pub(crate) const BLOCKED_BY_DEPENDENCY: &str = "EXISTS (SELECT 1 FROM task_dependencies d \
+     JOIN tasks p ON p.id = d.depends_on WHERE d.task_id = tasks.id AND p.state <> 'succeeded')";
+
+/// Fails every queued task that depends on a task that ended without a
+/// proof, naming the first such dependency; `now` is the placeholder of the
+/// time (`?1` for SQLite, `$1` for PostgreSQL). Run until it changes no row
+/// (an aggregate of aggregates fails level by level).
+pub(crate) fn fail_dependents_sql(now: &str) -> String {
+    let failed_dependency = "FROM task_dependencies d JOIN tasks p ON p.id = d.depends_on \
+         WHERE d.task_id = tasks.id AND p.state IN ('failed', 'cancelled', 'quarantined')";
+    format!(
+        "UPDATE tasks SET state = 'failed', cause = 'dependency_failed', \
+            detail = (SELECT 'task ' || p.id || ' (dependency ' || d.ordinal || ') ended ' || p.state \
+                      || COALESCE(' (' || p.cause || ')', '') || ', so its proof will never exist' \
+                      {failed_dependency} ORDER BY d.ordinal LIMIT 1), \
+            finished_ms = {now}, updated_ms = {now} \
+         WHERE state = 'queued' AND EXISTS (SELECT 1 {failed_dependency})"
+    )
+}
+
+/// The proofs an aggregate's input is assembled from, in order.
+pub(crate) const DEPENDENCY_PROOFS: &str = "SELECT r.envelope AS envelope FROM task_dependencies d \
+     JOIN results r ON r.task_id = d.depends_on WHERE d.task_id = {id} ORDER BY d.ordinal";
+
+/// An aggregate's input from its dependencies' proofs; `count` is how many
+/// dependencies it has (a missing proof is a damaged database).
+pub(crate) fn assemble_input(id: &str, count: usize, proofs: Vec<Vec<u8>>) -> Result<Vec<u8>, StoreError> {
+    if proofs.len() != count {
+        return Err(StoreError::Corrupt(format!(
+            "task {id} depends on {count} succeeded tasks but {} of their proofs are stored",
+            proofs.len()
+        )));
+    }
+    provernode_core::aggregate::AggregateInput::encode_raw(&proofs)
+        .map_err(|e| StoreError::Corrupt(format!("task {id}: its input cannot be assembled: {e}")))
+}

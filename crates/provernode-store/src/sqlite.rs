@@ -10,8 +10,9 @@ use provernode_core::{sha256, TaskState};
 use crate::generation::{check_files_before_open, check_identity, Generation, GENERATION_FILE};
 use crate::health::{discard_if_in_transaction, Health};
 use crate::rows::{
-    attempt_from_row, attempt_summary, counts_from_rows, not_held_reason, parse_id, parse_state,
-    same_request, task_from_row, tasks_up_to, to_i64, ATTEMPT_COLUMNS, REQUEST_COLUMNS, TASK_COLUMNS,
+    assemble_input, attempt_from_row, attempt_summary, counts_from_rows, fail_dependents_sql,
+    not_held_reason, parse_id, parse_state, same_request, task_from_row, tasks_up_to, to_i64,
+    ATTEMPT_COLUMNS, BLOCKED_BY_DEPENDENCY, DEPENDENCY_PROOFS, REQUEST_COLUMNS, TASK_COLUMNS,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
@@ -294,6 +295,85 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Fails the queued tasks whose dependencies can no longer succeed,
+    /// level by level. Runs inside `tx`, after anything that ends tasks.
+    async fn fail_dependents(tx: &mut sqlx::Transaction<'_, Sqlite>, now: i64) -> Result<(), StoreError> {
+        let sql = fail_dependents_sql("?1");
+        while sqlx::query(&sql)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+            > 0
+        {}
+        Ok(())
+    }
+
+    /// Records the dependencies of the new task `id` (checked to exist).
+    async fn insert_dependencies(
+        tx: &mut sqlx::Transaction<'_, Sqlite>,
+        id: &str,
+        depends_on: &[TaskId],
+    ) -> Result<(), StoreError> {
+        if depends_on.len() > provernode_core::aggregate::MAX_CLAIMS {
+            return Err(StoreError::Refused(format!(
+                "a task may depend on at most {} tasks, not {}",
+                provernode_core::aggregate::MAX_CLAIMS,
+                depends_on.len()
+            )));
+        }
+        for (ordinal, dependency) in depends_on.iter().enumerate() {
+            let exists = sqlx::query("SELECT 1 FROM tasks WHERE id = ?")
+                .bind(dependency.to_string())
+                .fetch_optional(&mut **tx)
+                .await?;
+            if exists.is_none() {
+                return Err(StoreError::Refused(format!(
+                    "dependency {ordinal}: there is no task {dependency}"
+                )));
+            }
+            sqlx::query("INSERT INTO task_dependencies (task_id, ordinal, depends_on) VALUES (?, ?, ?)")
+                .bind(id)
+                .bind(ordinal as i64)
+                .bind(dependency.to_string())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// At the first claim of a task with dependencies (all succeeded, or it
+    /// could not be claimed), stores its input assembled from their proofs.
+    async fn assemble_dependent_input(
+        tx: &mut sqlx::Transaction<'_, Sqlite>,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM task_dependencies WHERE task_id = ?1) AS n, \
+                    LENGTH(input) AS input_len FROM tasks WHERE id = ?1",
+        )
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?;
+        let count: i64 = row.get("n");
+        let input_len: i64 = row.get("input_len");
+        if count == 0 || input_len > 0 {
+            return Ok(());
+        }
+        let proofs: Vec<Vec<u8>> = sqlx::query_scalar(&DEPENDENCY_PROOFS.replace("{id}", "?"))
+            .bind(id)
+            .fetch_all(&mut **tx)
+            .await?;
+        let input = assemble_input(id, count as usize, proofs)?;
+        sqlx::query("UPDATE tasks SET input = ?, input_digest = ? WHERE id = ?")
+            .bind(&input)
+            .bind(sha256(&input).to_string())
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
     async fn current_state(&self, id: TaskId) -> Result<Option<TaskState>, StoreError> {
         let row = sqlx::query("SELECT state FROM tasks WHERE id = ?")
             .bind(id.to_string())
@@ -348,6 +428,10 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 1 {
+            if !task.depends_on.is_empty() {
+                Self::insert_dependencies(&mut tx, &id.to_string(), &task.depends_on).await?;
+                Self::fail_dependents(&mut tx, now).await?;
+            }
             tx.commit().await?;
             return Ok(Submitted {
                 id,
@@ -432,6 +516,7 @@ impl SqliteStore {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
+            Self::fail_dependents(&mut tx, now).await?;
             tx.commit().await?;
             return Ok(CancelOutcome::Cancelled);
         }
@@ -463,7 +548,9 @@ impl SqliteStore {
                  AND (deadline_ms IS NULL OR deadline_ms > ",
             )
             .push_bind(now)
-            .push(") AND backend IN (");
+            .push(") AND NOT ")
+            .push(BLOCKED_BY_DEPENDENCY)
+            .push(" AND backend IN (");
         let mut sep = q.separated(", ");
         for b in &request.backends {
             sep.push_bind(b);
@@ -490,6 +577,7 @@ impl SqliteStore {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        Self::assemble_dependent_input(&mut tx, &id).await?;
         let task_id = parse_id(&id)?;
         let task = Self::task_in(&mut *tx, task_id)
             .await?
@@ -644,6 +732,9 @@ impl SqliteStore {
             }
             _ => FailureOutcome::Failed(failure.cause),
         };
+        if !matches!(outcome, FailureOutcome::Requeued) {
+            Self::fail_dependents(&mut tx, now).await?;
+        }
         tx.commit().await?;
         Ok(outcome)
     }
@@ -675,6 +766,7 @@ impl SqliteStore {
             report.deadline_passed.push(parse_id(&id)?);
         }
         Self::lose_leases(&mut tx, now, "lease_expires_ms < ?1", None, &mut report).await?;
+        Self::fail_dependents(&mut tx, now).await?;
         tx.commit().await?;
         Ok(report)
     }
@@ -703,6 +795,7 @@ impl SqliteStore {
             }
             None => Self::lose_leases(&mut tx, now, "1 = 1", None, &mut report).await?,
         }
+        Self::fail_dependents(&mut tx, now).await?;
         tx.commit().await?;
         Ok(report)
     }
@@ -712,6 +805,19 @@ impl SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         counts_from_rows(&rows)
+    }
+
+    async fn do_dependencies(&self, id: TaskId) -> Result<Vec<(TaskId, TaskState)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT p.id AS id, p.state AS state FROM task_dependencies d JOIN tasks p ON p.id = d.depends_on \
+             WHERE d.task_id = ? ORDER BY d.ordinal",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((parse_id(&r.get::<String, _>("id"))?, parse_state(r.get("state"))?)))
+            .collect()
     }
 
     async fn do_ping(&self) -> Result<(), StoreError> {

@@ -85,6 +85,16 @@ fn task(input: &[u8]) -> NewTask {
         priority: 0,
         deadline_ms: None,
         idempotency_key: None,
+        depends_on: Vec::new(),
+    }
+}
+
+fn dependent(depends_on: &[provernode_store::TaskId]) -> NewTask {
+    NewTask {
+        depends_on: depends_on.to_vec(),
+        // Ahead of everything: only its dependencies keep it from a claim.
+        priority: 10,
+        ..task(b"")
     }
 }
 
@@ -554,6 +564,123 @@ async fn expiring_the_leases_of_a_dead_owner_counts_an_attempt(f: Fixture) {
     f.store.ping().await.unwrap();
 }
 
+async fn a_dependent_waits_for_its_dependencies_then_gets_their_proofs_as_input(f: Fixture) {
+    let a = f.store.submit(task(b"a")).await.unwrap().id;
+    let b = f.store.submit(task(b"b")).await.unwrap().id;
+    let c = f.store.submit(dependent(&[b, a])).await.unwrap().id;
+    assert_eq!(
+        f.store.dependencies(c).await.unwrap(),
+        vec![(b, TaskState::Queued), (a, TaskState::Queued)]
+    );
+    for (expected, proof) in [(a, &b"proof-a"[..]), (b, &b"proof-b"[..])] {
+        let lease = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
+        assert_eq!(lease.task.id, expected, "the blocked dependent is skipped");
+        assert_eq!(
+            f.store
+                .complete(&lease.lease_ref(), proof, b"out", 1)
+                .await
+                .unwrap(),
+            Completion::Accepted
+        );
+    }
+    let lease = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
+    assert_eq!(lease.task.id, c);
+    let expected =
+        provernode_core::aggregate::AggregateInput::encode_raw(&[b"proof-b".to_vec(), b"proof-a".to_vec()])
+            .unwrap();
+    assert_eq!(lease.input, expected, "the proofs, in the dependency order");
+    assert_eq!(lease.task.input_digest, sha256(&expected));
+    // A second attempt gets the same input, assembled once.
+    f.store
+        .fail(&lease.lease_ref(), &failure(Cause::Timeout, true))
+        .await
+        .unwrap();
+    let again = f.store.claim(&claim_req("w2")).await.unwrap().unwrap();
+    assert_eq!((again.task.id, again.input), (c, expected));
+    assert!(f.store.claim(&claim_req("w3")).await.unwrap().is_none());
+}
+
+async fn a_dependency_that_ends_without_a_proof_fails_its_dependents(f: Fixture) {
+    let a = f.store.submit(task(b"a")).await.unwrap().id;
+    let b = f.store.submit(task(b"b")).await.unwrap().id;
+    let c = f.store.submit(dependent(&[a, b])).await.unwrap().id;
+    let d = f.store.submit(dependent(&[c])).await.unwrap().id;
+    let e = f.store.submit(dependent(&[b])).await.unwrap().id;
+    let lease = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
+    assert_eq!(lease.task.id, a);
+    f.store
+        .fail(&lease.lease_ref(), &failure(Cause::InvalidInput, false))
+        .await
+        .unwrap();
+    // c depended on a, d on c: both end at once, each naming its own.
+    let tc = f.store.task(c).await.unwrap().unwrap();
+    assert_eq!(
+        (tc.state, tc.cause),
+        (TaskState::Failed, Some(Cause::DependencyFailed))
+    );
+    let detail = tc.detail.unwrap();
+    assert!(
+        detail.contains(&a.to_string()) && detail.contains("(dependency 0) ended failed (invalid_input)"),
+        "{detail}"
+    );
+    let td = f.store.task(d).await.unwrap().unwrap();
+    assert_eq!(
+        (td.state, td.cause),
+        (TaskState::Failed, Some(Cause::DependencyFailed))
+    );
+    assert!(td.detail.unwrap().contains(&c.to_string()));
+    assert!(td.finished_ms.is_some());
+    // e waits on b, which is fine.
+    assert_eq!(f.store.task(e).await.unwrap().unwrap().state, TaskState::Queued);
+    // Cancelling b ends e; a dependent submitted after the failure ends at once.
+    assert_eq!(
+        f.store.cancel(b, "no longer wanted").await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    let te = f.store.task(e).await.unwrap().unwrap();
+    assert_eq!(
+        (te.state, te.cause),
+        (TaskState::Failed, Some(Cause::DependencyFailed))
+    );
+    assert!(te.detail.unwrap().contains("ended cancelled"));
+    let late = f.store.submit(dependent(&[a])).await.unwrap().id;
+    assert_eq!(
+        f.store.task(late).await.unwrap().unwrap().cause,
+        Some(Cause::DependencyFailed)
+    );
+    assert!(f.store.claim(&claim_req("w1")).await.unwrap().is_none());
+    // A quarantine through lost leases ends dependents too.
+    let q = f.store.submit(task(b"q")).await.unwrap().id;
+    let on_q = f.store.submit(dependent(&[q])).await.unwrap().id;
+    for _ in 0..lease_loss_bound(3) {
+        f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
+        f.advance(20_000);
+        f.store.sweep().await.unwrap();
+    }
+    assert_eq!(
+        f.store.task(q).await.unwrap().unwrap().state,
+        TaskState::Quarantined
+    );
+    assert_eq!(
+        f.store.task(on_q).await.unwrap().unwrap().cause,
+        Some(Cause::DependencyFailed)
+    );
+}
+
+async fn an_unknown_dependency_is_refused_naming_it(f: Fixture) {
+    let a = f.store.submit(task(b"a")).await.unwrap().id;
+    let missing = uuid::Uuid::now_v7();
+    let err = f.store.submit(dependent(&[a, missing])).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("dependency 1: there is no task {missing}")),
+        "{err}"
+    );
+    // Nothing of the refused task was kept.
+    let all = f.store.list(&ListFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 1);
+}
+
 macro_rules! on_every_store {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -588,6 +715,9 @@ on_every_store!(
     cancelling_ends_queued_and_leased_tasks_and_the_holder_sees_it,
     deadlines_end_tasks_and_are_never_claimed_past,
     expiring_the_leases_of_a_dead_owner_counts_an_attempt,
+    a_dependent_waits_for_its_dependencies_then_gets_their_proofs_as_input,
+    a_dependency_that_ends_without_a_proof_fails_its_dependents,
+    an_unknown_dependency_is_refused_naming_it,
 );
 
 /// Issue 19: after the first `SQLITE_FULL` a pooled connection stayed inside

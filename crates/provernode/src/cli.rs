@@ -125,10 +125,14 @@ pub enum Command {
         #[arg(long)]
         proof_kind: Option<String>,
     },
-    /// Verify a proof envelope; needs nothing but the file.
+    /// Verify a proof envelope; needs nothing but the file. An aggregate's claims are listed.
     Verify {
         /// The proof envelope file.
         file: PathBuf,
+        /// With an aggregate: also verify this proof and check that the aggregate covers its
+        /// claim, printing the claim's index and its Merkle inclusion path (repeatable).
+        #[arg(long, value_name = "PROOF")]
+        claim: Vec<PathBuf>,
         /// Most cycles a re-executing verifier (trace) will spend on one envelope.
         #[arg(long, default_value_t = Limits::DEFAULT_MAX_CYCLES)]
         max_cycles: u64,
@@ -220,10 +224,21 @@ pub struct NodeFlags {
 
 #[derive(Args, Debug)]
 pub struct Submit {
-    /// A built-in guest name or its program id, or the path of a RISC-V ELF.
+    /// A built-in guest name or its program id, or the path of a RISC-V ELF. `aggregate`
+    /// with --of makes one proof of the proofs of other tasks.
     pub program: String,
-    #[arg(long, short, default_value = "trace")]
-    pub backend: String,
+    /// The backend [default: trace; with --of, the backend of the tasks aggregated].
+    #[arg(long, short)]
+    pub backend: Option<String>,
+    /// Aggregate the proofs of these tasks (one backend, one ABI), in this order: the task
+    /// waits until they succeed and fails as `dependency_failed` if one of them does not.
+    #[arg(long, num_args = 1.., value_name = "ID", conflicts_with = "batch")]
+    pub of: Vec<String>,
+    /// Submit one task per line of FILE (each line the input flags of one task, e.g.
+    /// `--n 10`; blank lines and lines starting with # are skipped), then one aggregate
+    /// over them; prints every id, the aggregate's last.
+    #[arg(long, value_name = "FILE")]
+    pub batch: Option<PathBuf>,
     #[arg(long)]
     pub abi: Option<Abi>,
     #[command(flatten)]
@@ -268,6 +283,11 @@ pub struct Submit {
 pub struct RunArgs {
     /// A built-in guest name (see `provernode programs`) or the path of a RISC-V ELF.
     pub program: String,
+    /// The input of an aggregate (`aggregate --of A.proof B.proof`): proof envelopes of one
+    /// backend and ABI, verified in this order.
+    #[arg(long, num_args = 1.., value_name = "PROOF",
+          conflicts_with_all = ["n", "rounds", "seed", "text", "input_file", "input_hex", "input_items", "stdin_file"])]
+    pub of: Vec<PathBuf>,
     /// The backend to run on.
     #[arg(long, short, default_value = "trace")]
     pub backend: String,

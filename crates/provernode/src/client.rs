@@ -45,8 +45,119 @@ pub fn input_fields(flags: &InputFlags, task: &mut SubmitTask) -> Result<()> {
     Ok(())
 }
 
+/// One line of a `--batch` file: the input flags of one task.
+#[derive(clap::Parser, Debug)]
+#[command(no_binary_name = true)]
+struct BatchLine {
+    #[command(flatten)]
+    input: InputFlags,
+}
+
+/// The input flags on each line of a batch file, with their line numbers.
+fn batch_lines(path: &std::path::Path) -> Result<Vec<(usize, InputFlags)>> {
+    use clap::Parser as _;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the batch file {}", path.display()))?;
+    let mut lines = Vec::new();
+    for (number, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let words = shlex::split(line)
+            .with_context(|| format!("{}:{number}: unbalanced quotes in {line:?}", path.display()))?;
+        let parsed = BatchLine::try_parse_from(words).with_context(|| {
+            format!(
+                "{}:{number}: {line:?} is not a task's input flags (e.g. --n 10)",
+                path.display()
+            )
+        })?;
+        lines.push((number, parsed.input));
+    }
+    if lines.is_empty() {
+        bail!(
+            "the batch file {} holds no task (one line of input flags per task)",
+            path.display()
+        );
+    }
+    Ok(lines)
+}
+
 pub async fn submit(args: Submit) -> Result<()> {
     let c = client(&args.node)?;
+    if let Some(batch) = &args.batch {
+        return submit_batch(&c, &args, batch).await;
+    }
+    let mut task = base_task(&args)?;
+    input_fields(&args.input, &mut task)?;
+    if !args.of.is_empty() {
+        task.aggregate_of = Some(args.of.clone());
+    }
+    let resp = c.submit(&task).await?;
+    let id = resp.id.clone();
+    if !args.wait {
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&resp)?);
+        } else {
+            println!("{id}");
+        }
+        return Ok(());
+    }
+    wait_and_fetch(&c, &args, &id).await
+}
+
+/// N tasks from the lines of `batch`, then their aggregate.
+async fn submit_batch(c: &NodeClient, args: &Submit, batch: &std::path::Path) -> Result<()> {
+    let lines = batch_lines(batch)?;
+    let mut ids = Vec::with_capacity(lines.len());
+    for (number, input) in &lines {
+        let mut task = base_task(args)?;
+        input_fields(input, &mut task)?;
+        // A retried batch submits the same tasks, not new ones.
+        task.idempotency_key = args.idempotency_key.as_ref().map(|k| format!("{k}/{number}"));
+        let resp = c
+            .submit(&task)
+            .await
+            .with_context(|| format!("{}:{number}: submitting this task", batch.display()))?;
+        if !args.json {
+            println!("{}", resp.id);
+        }
+        ids.push(resp.id);
+    }
+    let aggregate = SubmitTask {
+        program: provernode_guests::AGGREGATE.to_owned(),
+        backend: args.backend.clone(),
+        proof_kind: args.proof_kind.clone(),
+        priority: args.priority,
+        timeout_secs: args.timeout_secs,
+        memory_limit_mib: args.memory_limit_mib,
+        max_attempts: args.max_attempts,
+        idempotency_key: args.idempotency_key.as_ref().map(|k| format!("{k}/aggregate")),
+        aggregate_of: Some(ids.clone()),
+        ..SubmitTask::default()
+    };
+    let resp = c.submit(&aggregate).await.with_context(|| {
+        format!(
+            "submitting the aggregate of the {} tasks of {}",
+            ids.len(),
+            batch.display()
+        )
+    })?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"tasks": ids, "aggregate": resp.id}))?
+        );
+    } else {
+        println!("{}", resp.id);
+    }
+    if args.wait {
+        return wait_and_fetch(c, args, &resp.id).await;
+    }
+    Ok(())
+}
+
+/// The fields of a submission that come from `args` alone (no input).
+fn base_task(args: &Submit) -> Result<SubmitTask> {
     let mut task = SubmitTask::default();
     let path = std::path::Path::new(&args.program);
     if provernode_guests::find(&args.program).is_none() && path.is_file() {
@@ -59,9 +170,8 @@ pub async fn submit(args: Submit) -> Result<()> {
     } else {
         task.program = args.program.clone();
     }
-    task.backend = Some(args.backend.clone());
+    task.backend = args.backend.clone();
     task.abi = args.abi.map(|a| a.name().to_owned());
-    input_fields(&args.input, &mut task)?;
     task.proof_kind = args.proof_kind.clone();
     task.priority = args.priority;
     task.timeout_secs = args.timeout_secs;
@@ -74,16 +184,12 @@ pub async fn submit(args: Submit) -> Result<()> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
         task.deadline_ms = Some(((now.as_secs_f64() + d) * 1000.0) as i64);
     }
-    let resp = c.submit(&task).await?;
-    let id = resp.id.clone();
-    if !args.wait {
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&resp)?);
-        } else {
-            println!("{id}");
-        }
-        return Ok(());
-    }
+    Ok(task)
+}
+
+/// Waits for task `id` to end and writes its proof if it succeeded.
+async fn wait_and_fetch(c: &NodeClient, args: &Submit, id: &str) -> Result<()> {
+    let id = id.to_owned();
     let task = c
         .wait(&id, Duration::from_millis(200), Duration::from_secs(365 * 86400))
         .await?;
@@ -91,6 +197,7 @@ pub async fn submit(args: Submit) -> Result<()> {
         let proof = c.proof(&id).await?;
         let out = args
             .output
+            .clone()
             .unwrap_or_else(|| PathBuf::from(format!("{id}.proof")));
         std::fs::write(&out, &proof).with_context(|| format!("cannot write {}", out.display()))?;
         if args.json {
@@ -150,6 +257,17 @@ pub async fn status(id: &str, node: &NodeFlags, as_json: bool) -> Result<()> {
     );
     if let Some(output) = &t.output {
         println!("output    {output}");
+    }
+    if !t.depends_on.is_empty() {
+        let done = t
+            .depends_on
+            .iter()
+            .filter(|d| d.state == TaskState::Succeeded)
+            .count();
+        println!("aggregates {} tasks, {done} succeeded:", t.depends_on.len());
+        for d in &t.depends_on {
+            println!("  {} {}", d.id, state_name(d.state));
+        }
     }
     if !detailed.attempt_history.is_empty() {
         let mut table = Table::new();

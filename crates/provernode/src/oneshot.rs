@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use comfy_table::{presets, Table};
 use provernode_backends::Registry;
+use provernode_core::aggregate::AggregateOutput;
 use provernode_core::{Abi, Backend, Limits, Program, ProofEnvelope, ProveOptions};
 use provernode_guests::{Guest, InputArgs};
 use serde_json::json;
@@ -36,9 +37,10 @@ pub fn run(cli: Cli) -> Result<()> {
         } => prove(&run, output, proof_kind),
         Command::Verify {
             file,
+            claim,
             max_cycles,
             json,
-        } => verify(&file, max_cycles, json),
+        } => verify(&file, &claim, max_cycles, json),
         other => bail!("internal: {other:?} is not a one-shot command"),
     }
 }
@@ -318,15 +320,38 @@ fn describe_output(guest: Option<&Guest>, output: &[u8]) -> String {
     }
 }
 
+/// The proofs given with `--of`, and the ABI they were made for.
+fn inner_proofs(paths: &[PathBuf]) -> Result<Option<(Vec<u8>, Abi)>> {
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    let mut inner = Vec::with_capacity(paths.len());
+    for (index, path) in paths.iter().enumerate() {
+        let bytes =
+            fs::read(path).with_context(|| format!("--of {index}: cannot read {}", path.display()))?;
+        inner.push(ProofEnvelope::decode(&bytes).with_context(|| {
+            format!(
+                "--of {index}: {} is not a readable proof envelope",
+                path.display()
+            )
+        })?);
+    }
+    let abi = inner[0].abi;
+    let input = provernode_core::aggregate::AggregateInput { inner }.encode()?;
+    Ok(Some((input, abi)))
+}
+
 fn resolve(args: &RunArgs, registry: &Registry) -> Result<Job> {
     let backend = registry.get(&args.backend)?;
     backend.available()?;
+    let aggregate = inner_proofs(&args.of)?;
     let (program, guest) = match provernode_guests::find(&args.program) {
         Some(guest) => {
-            let abi = match (args.abi, backend.abis()) {
-                (Some(abi), _) => abi,
-                (None, [only]) => *only,
-                (None, _) => Abi::Risc0,
+            let abi = match (args.abi, backend.abis(), &aggregate) {
+                (Some(abi), _, _) => abi,
+                (None, _, Some((_, abi))) => *abi,
+                (None, [only], None) => *only,
+                (None, _, None) => Abi::Risc0,
             };
             if !backend.abis().contains(&abi) {
                 bail!(
@@ -369,7 +394,9 @@ fn resolve(args: &RunArgs, registry: &Registry) -> Result<Job> {
         }
     };
     let f = &args.input;
-    let input = if let Some(items) = f.items()? {
+    let input = if let Some((input, _)) = aggregate {
+        input
+    } else if let Some(items) = f.items()? {
         if f.stdin_file.is_some() && program.abi() != Abi::Sp1 {
             bail!("--stdin-file holds an SP1Stdin, but {} is a {} program; give its input with --input-file or --input-item", program.name(), program.abi());
         }
@@ -543,8 +570,8 @@ fn check_writable(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn verify(file: &Path, max_cycles: u64, json: bool) -> Result<()> {
-    let result = verify_file(file, max_cycles, json);
+fn verify(file: &Path, claims: &[PathBuf], max_cycles: u64, json: bool) -> Result<()> {
+    let result = verify_file(file, claims, max_cycles, json);
     if let (true, Err(e)) = (json, &result) {
         // Scripts asked for JSON: they get it on failure too (and the exit code).
         println!(
@@ -557,10 +584,66 @@ fn verify(file: &Path, max_cycles: u64, json: bool) -> Result<()> {
     result
 }
 
-fn verify_file(file: &Path, max_cycles: u64, json: bool) -> Result<()> {
+fn read_envelope(file: &Path) -> Result<ProofEnvelope> {
     let bytes = fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let envelope = ProofEnvelope::decode(&bytes)
-        .with_context(|| format!("{} is not a readable proof envelope", file.display()))?;
+    ProofEnvelope::decode(&bytes)
+        .with_context(|| format!("{} is not a readable proof envelope", file.display()))
+}
+
+/// One claim checked against an aggregate: where it is and its path.
+struct Inclusion {
+    file: PathBuf,
+    index: usize,
+    path: Vec<[u8; 32]>,
+}
+
+/// Verifies each proof in `claims` and finds its claim in `aggregate`,
+/// checking the inclusion path against the root.
+fn check_claims(
+    registry: &Registry,
+    aggregate: &AggregateOutput,
+    claims: &[PathBuf],
+) -> Result<Vec<Inclusion>> {
+    let mut found = Vec::new();
+    for file in claims {
+        let inner = read_envelope(file)?;
+        registry
+            .verify(&inner)
+            .with_context(|| format!("--claim {} does NOT verify", file.display()))?;
+        let claim = registry
+            .claim_of(&inner)
+            .with_context(|| format!("--claim {}: its claim", file.display()))?;
+        let index = aggregate.position(&claim).with_context(|| {
+            format!(
+                "--claim {}: the aggregate does NOT cover its claim (program key {}, output digest {})",
+                file.display(),
+                hex::encode(claim.program_key),
+                hex::encode(claim.output_digest)
+            )
+        })?;
+        let path = aggregate
+            .path(index)
+            .context("internal: no path to a claim the aggregate lists")?;
+        if !provernode_core::aggregate::verify_inclusion(
+            &aggregate.root,
+            aggregate.claims.len(),
+            index,
+            &claim.leaf(),
+            &path,
+        ) {
+            bail!("internal: the inclusion path of claim {index} does not check against the root");
+        }
+        found.push(Inclusion {
+            file: file.clone(),
+            index,
+            path,
+        });
+    }
+    Ok(found)
+}
+
+fn verify_file(file: &Path, claims: &[PathBuf], max_cycles: u64, json: bool) -> Result<()> {
+    let envelope = read_envelope(file)?;
     let registry = Registry::new(Limits {
         max_cycles,
         ..Limits::default()
@@ -572,10 +655,60 @@ fn verify_file(file: &Path, max_cycles: u64, json: bool) -> Result<()> {
     let elapsed = started.elapsed();
     let guest = provernode_guests::find_by_id(verified.program_id);
     let program = guest.map(|(g, _)| g.name).unwrap_or("(not a built-in guest)");
+    let aggregate = match guest {
+        Some((g, _)) if g.name == provernode_guests::AGGREGATE => {
+            Some(AggregateOutput::decode(&verified.public_output).with_context(|| {
+                format!(
+                    "{} is an aggregate whose output does not read as one",
+                    file.display()
+                )
+            })?)
+        }
+        _ => None,
+    };
+    if !claims.is_empty() && aggregate.is_none() {
+        bail!(
+            "--claim checks a claim against an aggregate, and {} is a proof of {program}",
+            file.display()
+        );
+    }
+    let inclusions = match &aggregate {
+        Some(a) => check_claims(&registry, a, claims)?,
+        None => Vec::new(),
+    };
+    let claims_json = aggregate.as_ref().map(|a| {
+        a.claims
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                json!({
+                    "index": i,
+                    "program_key": hex::encode(c.program_key),
+                    "output_digest": hex::encode(c.output_digest),
+                    "program": known_program(&c.program_key, verified.abi),
+                })
+            })
+            .collect::<Vec<_>>()
+    });
+    let inclusions_json: Vec<_> = inclusions
+        .iter()
+        .map(|i| {
+            json!({
+                "file": i.file.display().to_string(),
+                "index": i.index,
+                "path": i.path.iter().map(hex::encode).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
     if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({
+                "aggregate": aggregate.as_ref().map(|a| json!({
+                    "claims": claims_json,
+                    "root": hex::encode(a.root),
+                    "checked_claims": inclusions_json,
+                })),
                 "verified": true,
                 "backend": verified.backend,
                 "proof_kind": verified.proof_kind,
@@ -612,7 +745,47 @@ fn verify_file(file: &Path, max_cycles: u64, json: bool) -> Result<()> {
         ),
         ("verify time", human_duration(elapsed)),
     ]);
+    if let Some(a) = &aggregate {
+        println!();
+        println!(
+            "covers {} claims, Merkle root {}",
+            a.claims.len(),
+            hex::encode(a.root)
+        );
+        let mut t = table(&["#", "program", "program key", "output SHA-256"]);
+        for (i, c) in a.claims.iter().enumerate() {
+            t.add_row(vec![
+                i.to_string(),
+                known_program(&c.program_key, verified.abi).unwrap_or_default(),
+                hex::encode(c.program_key),
+                hex::encode(c.output_digest),
+            ]);
+        }
+        println!("{t}");
+        for i in &inclusions {
+            println!(
+                "claim of {} is #{} (inclusion path checked against the root: {})",
+                i.file.display(),
+                i.index,
+                if i.path.is_empty() {
+                    "it is the root".to_owned()
+                } else {
+                    i.path.iter().map(hex::encode).collect::<Vec<_>>().join(" ")
+                }
+            );
+        }
+    }
     Ok(())
+}
+
+/// The built-in guest a claim's program key names, when it names one (for
+/// RISC Zero the image id; trace's SP1 stand-in key too).
+fn known_program(key: &[u8; 32], abi: Abi) -> Option<String> {
+    let trace = provernode_backend_trace::TraceBackend::new();
+    provernode_guests::all().iter().find_map(|g| {
+        let program = g.program(abi);
+        (trace.claim_key(&program).ok().flatten().as_ref() == Some(key)).then(|| g.name.to_owned())
+    })
 }
 
 fn program_line(p: &Program) -> String {
