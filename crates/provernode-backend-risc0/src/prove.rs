@@ -1,3 +1,4 @@
+use provernode_core::aggregate::{self, AggregateInput, Claim};
 use provernode_core::{
     proof_frame, sha256, Abi, Backend, BackendError, Execution, Limits, Program, ProgramId, ProofEnvelope,
     ProveOptions, Unavailable, Verified, VerifyError,
@@ -14,6 +15,13 @@ use crate::{segment_po2, BACKEND_NAME, DEFAULT_SEGMENT_PO2};
 const PROOF_MAGIC: [u8; 8] = *b"PNRISC0\0";
 const PROOF_VERSION: u16 = 1;
 const KINDS: &[&str] = crate::PROOF_KINDS;
+
+/// An aggregate's input as risc0 takes it: the guest's claims, and the
+/// inner receipts that resolve its `sys_verify_integrity` calls.
+struct Aggregate {
+    claims: Vec<u8>,
+    receipts: Vec<Receipt>,
+}
 
 /// RISC Zero on the CPU. `segment_po2` bounds segment size (memory per
 /// segment proof); `None` keeps risc0's default, lowered to fit the
@@ -57,11 +65,15 @@ impl Risc0Backend {
     fn env<'a>(
         &self,
         input: &'a [u8],
+        assumptions: &[Receipt],
         limits: &Limits,
         prover_memory_bytes: Option<u64>,
     ) -> Result<ExecutorEnv<'a>, BackendError> {
         let mut b = ExecutorEnv::builder();
         b.write_slice(input);
+        for receipt in assumptions {
+            b.add_assumption(receipt.clone());
+        }
         // risc0 counts user cycles against the session limit, as trace does.
         b.session_limit(Some(limits.max_cycles));
         let po2 = segment_po2(self.segment_po2, prover_memory_bytes);
@@ -86,10 +98,11 @@ impl Risc0Backend {
         program: &Program,
         blob: &[u8],
         input: &[u8],
+        assumptions: &[Receipt],
         limits: &Limits,
     ) -> Result<Execution, BackendError> {
         let session = LocalProver::new("local")
-            .execute(self.env(input, limits, None)?, blob)
+            .execute(self.env(input, assumptions, limits, None)?, blob)
             .map_err(|e| execute_error(program, limits, e))?;
         Self::check_exit(program, session.exit_code)?;
         Ok(Execution {
@@ -97,6 +110,69 @@ impl Risc0Backend {
             cycles: session.segments.iter().map(|s| s.cycles as u64).sum(),
             stdout: Vec::new(),
         })
+    }
+
+    /// An aggregate's input (`provernode_core::aggregate`) turned into the
+    /// guest's claims and the inner receipts risc0 resolves its
+    /// `sys_verify_integrity` calls with. Each inner proof must be a risc0
+    /// proof of this version that verifies; a composite one is compressed
+    /// to succinct first when `compress` (proving), since only a succinct
+    /// receipt resolves an assumption. `None`: not an aggregate's input.
+    fn prepare_aggregate(
+        &self,
+        program: &Program,
+        input: &[u8],
+        compress: bool,
+    ) -> Result<Option<Aggregate>, BackendError> {
+        if !AggregateInput::is(input) {
+            return Ok(None);
+        }
+        let refuse = |reason: String| BackendError::MalformedInput {
+            program: program.name().into(),
+            reason,
+        };
+        let aggregate = AggregateInput::decode(input).map_err(|e| refuse(e.to_string()))?;
+        let mut claims = Vec::with_capacity(aggregate.inner.len());
+        let mut receipts = Vec::with_capacity(aggregate.inner.len());
+        for (index, envelope) in aggregate.inner.iter().enumerate() {
+            let refuse_claim = |reason: String| refuse(format!("claim {index}: {reason}"));
+            if envelope.backend != BACKEND_NAME {
+                return Err(refuse_claim(format!(
+                    "its proof was made by backend `{}`; a {BACKEND_NAME} aggregate verifies {BACKEND_NAME} receipts (prove the claim on {BACKEND_NAME})",
+                    envelope.backend
+                )));
+            }
+            if envelope.backend_version != self.version() {
+                return Err(refuse_claim(format!(
+                    "its receipt was made by risc0 {}, this node proves with risc0 {}: another version's receipts have another control root; prove the claim again",
+                    envelope.backend_version,
+                    self.version()
+                )));
+            }
+            self.verify(envelope)
+                .map_err(|e| refuse_claim(format!("its proof does not verify: {e}")))?;
+            let (elf, receipt) = decode_proof(&envelope.proof).map_err(|e| refuse_claim(e.to_string()))?;
+            let receipt = match (&receipt.inner, compress) {
+                (InnerReceipt::Composite(_), true) => LocalProver::new("local")
+                    .compress(&ProverOpts::succinct(), &receipt)
+                    .map_err(|e| {
+                        prover_error(format!("claim {index}: compressing its composite receipt: {e}"))
+                    })?,
+                _ => receipt,
+            };
+            let image_id = compute_image_id(&program_binary(elf)).map_err(|e| refuse_claim(e.to_string()))?;
+            let mut program_key = [0u8; 32];
+            program_key.copy_from_slice(image_id.as_bytes());
+            claims.push(Claim {
+                program_key,
+                public_output: envelope.public_output.clone(),
+            });
+            receipts.push(receipt);
+        }
+        Ok(Some(Aggregate {
+            claims: aggregate::encode_claims(&claims),
+            receipts,
+        }))
     }
 
     fn check_exit(program: &Program, exit: ExitCode) -> Result<(), BackendError> {
@@ -204,7 +280,22 @@ impl Backend for Risc0Backend {
     }
 
     fn execute(&self, program: &Program, input: &[u8], limits: &Limits) -> Result<Execution, BackendError> {
-        self.execute_blob(program, &self.blob(program)?, input, limits)
+        let blob = self.blob(program)?;
+        match self.prepare_aggregate(program, input, false)? {
+            Some(a) => self.execute_blob(program, &blob, &a.claims, &a.receipts, limits),
+            None => self.execute_blob(program, &blob, input, &[], limits),
+        }
+    }
+
+    fn aggregate_proof_kind(&self) -> Option<&'static str> {
+        Some("succinct")
+    }
+
+    fn claim_key(&self, program: &Program) -> Result<Option<[u8; 32]>, BackendError> {
+        let image_id = compute_image_id(&self.blob(program)?).map_err(prover_error)?;
+        let mut key = [0u8; 32];
+        key.copy_from_slice(image_id.as_bytes());
+        Ok(Some(key))
     }
 
     fn prove(
@@ -213,20 +304,36 @@ impl Backend for Risc0Backend {
         input: &[u8],
         options: &ProveOptions,
     ) -> Result<ProofEnvelope, BackendError> {
-        let kind = self.resolve_proof_kind(options.proof_kind.as_deref())?;
+        let blob = self.blob(program)?;
+        let aggregate = self.prepare_aggregate(program, input, true)?;
+        // An aggregate is compressed to one succinct receipt unless its task
+        // asks otherwise: its inner receipts are then resolved, not carried.
+        let requested = options
+            .proof_kind
+            .as_deref()
+            .or(aggregate.as_ref().and(self.aggregate_proof_kind()));
+        let kind = self.resolve_proof_kind(requested)?;
         let opts = if kind == "succinct" {
             ProverOpts::succinct()
         } else {
             ProverOpts::composite()
         };
+        let (guest_input, assumptions) = match &aggregate {
+            Some(a) => (&a.claims[..], &a.receipts[..]),
+            None => (input, &[][..]),
+        };
         // Execute first (milliseconds): a guest panic, a refused call, a
         // rejected input or an endless loop is reported as what it is, not
         // retried, before minutes of proving start.
-        let blob = self.blob(program)?;
-        self.execute_blob(program, &blob, input, &options.limits)?;
+        self.execute_blob(program, &blob, guest_input, assumptions, &options.limits)?;
         let info = LocalProver::new("local")
             .prove_with_opts(
-                self.env(input, &options.limits, options.prover_memory_bytes)?,
+                self.env(
+                    guest_input,
+                    assumptions,
+                    &options.limits,
+                    options.prover_memory_bytes,
+                )?,
                 &blob,
                 &opts,
             )

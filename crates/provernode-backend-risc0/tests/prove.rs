@@ -227,3 +227,131 @@ fn an_official_r0bf_is_proved_and_commits_what_trace_commits() {
         executed.cycles
     );
 }
+
+/// Issue 21: the aggregate guest on risc0. The claim the guest and trace
+/// compute is risc0's own `ReceiptClaim::ok(image_id, journal)`, and trace's
+/// program key is risc0's image id.
+#[test]
+fn the_claims_an_aggregate_names_are_risc0s_own() {
+    let risc0 = Risc0Backend::default();
+    let trace = TraceBackend::new();
+    for name in ["fibonacci", "sha256", "aggregate"] {
+        let p = program(name);
+        let key = risc0.claim_key(&p).unwrap().unwrap();
+        assert_eq!(trace.claim_key(&p).unwrap(), Some(key), "{name}");
+        let journal = b"some journal".to_vec();
+        let claim = risc0_zkvm::ReceiptClaim::ok(risc0_zkvm::sha::Digest::from_bytes(key), journal.clone());
+        use risc0_zkvm::sha::Digestible as _;
+        let ours = provernode_backend_trace::aggregate::receipt_claim_ok(&key, &journal);
+        assert_eq!(
+            hex::encode(ours),
+            hex::encode(claim.digest().as_bytes()),
+            "{name}"
+        );
+    }
+}
+
+/// Inner succinct receipts (and one composite, compressed first) become
+/// assumptions; the aggregate is one succinct receipt that verifies alone
+/// and commits byte for byte what trace's aggregate of the same claims
+/// commits. Claims from another backend or version are refused by index.
+#[test]
+fn an_aggregate_of_risc0_receipts_is_one_succinct_receipt_that_commits_what_trace_commits() {
+    use provernode_core::aggregate::{AggregateInput, AggregateOutput};
+    let risc0 = Risc0Backend::default();
+    let trace = TraceBackend::new();
+    let inputs = [
+        ("fibonacci", 10u32.to_le_bytes().to_vec(), "succinct"),
+        ("sha256", b"abc".to_vec(), "composite"),
+    ];
+    let mut real = Vec::new();
+    let mut emulated = Vec::new();
+    for (name, input, kind) in &inputs {
+        let options = ProveOptions {
+            proof_kind: Some((*kind).into()),
+            ..ProveOptions::default()
+        };
+        real.push(risc0.prove(&program(name), input, &options).unwrap());
+        emulated.push(
+            trace
+                .prove(&program(name), input, &ProveOptions::default())
+                .unwrap(),
+        );
+    }
+    let aggregate = program("aggregate");
+    let started = std::time::Instant::now();
+    let envelope = risc0
+        .prove(
+            &aggregate,
+            &AggregateInput { inner: real.clone() }.encode().unwrap(),
+            &ProveOptions::default(),
+        )
+        .unwrap();
+    eprintln!(
+        "risc0 aggregate of 2 claims: {:.1} s, {} bytes, {} user cycles",
+        started.elapsed().as_secs_f64(),
+        envelope.proof.len(),
+        envelope.cycles
+    );
+    assert_eq!(
+        envelope.proof_kind, "succinct",
+        "an aggregate defaults to succinct"
+    );
+    risc0.verify(&envelope).unwrap();
+    let on_trace = trace
+        .prove(
+            &aggregate,
+            &AggregateInput { inner: emulated }.encode().unwrap(),
+            &ProveOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(
+        hex::encode(&envelope.public_output),
+        hex::encode(&on_trace.public_output)
+    );
+    let out = AggregateOutput::decode(&envelope.public_output).unwrap();
+    assert_eq!(out.claims.len(), 2);
+
+    // Refusals name the claim: a trace proof, another version, a forgery.
+    let mut foreign = real.clone();
+    foreign[1] = on_trace.clone();
+    let err = risc0
+        .execute(
+            &aggregate,
+            &AggregateInput { inner: foreign }.encode().unwrap(),
+            &Limits::default(),
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("claim 1: its proof was made by backend `trace`"),
+        "{err}"
+    );
+    let mut old = real.clone();
+    old[0].backend_version = "2.0.0".into();
+    let err = risc0
+        .execute(
+            &aggregate,
+            &AggregateInput { inner: old }.encode().unwrap(),
+            &Limits::default(),
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("claim 0: its receipt was made by risc0 2.0.0"),
+        "{err}"
+    );
+    let mut forged = real;
+    forged[1].public_output = b"forged".to_vec();
+    let err = risc0
+        .execute(
+            &aggregate,
+            &AggregateInput { inner: forged }.encode().unwrap(),
+            &Limits::default(),
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("claim 1: its proof does not verify"),
+        "{err}"
+    );
+}

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
+use provernode_core::aggregate::{self, AggregateInput, Claim};
 use provernode_core::{
     proof_frame, sha256, Abi, Backend, BackendError, Execution, Leftover, Limits, Program, ProgramId,
     ProofEnvelope, ProveOptions, Unavailable, Verified, VerifyError,
@@ -233,11 +234,11 @@ impl Sp1Backend {
         node: &sp1_sdk::blocking::LightProver,
         program: &Program,
         input: &[u8],
+        stdin: SP1Stdin,
         limits: &Limits,
     ) -> Result<(SP1PublicValues, ExecutionReport), BackendError> {
         let context = SP1Context::builder().max_cycles(limits.max_cycles).build();
         let elf: Elf = program.elf().into();
-        let stdin = stdin(program, input)?;
         let run = self.abandon_on_err(no_panic("SP1's executor", || {
             self.runtime()
                 .map(|rt| rt.block_on(node.inner().execute(&elf, stdin, context)))
@@ -365,6 +366,71 @@ fn executor_died(program: &Program, input: &[u8], limits: &Limits, why: &str) ->
     }
 }
 
+impl Sp1Backend {
+    /// The task's input as SP1 takes it. An aggregate's input
+    /// (`provernode_core::aggregate`) becomes the guest's claims as one item
+    /// and each inner proof with its verifying key (`write_proof`), in the
+    /// order the guest verifies them; each must be an SP1 proof of this
+    /// version, compressed (only a compressed proof is verified inside a
+    /// guest), that verifies. Returns whether it was an aggregate.
+    fn stdin_for(&self, program: &Program, input: &[u8]) -> Result<(SP1Stdin, bool), BackendError> {
+        if !AggregateInput::is(input) {
+            return Ok((stdin(program, input)?, false));
+        }
+        let refuse = |reason: String| BackendError::MalformedInput {
+            program: program.name().into(),
+            reason,
+        };
+        let aggregate = AggregateInput::decode(input).map_err(|e| refuse(e.to_string()))?;
+        let mut claims = Vec::with_capacity(aggregate.inner.len());
+        let mut proofs = Vec::with_capacity(aggregate.inner.len());
+        for (index, envelope) in aggregate.inner.iter().enumerate() {
+            let refuse_claim = |reason: String| refuse(format!("claim {index}: {reason}"));
+            if envelope.backend != BACKEND_NAME {
+                return Err(refuse_claim(format!(
+                    "its proof was made by backend `{}`; an {BACKEND_NAME} aggregate verifies {BACKEND_NAME} proofs (prove the claim on {BACKEND_NAME})",
+                    envelope.backend
+                )));
+            }
+            if envelope.backend_version != self.version() {
+                return Err(refuse_claim(format!(
+                    "its proof was made by {}, this node proves with {}: SP1 verifies only its own version's proofs inside a guest; prove the claim again",
+                    envelope.backend_version,
+                    self.version()
+                )));
+            }
+            if envelope.proof_kind != "compressed" {
+                return Err(refuse_claim(format!(
+                    "its proof is a {} proof; SP1 verifies compressed proofs inside a guest, so prove the claim with proof kind compressed",
+                    envelope.proof_kind
+                )));
+            }
+            self.verify(envelope)
+                .map_err(|e| refuse_claim(format!("its proof does not verify: {e}")))?;
+            let (elf, proof) = decode_proof(&envelope.proof).map_err(|e| refuse_claim(e.to_string()))?;
+            let SP1Proof::Compressed(reduced) = proof.proof else {
+                return Err(refuse_claim("its proof is not a compressed proof".into()));
+            };
+            let vk = self.verifying_key(envelope.program_id, elf)?;
+            let mut program_key = [0u8; 32];
+            for (out, word) in program_key.chunks_exact_mut(4).zip(vk.hash_u32()) {
+                out.copy_from_slice(&word.to_le_bytes());
+            }
+            claims.push(Claim {
+                program_key,
+                public_output: envelope.public_output.clone(),
+            });
+            proofs.push((*reduced, vk.vk.clone()));
+        }
+        let mut stdin = SP1Stdin::new();
+        stdin.write_slice(&aggregate::encode_claims(&claims));
+        for (proof, vk) in proofs {
+            stdin.write_proof(proof, vk);
+        }
+        Ok((stdin, true))
+    }
+}
+
 /// The task's input as the `SP1Stdin` the SDK would have built: one item
 /// per `write` (provernode_core::input), no item for no input.
 fn stdin(program: &Program, input: &[u8]) -> Result<SP1Stdin, BackendError> {
@@ -467,9 +533,24 @@ impl Backend for Sp1Backend {
         Ok(Some(("vk hash", vk.bytes32())))
     }
 
+    fn claim_key(&self, program: &Program) -> Result<Option<[u8; 32]>, BackendError> {
+        Self::check_abi(program)?;
+        let vk = self.verifying_key(program.id(), program.elf())?;
+        let mut key = [0u8; 32];
+        for (out, word) in key.chunks_exact_mut(4).zip(vk.hash_u32()) {
+            out.copy_from_slice(&word.to_le_bytes());
+        }
+        Ok(Some(key))
+    }
+
+    fn aggregate_proof_kind(&self) -> Option<&'static str> {
+        Some("compressed")
+    }
+
     fn execute(&self, program: &Program, input: &[u8], limits: &Limits) -> Result<Execution, BackendError> {
         Self::check_supported(program)?;
-        let (public_values, report) = self.run(self.light()?, program, input, limits)?;
+        let (stdin, _) = self.stdin_for(program, input)?;
+        let (public_values, report) = self.run(self.light()?, program, input, stdin, limits)?;
         Ok(Execution {
             public_output: public_values.to_vec(),
             cycles: report.total_instruction_count(),
@@ -484,16 +565,32 @@ impl Backend for Sp1Backend {
         options: &ProveOptions,
     ) -> Result<ProofEnvelope, BackendError> {
         Self::check_supported(program)?;
-        let kind = self.resolve_proof_kind(options.proof_kind.as_deref())?;
+        let aggregate = AggregateInput::is(input);
+        // An aggregate is proved compressed unless its task asks otherwise.
+        let requested = options.proof_kind.as_deref().or(if aggregate {
+            self.aggregate_proof_kind()
+        } else {
+            None
+        });
+        let kind = self.resolve_proof_kind(requested)?;
+        if aggregate && kind == "core" {
+            // SP1 checks the inner proofs only in its recursion: a core
+            // proof of the aggregate verifies without them ever being checked.
+            return Err(BackendError::UnsupportedFeature {
+                backend: BACKEND_NAME.into(),
+                program: program.name().into(),
+                feature: "a core proof of an aggregate".into(),
+                hint: "a core proof would not check the inner proofs (SP1 verifies them in the recursion that makes a compressed proof); prove the aggregate compressed".into(),
+            });
+        }
+        let (stdin, _) = self.stdin_for(program, input)?;
         // Execute first (milliseconds): a rejected input, a guest exit or an
         // endless loop is reported as such before minutes of proving start.
-        let (_, report) = self.run(self.light()?, program, input, &options.limits)?;
+        let (_, report) = self.run(self.light()?, program, input, stdin.clone(), &options.limits)?;
         let pk = self.proving_key(program)?;
         let prover = self.prover()?;
         let started = Instant::now();
-        let request = prover
-            .prove(&pk, stdin(program, input)?)
-            .cycle_limit(options.limits.max_cycles);
+        let request = prover.prove(&pk, stdin).cycle_limit(options.limits.max_cycles);
         let request = if kind == "compressed" {
             request.compressed()
         } else {

@@ -13,7 +13,10 @@
 use provernode_core::aggregate::{self, AggregateInput, Claim};
 use provernode_core::{input, Abi, Backend, BackendError, Program, ProgramId};
 
-use crate::abi::{Deferred, Sp1DeferredProof};
+pub use crate::abi::{sp1_hash_deferred_proof, Sp1DeferredProof};
+pub use crate::risc0_claims::receipt_claim_ok;
+
+use crate::abi::Deferred;
 use crate::record::Record;
 use crate::{risc0_claims, TraceBackend, BACKEND_NAME};
 

@@ -2,6 +2,8 @@
 //! each zkVM's verify call, and its public output is the one
 //! `provernode_core::aggregate` defines for those claims.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic by design
+
 use provernode_backend_trace::{aggregate::program_key, TraceBackend};
 use provernode_core::aggregate::{encode_claims, AggregateInput, AggregateOutput, Claim};
 use provernode_core::{Abi, Backend, BackendError, ProofEnvelope, ProveOptions};

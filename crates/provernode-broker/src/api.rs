@@ -377,10 +377,19 @@ pub(crate) async fn submit(
             ),
         ));
     }
+    // An aggregate is proved with the kind that resolves its inner proofs
+    // unless it names one; the stored kind is the one its limits are
+    // sized for.
+    let proof_kind = req.proof_kind.clone().or_else(|| {
+        dependencies
+            .as_ref()
+            .and(backend.aggregate_proof_kind())
+            .map(str::to_owned)
+    });
     // A kind the backend lacks would fail every attempt; say so now.
-    if req.proof_kind.is_some() {
+    if proof_kind.is_some() {
         backend
-            .resolve_proof_kind(req.proof_kind.as_deref())
+            .resolve_proof_kind(proof_kind.as_deref())
             .map_err(|e| bad(ErrorCode::InvalidRequest, e.to_string()))?;
     }
     let d = state.config.default_limits;
@@ -396,8 +405,7 @@ pub(crate) async fn submit(
         // (SP1 compressed) get the backend's floor instead of timing out on
         // every attempt; a task that names its limit keeps it.
         None => d.timeout_ms.max(
-            u64::try_from(backend.min_default_timeout(req.proof_kind.as_deref()).as_millis())
-                .unwrap_or(u64::MAX),
+            u64::try_from(backend.min_default_timeout(proof_kind.as_deref()).as_millis()).unwrap_or(u64::MAX),
         ),
     };
     let memory_limit_bytes = match req.memory_limit_mib {
@@ -413,7 +421,7 @@ pub(crate) async fn submit(
     // A backend that states what its proofs need gets at least that: by
     // default silently, and a task that asks for less is refused now rather
     // than killed for memory on every attempt.
-    let needed = backend.min_memory_bytes(req.proof_kind.as_deref());
+    let needed = backend.min_memory_bytes(proof_kind.as_deref());
     let memory_limit_bytes = match req.memory_limit_mib {
         Some(m) if (m << 20) < needed => {
             return Err(bad(
@@ -506,7 +514,7 @@ pub(crate) async fn submit(
         elf: program.elf().to_vec(),
         input,
         backend: backend_name,
-        proof_kind: req.proof_kind.clone(),
+        proof_kind,
         limits: TaskLimits {
             max_cycles,
             max_guest_memory_bytes,

@@ -400,6 +400,13 @@ pub trait Backend: Send + Sync {
         Ok(None)
     }
 
+    /// The proof kind an aggregate is proved with when its task names none:
+    /// the kind whose proofs carry no unresolved inner proof (RISC Zero
+    /// succinct, SP1 compressed). `None`: the backend's default.
+    fn aggregate_proof_kind(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Whether `program_key` is cheap (milliseconds) rather than a set-up
     /// (SP1: tens of seconds per program); listings compute only cheap keys
     /// unless asked.

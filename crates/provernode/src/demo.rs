@@ -70,9 +70,42 @@ pub async fn run(only: &[String], workers: usize) -> Result<()> {
                     }
                     let id = client.submit(&task).await?.id;
                     let input = guest.encode_input(&args)?;
-                    submitted.push((backend.name(), abi, guest, input, id));
+                    submitted.push((backend.name(), abi, guest, Expect::Reference(input), id));
                 }
             }
+            // One proof of the proofs: on trace, of every task above of this
+            // ABI; on a real zkVM, of one small task proved with the kind its
+            // aggregates verify (RISC Zero succinct, SP1 compressed), so the
+            // demo adds two proofs there, not one per guest.
+            let mut inner: Vec<String> = submitted
+                .iter()
+                .filter(|(b, a, ..)| *b == backend.name() && *a == abi)
+                .map(|(.., id)| id.clone())
+                .collect();
+            if backend.name() != "trace" {
+                let fibonacci = provernode_guests::find("fibonacci").context("the fibonacci guest")?;
+                let task = SubmitTask {
+                    program: fibonacci.name.to_owned(),
+                    backend: Some(backend.name().to_owned()),
+                    abi: Some(abi.name().to_owned()),
+                    input_hex: Some(hex::encode(10u32.to_le_bytes())),
+                    proof_kind: backend.aggregate_proof_kind().map(str::to_owned),
+                    timeout_secs: Some(3600.0),
+                    ..SubmitTask::default()
+                };
+                inner = vec![client.submit(&task).await?.id];
+            }
+            let aggregate =
+                provernode_guests::find(provernode_guests::AGGREGATE).context("the aggregate guest")?;
+            let task = SubmitTask {
+                program: aggregate.name.to_owned(),
+                backend: Some(backend.name().to_owned()),
+                aggregate_of: Some(inner.clone()),
+                timeout_secs: (backend.name() != "trace").then_some(3600.0),
+                ..SubmitTask::default()
+            };
+            let id = client.submit(&task).await?.id;
+            submitted.push((backend.name(), abi, aggregate, Expect::Aggregate(inner), id));
         }
     }
 
@@ -89,7 +122,7 @@ pub async fn run(only: &[String], workers: usize) -> Result<()> {
         "output",
     ]);
     let mut failures = Vec::new();
-    for (backend, abi, guest, input, id) in &submitted {
+    for (backend, abi, guest, expect, id) in &submitted {
         let task = client
             .wait(id, Duration::from_millis(20), Duration::from_secs(3600))
             .await?;
@@ -114,7 +147,14 @@ pub async fn run(only: &[String], workers: usize) -> Result<()> {
         })
         .await?;
         let verified = verified?;
-        if Some(&verified.public_output) != guest.reference_output(input).as_ref() {
+        let (expected, input_label) = match expect {
+            Expect::Reference(input) => (guest.reference_output(input), guest.describe_input(input)),
+            Expect::Aggregate(inner) => (
+                Some(expected_aggregate(&client, &registry, inner).await?),
+                format!("{} proofs", inner.len()),
+            ),
+        };
+        if Some(&verified.public_output) != expected.as_ref() {
             failures.push(format!(
                 "{backend} {abi} {}: output differs from the known answer",
                 guest.name
@@ -130,7 +170,7 @@ pub async fn run(only: &[String], workers: usize) -> Result<()> {
             backend.to_string(),
             abi.to_string(),
             guest.name.to_owned(),
-            guest.describe_input(input),
+            input_label,
             thousands(verified.cycles),
             human_duration(Duration::from_millis(u64::try_from(prove_ms).unwrap_or(0))),
             human_duration(verify_time),
@@ -156,4 +196,26 @@ pub async fn run(only: &[String], workers: usize) -> Result<()> {
         bail!("{} of {} demo tasks failed", failures.len(), submitted.len());
     }
     Ok(())
+}
+
+/// What a demo task must commit.
+enum Expect {
+    /// The guest's reference model on this input.
+    Reference(Vec<u8>),
+    /// An aggregate of these tasks: their claims, computed here from their
+    /// fetched proofs.
+    Aggregate(Vec<String>),
+}
+
+/// The public output an aggregate of tasks `inner` must commit.
+async fn expected_aggregate(client: &NodeClient, registry: &Registry, inner: &[String]) -> Result<Vec<u8>> {
+    let mut claims = Vec::with_capacity(inner.len());
+    for id in inner {
+        let envelope = ProofEnvelope::decode(&client.proof(id).await?)?;
+        let reg = registry.clone();
+        let claim = tokio::task::spawn_blocking(move || reg.claim_of(&envelope)).await??;
+        claims.push(claim);
+    }
+    let root = provernode_core::aggregate::merkle_root(&provernode_core::aggregate::leaves(&claims));
+    Ok(provernode_core::aggregate::AggregateOutput { root, claims }.encode())
 }

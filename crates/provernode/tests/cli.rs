@@ -198,12 +198,22 @@ fn demo_proves_and_verifies_every_guest_on_every_available_backend() {
         .filter(|g| !g.test_only)
         .map(|g| g.demo_inputs().len())
         .sum();
-    assert_eq!(rows, 2 * per_abi, "{text}");
+    // Plus one aggregate of each ABI's proofs, whose claims the demo checks.
+    assert_eq!(rows, 2 * per_abi + 2, "{text}");
+    let aggregates: Vec<_> = text.lines().filter(|l| l.contains("| aggregate ")).collect();
+    assert_eq!(aggregates.len(), 2, "{text}");
+    assert!(
+        aggregates
+            .iter()
+            .all(|l| l.contains(&format!("{per_abi} proofs"))
+                && l.contains(&format!("{per_abi} claims root="))),
+        "{text}"
+    );
     assert!(text.contains("skipped risc0"), "{text}");
     assert!(
         text.contains(&format!(
             "{} proofs made through the node and verified",
-            2 * per_abi
+            2 * per_abi + 2
         )),
         "{text}"
     );

@@ -560,3 +560,60 @@ fn a_forged_proof_reported_with_an_agent_token_is_not_stored() {
     );
     c.assert_all_proved_once(0, &[id], |_| fib_output(12));
 }
+
+/// Issue 21: an aggregate in the cluster, with an agent SIGKILLed (and its
+/// worker) while inner tasks run and a broker SIGKILLed and restarted: every
+/// task ends once, and the aggregate proves the claims of the stored inner
+/// proofs, its input assembled by whichever broker handed it out.
+#[test]
+fn an_aggregate_survives_an_agent_and_a_broker_killed_mid_flight() {
+    let mut c = Cluster::new(2);
+    c.add_agent(0, &[]);
+    c.add_agent(1, &[]);
+    let inner: Vec<String> = (0..6u32)
+        .map(|i| {
+            c.submit(
+                (i % 2) as usize,
+                json!({"program": "sha256-chain", "input": {"rounds": 30000 + i}}),
+            )
+        })
+        .collect();
+    let aggregate = c.submit(1, json!({"program": "aggregate", "aggregate_of": inner}));
+    let t = c.wait_until(0, &inner[0], |t| t["state"] == "leased");
+    let owner = t["lease"]["owner"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let victim = owner.trim_start_matches("agent").parse::<usize>().unwrap();
+    for w in children(c.agents[victim].pid()) {
+        kill9(w);
+    }
+    c.agents[victim].kill9();
+    c.brokers[0].1.as_mut().unwrap().kill9();
+    std::thread::sleep(Duration::from_secs(1));
+    c.start_broker(0);
+    c.add_agent(0, &[]);
+    c.assert_all_proved_once(1, &inner, |i| chain_output(30000 + i as u32));
+    let proofs: Vec<ProofEnvelope> = inner
+        .iter()
+        .map(|id| {
+            let bytes = c
+                .http
+                .get(format!("{}/v1/tasks/{id}/proof", c.broker_url(0)))
+                .bearer_auth(CLIENT_TOKEN)
+                .send()
+                .unwrap()
+                .bytes()
+                .unwrap();
+            ProofEnvelope::decode(&bytes).unwrap()
+        })
+        .collect();
+    let registry = provernode_backends::Registry::default();
+    let claims: Vec<_> = proofs.iter().map(|p| registry.claim_of(p).unwrap()).collect();
+    let root = provernode_core::aggregate::merkle_root(&provernode_core::aggregate::leaves(&claims));
+    let expected = provernode_core::aggregate::AggregateOutput { root, claims }.encode();
+    c.assert_all_proved_once(0, &[aggregate], |_| expected.clone());
+}

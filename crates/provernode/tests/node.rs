@@ -586,3 +586,94 @@ fn official_guests_are_proved_as_tasks_and_a_guest_panic_is_not_retried() {
     assert_eq!(t["terminal_reason"], "guest_panic", "{t}");
     assert!(t.to_string().contains("DeserializeUnexpectedEnd"), "{t}");
 }
+
+/// The claims an aggregate of these stored proofs must commit.
+fn expected_aggregate(proofs: &[Vec<u8>]) -> Vec<u8> {
+    let registry = provernode_backends::Registry::default();
+    let claims: Vec<_> = proofs
+        .iter()
+        .map(|p| {
+            registry
+                .claim_of(&provernode_core::ProofEnvelope::decode(p).unwrap())
+                .unwrap()
+        })
+        .collect();
+    let root = provernode_core::aggregate::merkle_root(&provernode_core::aggregate::leaves(&claims));
+    provernode_core::aggregate::AggregateOutput { root, claims }.encode()
+}
+
+/// Issue 21: the node SIGKILLed while an aggregate's inner tasks and the
+/// aggregate itself are in flight. After the restart every task ends once,
+/// the aggregate (and an aggregate of it) proves the claims of the stored
+/// inner proofs, and an aggregate over a task that ends without a proof
+/// fails as dependency_failed, naming it.
+#[test]
+fn aggregates_survive_the_node_killed_mid_flight_and_a_failed_dependency_fails_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut node = Node::start(&data, &["--workers", "2"], &[]);
+    let inner: Vec<String> = (0..6u32)
+        .map(|i| node.submit(json!({"program": "sha256-chain", "input": {"rounds": 20000 + i}})))
+        .collect();
+    let aggregate = node.submit(json!({"program": "aggregate", "aggregate_of": inner}));
+    let outer = node.submit(json!({"program": "aggregate", "aggregate_of": [aggregate, inner[0]]}));
+    let t = node.task(&aggregate);
+    assert_eq!(t["state"], "queued", "{t}");
+    assert_eq!(t["depends_on"].as_array().unwrap().len(), 6, "{t}");
+    node.wait_until(&inner[1], LONG, |t| t["state"] != "queued");
+    node.kill9();
+    let mut node = Node::start(&data, &["--workers", "2"], &[]);
+    for id in inner.iter().chain([&aggregate, &outer]) {
+        let t = node.wait_terminal(id, LONG);
+        assert_eq!(t["state"], "succeeded", "{t}\n{}", node.log_text());
+        let history = t["attempt_history"].as_array().unwrap();
+        assert_eq!(
+            history.iter().filter(|a| a["outcome"] == "succeeded").count(),
+            1,
+            "{t}"
+        );
+    }
+    let proofs: Vec<Vec<u8>> = inner.iter().map(|id| node.proof(id)).collect();
+    let aggregate_proof = node.proof(&aggregate);
+    assert_eq!(verify(&aggregate_proof), expected_aggregate(&proofs));
+    assert_eq!(
+        verify(&node.proof(&outer)),
+        expected_aggregate(&[aggregate_proof, proofs[0].clone()])
+    );
+
+    // A dependency that ends without a proof ends its aggregate, and the
+    // aggregate of that aggregate, each naming the one it waited for.
+    let doomed = node.submit(json!({"program": "fibonacci", "input_hex": "0102"}));
+    let waiting = node.submit(json!({"program": "aggregate", "aggregate_of": [inner[0], doomed]}));
+    let above = node.submit(json!({"program": "aggregate", "aggregate_of": [waiting]}));
+    for (id, names) in [(&waiting, &doomed), (&above, &waiting)] {
+        let t = node.wait_terminal(id, LONG);
+        assert_eq!(t["state"], "failed", "{t}");
+        assert_eq!(t["terminal_reason"], "dependency_failed", "{t}");
+        assert!(t["detail"].as_str().unwrap().contains(names.as_str()), "{t}");
+    }
+    // Aggregates are refused at the door when they cannot be made.
+    let resp = node
+        .http()
+        .post(format!("{}/v1/tasks", node.base))
+        .json(&json!({"program": "aggregate", "aggregate_of": [inner[0]], "input_hex": "00"}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let resp = node
+        .http()
+        .post(format!("{}/v1/tasks", node.base))
+        .json(&json!({"program": "aggregate", "aggregate_of": [inner[0], "01a22e44-0000-7000-8000-000000000000"]}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let body: Value = resp.json().unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("aggregate_of[1]"),
+        "{body}"
+    );
+    node.kill9();
+}
