@@ -18,7 +18,9 @@
 //! Architecture invariant: the bench only calls the `Backend` trait through
 //! the registry; it never reaches into a backend's crate.
 
+mod batch;
 mod measure;
+mod plots;
 mod render;
 mod results;
 
@@ -27,7 +29,12 @@ use std::collections::BTreeMap;
 use provernode_core::BackendError;
 use serde::{Deserialize, Serialize};
 
+pub use batch::{
+    batch_markdown, load_batches, merge_batches, per_claim, run_batches, save_batches, splice_batches,
+    with_projections, BatchRow, PerClaim, BATCH_BEGIN, BATCH_END, STANDARD_SIZES,
+};
 pub use measure::{host, run_target, settings_from, Paid};
+pub use plots::{plot_aggregate_cost, plot_prove_time};
 pub use render::{markdown, splice, TABLE_BEGIN, TABLE_END};
 pub use results::{load, merge, save};
 

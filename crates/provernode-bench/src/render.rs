@@ -263,13 +263,19 @@ pub const TABLE_END: &str = "<!-- provernode bench: end -->";
 /// `document` with the text between the markers replaced by `table`; the
 /// table alone, between markers, when the document has none (a new file).
 pub fn splice(document: Option<&str>, table: &str) -> String {
-    let block = format!("{TABLE_BEGIN}\n{table}{TABLE_END}\n");
+    splice_between(document, table, TABLE_BEGIN, TABLE_END)
+}
+
+/// `document` with the text between `begin` and `end` replaced by `table`
+/// (appended with its markers when the document has none).
+pub(crate) fn splice_between(document: Option<&str>, table: &str, begin: &str, end: &str) -> String {
+    let block = format!("{begin}\n{table}{end}\n");
     let Some(doc) = document else {
         return block;
     };
-    match (doc.find(TABLE_BEGIN), doc.find(TABLE_END)) {
+    match (doc.find(begin), doc.find(end)) {
         (Some(a), Some(b)) if a < b => {
-            let after = &doc[b + TABLE_END.len()..];
+            let after = &doc[b + end.len()..];
             format!(
                 "{}{block}{}",
                 &doc[..a],

@@ -72,10 +72,12 @@ for prog in "${sp1_only[@]}"; do build sp1 "$prog"; done
 risc0_only=(risc0-accel-probe)
 for prog in "${risc0_only[@]}"; do build risc0 "$prog"; done
 # Programs that verify proofs: their runtime has pn_verify and commits what
-# it verified at halt (PN_VERIFY); every other program's halt is unchanged.
+# it verified at halt (PN_VERIFY), and on RISC Zero hashes with the SHA
+# accelerator (PN_RISC0_SHA_ECALL: claim digests are many small SHA-256s);
+# every other program is unchanged.
 verifying=(aggregate)
 for prog in "${verifying[@]}"; do
-    build risc0 "$prog" -DPN_VERIFY
+    build risc0 "$prog" -DPN_VERIFY -DPN_RISC0_SHA_ECALL
     build sp1 "$prog" -DPN_VERIFY
 done
 echo "built ${#programs[@]} programs x 2 ABIs, ${#sp1_only[@]} SP1-only, ${#risc0_only[@]} RISC Zero-only and ${#verifying[@]} verifying x 2 ABIs into $out"

@@ -2,16 +2,25 @@
 
 use anyhow::{bail, Context, Result};
 use provernode_backends::Registry;
-use provernode_bench::{Row, Target};
+use provernode_bench::{BatchRow, Row, Target};
 
 use crate::cli::BenchArgs;
 
 pub fn run(args: &BenchArgs) -> Result<()> {
+    if args.render_only && args.markdown.is_none() && args.plots.is_none() {
+        bail!("--render-only renders into --markdown FILE or --plots DIR; give one");
+    }
     let mut rows: Vec<Row> = match &args.results {
         Some(path) => provernode_bench::load(path)?,
         None => Vec::new(),
     };
-    if !args.render_only {
+    let mut batches: Vec<BatchRow> = match &args.batch_results {
+        Some(path) => provernode_bench::load_batches(path)?,
+        None => Vec::new(),
+    };
+    if !args.render_only && !args.batches.is_empty() {
+        batches = run_batches(args, batches)?;
+    } else if !args.render_only {
         let registry = Registry::default();
         let targets: Vec<Target> = if args.targets.is_empty() {
             registry
@@ -100,10 +109,77 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
-        let text = provernode_bench::splice(existing.as_deref(), &provernode_bench::markdown(&rows));
+        let mut text = provernode_bench::splice(existing.as_deref(), &provernode_bench::markdown(&rows));
+        if !batches.is_empty() {
+            text = provernode_bench::splice_batches(Some(&text), &provernode_bench::batch_markdown(&batches));
+        }
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
+    if let Some(dir) = &args.plots {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        if !rows.is_empty() {
+            provernode_bench::plot_prove_time(&rows, &dir.join("prove-time-vs-cycles.svg"))?;
+        }
+        if !batches.is_empty() {
+            provernode_bench::plot_aggregate_cost(&batches, &dir.join("aggregate-cost-vs-n.svg"))?;
+        }
+    }
     Ok(())
+}
+
+/// Measures `--batch` sizes on every target, saving after each row.
+fn run_batches(args: &BenchArgs, mut batches: Vec<BatchRow>) -> Result<Vec<BatchRow>> {
+    let registry = Registry::default();
+    let targets: Vec<Target> = if args.targets.is_empty() {
+        registry
+            .available()
+            .map(|b| Target {
+                backend: b.name().into(),
+                kind: None,
+            })
+            .collect()
+    } else {
+        args.targets.clone()
+    };
+    eprintln!(
+        "bench: batches of {:?} on {} target(s), on {}",
+        args.batches,
+        targets.len(),
+        provernode_bench::host()
+    );
+    println!("backend\tkind\tN\tinner_prove_s\tinner_verify_s\tinner_bytes\taggregate_prove_s\taggregate_verify_s\taggregate_bytes\taggregate_cycles\tpeak_rss_bytes");
+    for target in &targets {
+        let mut save_error = None;
+        let measured = provernode_bench::run_batches(&registry, target, &args.batches, |r| {
+            batches = provernode_bench::merge_batches(std::mem::take(&mut batches), std::slice::from_ref(r));
+            if let Some(path) = &args.batch_results {
+                if let Err(e) = provernode_bench::save_batches(path, &batches) {
+                    save_error.get_or_insert(e);
+                }
+            }
+            println!(
+                "{}\t{}\t{}\t{:.3}\t{:.6}\t{}\t{:.3}\t{:.6}\t{}\t{}\t{}",
+                r.backend,
+                r.proof_kind,
+                r.n,
+                r.inner_prove_seconds,
+                r.inner_verify_seconds,
+                r.inner_proof_bytes,
+                r.aggregate_prove_seconds,
+                r.aggregate_verify_seconds,
+                r.aggregate_proof_bytes,
+                r.aggregate_cycles,
+                r.aggregate_peak_rss_bytes
+                    .map_or_else(|| "n/a".into(), |b| b.to_string()),
+            );
+        })
+        .with_context(|| format!("bench batches on {}", target_name(target)))?;
+        if let Some(e) = save_error {
+            return Err(e.into());
+        }
+        batches = provernode_bench::merge_batches(batches, &measured);
+    }
+    Ok(batches)
 }
 
 /// A fixed cost for the tab-separated output: `paid` where an earlier

@@ -398,8 +398,20 @@ pub struct BenchArgs {
     /// between its `provernode bench` markers (the rest of the file is kept).
     #[arg(long)]
     pub markdown: Option<PathBuf>,
-    /// Only render --results into --markdown; measure nothing.
-    #[arg(long, requires_all = ["results", "markdown"])]
+    /// Measure batches instead of the job table: N inner proofs (fibonacci n=10, 11, ...) in
+    /// the kind the backend's aggregates verify, then one aggregate of them (repeatable, e.g.
+    /// `--batch 4 --batch 8`). The inner proofs are made once, for the largest N.
+    #[arg(long = "batch", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub batches: Vec<u32>,
+    /// JSON file of batch rows to merge this run's batches into (and to render).
+    #[arg(long, value_name = "FILE")]
+    pub batch_results: Option<PathBuf>,
+    /// Write the plots (SVG) into this directory: prove time against cycles from --results,
+    /// aggregate cost against N from --batch-results (projections hollow).
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
+    /// Only render --results (and --batch-results) into --markdown and --plots; measure nothing.
+    #[arg(long)]
     pub render_only: bool,
 }
 
