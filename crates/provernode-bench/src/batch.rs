@@ -249,9 +249,10 @@ pub struct PerClaim {
     pub break_even_n: Option<u32>,
 }
 
-fn group(
-    rows: &[BatchRow],
-) -> BTreeMap<(String, String, BTreeMap<String, String>, String, String), Vec<&BatchRow>> {
+/// Rows that differ only in N: backend, kind, settings, inner job, host.
+type GroupKey = (String, String, BTreeMap<String, String>, String, String);
+
+fn group(rows: &[BatchRow]) -> BTreeMap<GroupKey, Vec<&BatchRow>> {
     let mut groups: BTreeMap<_, Vec<&BatchRow>> = BTreeMap::new();
     for r in rows {
         groups
