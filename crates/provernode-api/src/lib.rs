@@ -273,9 +273,10 @@ pub struct Task {
     pub created_ms: i64,
     pub updated_ms: i64,
     pub finished_ms: Option<i64>,
-    /// An aggregate's dependencies, in order, with their states (only in
-    /// the single-task view; empty for other tasks).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// An aggregate's dependencies, in order, with their states, in the
+    /// single-task view (`GET /v1/tasks/{id}`); empty for other tasks and
+    /// in lists.
+    #[serde(default)]
     pub depends_on: Vec<DependencyView>,
 }
 

@@ -114,6 +114,28 @@ async fn every_documented_request_field_is_accepted_and_every_task_field_documen
             "GET /v1/tasks/{{id}} and the Task schema disagree"
         );
     }
+    // An aggregate: the one form with no input, over a task above.
+    let (status, first) = call(
+        &app,
+        "POST",
+        "/v1/tasks",
+        Some(json!({"program": "fibonacci", "input": {"n": 5}})),
+    )
+    .await;
+    assert_eq!(status, 201, "{first}");
+    let body = json!({"program": "aggregate", "aggregate_of": [first["id"]]});
+    covered.extend(body.as_object().unwrap().keys().cloned());
+    let (status, resp) = call(&app, "POST", "/v1/tasks", Some(body)).await;
+    assert_eq!(status, 201, "{resp}");
+    let (status, task) = call(
+        &app,
+        "GET",
+        &format!("/v1/tasks/{}", resp["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(task["depends_on"][0]["id"], first["id"], "{task}");
     let all: BTreeSet<String> = props.keys().cloned().collect();
     assert_eq!(covered, all, "the test must exercise every documented field");
     let typed: BTreeSet<String> = spec["components"]["schemas"]["TypedInput"]["properties"]
