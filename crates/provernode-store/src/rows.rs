@@ -19,8 +19,16 @@ pub(crate) const REQUEST_COLUMNS: &str =
 /// as `task`: same program, input, backend, ABI, proof kind and limits.
 /// Anything else under the same key is a conflict, never silently the old
 /// task. Priority and deadline are left out: a client retrying with a
-/// deadline relative to now sends another absolute one.
-pub(crate) fn same_request<'r, R>(r: &'r R, task: &NewTask, input_digest: &Digest) -> bool
+/// deadline relative to now sends another absolute one. A task with
+/// dependencies has its input assembled at its first claim, so its input
+/// is compared through its dependencies (`stored_dependencies`, in order)
+/// instead of the digest.
+pub(crate) fn same_request<'r, R>(
+    r: &'r R,
+    task: &NewTask,
+    input_digest: &Digest,
+    stored_dependencies: &[TaskId],
+) -> bool
 where
     R: Row,
     &'static str: ColumnIndex<R>,
@@ -30,8 +38,13 @@ where
     let n = |c: &'static str| r.get::<i64, _>(c);
     let l = &task.limits;
     let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let same_input = if task.depends_on.is_empty() && stored_dependencies.is_empty() {
+        r.get::<String, _>("input_digest") == input_digest.to_string()
+    } else {
+        stored_dependencies == task.depends_on.as_slice()
+    };
     r.get::<String, _>("program_id") == task.program_id.to_string()
-        && r.get::<String, _>("input_digest") == input_digest.to_string()
+        && same_input
         && r.get::<String, _>("backend") == task.backend
         && r.get::<Option<String>, _>("proof_kind") == task.proof_kind
         && r.get::<String, _>("abi") == task.abi.name()

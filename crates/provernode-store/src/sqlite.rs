@@ -446,9 +446,18 @@ impl SqliteStore {
         .bind(&key)
         .fetch_one(&mut *tx)
         .await?;
+        let stored_dependencies: Vec<String> =
+            sqlx::query_scalar("SELECT depends_on FROM task_dependencies WHERE task_id = ? ORDER BY ordinal")
+                .bind(row.get::<String, _>("id"))
+                .fetch_all(&mut *tx)
+                .await?;
         tx.commit().await?;
+        let stored_dependencies = stored_dependencies
+            .iter()
+            .map(|d| parse_id(d))
+            .collect::<Result<Vec<_>, _>>()?;
         let existing = parse_id(&row.get::<String, _>("id"))?;
-        if !same_request(&row, &task, &input_digest) {
+        if !same_request(&row, &task, &input_digest, &stored_dependencies) {
             return Err(StoreError::IdempotencyConflict { key, existing });
         }
         Ok(Submitted {

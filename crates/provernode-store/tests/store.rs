@@ -667,6 +667,38 @@ async fn a_dependency_that_ends_without_a_proof_fails_its_dependents(f: Fixture)
     );
 }
 
+async fn a_retried_aggregate_is_the_same_task_even_after_its_input_was_assembled(f: Fixture) {
+    let a = f.store.submit(task(b"a")).await.unwrap().id;
+    let b = f.store.submit(task(b"b")).await.unwrap().id;
+    let keyed = |deps: &[provernode_store::TaskId]| NewTask {
+        idempotency_key: Some("batch/aggregate".into()),
+        ..dependent(deps)
+    };
+    let first = f.store.submit(keyed(&[a, b])).await.unwrap().id;
+    for id in [a, b] {
+        let lease = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
+        assert_eq!(lease.task.id, id);
+        f.store
+            .complete(&lease.lease_ref(), b"proof", b"out", 1)
+            .await
+            .unwrap();
+    }
+    // Claimed: its stored input is now the proofs, not what was submitted.
+    assert_eq!(
+        f.store.claim(&claim_req("w1")).await.unwrap().unwrap().task.id,
+        first
+    );
+    let again = f.store.submit(keyed(&[a, b])).await.unwrap();
+    assert_eq!((again.id, again.deduplicated), (first, true));
+    // Other dependencies, or another order, under the same key: a conflict.
+    for other in [vec![b, a], vec![a]] {
+        assert!(matches!(
+            f.store.submit(keyed(&other)).await,
+            Err(StoreError::IdempotencyConflict { .. })
+        ));
+    }
+}
+
 async fn an_unknown_dependency_is_refused_naming_it(f: Fixture) {
     let a = f.store.submit(task(b"a")).await.unwrap().id;
     let missing = uuid::Uuid::now_v7();
@@ -718,6 +750,7 @@ on_every_store!(
     a_dependent_waits_for_its_dependencies_then_gets_their_proofs_as_input,
     a_dependency_that_ends_without_a_proof_fails_its_dependents,
     an_unknown_dependency_is_refused_naming_it,
+    a_retried_aggregate_is_the_same_task_even_after_its_input_was_assembled,
 );
 
 /// Issue 19: after the first `SQLITE_FULL` a pooled connection stayed inside
