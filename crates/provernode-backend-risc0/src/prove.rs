@@ -160,9 +160,7 @@ impl Risc0Backend {
                     })?,
                 _ => receipt,
             };
-            let image_id = compute_image_id(&program_binary(elf)).map_err(|e| refuse_claim(e.to_string()))?;
-            let mut program_key = [0u8; 32];
-            program_key.copy_from_slice(image_id.as_bytes());
+            let program_key = image_key(&program_binary(elf)).map_err(refuse_claim)?;
             claims.push(Claim {
                 program_key,
                 public_output: envelope.public_output.clone(),
@@ -237,6 +235,13 @@ fn program_binary(file: &[u8]) -> Vec<u8> {
     }
 }
 
+/// The image id of a program binary as the 32 bytes an aggregate names it by.
+fn image_key(blob: &[u8]) -> Result<[u8; 32], String> {
+    let mut key = [0u8; 32];
+    key.copy_from_slice(compute_image_id(blob).map_err(|e| e.to_string())?.as_bytes());
+    Ok(key)
+}
+
 fn decode_proof(bytes: &[u8]) -> Result<(&[u8], Receipt), VerifyError> {
     let (elf, receipt) = proof_frame::decode(bytes, &PROOF_MAGIC, PROOF_VERSION, BACKEND_NAME)?;
     let receipt: Receipt = bincode::deserialize(receipt).map_err(|e| VerifyError::MalformedProof {
@@ -292,10 +297,7 @@ impl Backend for Risc0Backend {
     }
 
     fn claim_key(&self, program: &Program) -> Result<Option<[u8; 32]>, BackendError> {
-        let image_id = compute_image_id(&self.blob(program)?).map_err(prover_error)?;
-        let mut key = [0u8; 32];
-        key.copy_from_slice(image_id.as_bytes());
-        Ok(Some(key))
+        image_key(&self.blob(program)?).map(Some).map_err(prover_error)
     }
 
     fn prove(

@@ -412,12 +412,8 @@ impl Sp1Backend {
                 return Err(refuse_claim("its proof is not a compressed proof".into()));
             };
             let vk = self.verifying_key(envelope.program_id, elf)?;
-            let mut program_key = [0u8; 32];
-            for (out, word) in program_key.chunks_exact_mut(4).zip(vk.hash_u32()) {
-                out.copy_from_slice(&word.to_le_bytes());
-            }
             claims.push(Claim {
-                program_key,
+                program_key: claim_key_of(&vk),
                 public_output: envelope.public_output.clone(),
             });
             proofs.push((*reduced, vk.vk.clone()));
@@ -429,6 +425,16 @@ impl Sp1Backend {
         }
         Ok((stdin, true))
     }
+}
+
+/// The key an aggregate names a program by: its vk digest (`hash_u32`),
+/// eight little-endian words.
+fn claim_key_of(vk: &SP1VerifyingKey) -> [u8; 32] {
+    let mut key = [0u8; 32];
+    for (out, word) in key.chunks_exact_mut(4).zip(vk.hash_u32()) {
+        out.copy_from_slice(&word.to_le_bytes());
+    }
+    key
 }
 
 /// The task's input as the `SP1Stdin` the SDK would have built: one item
@@ -536,11 +542,7 @@ impl Backend for Sp1Backend {
     fn claim_key(&self, program: &Program) -> Result<Option<[u8; 32]>, BackendError> {
         Self::check_abi(program)?;
         let vk = self.verifying_key(program.id(), program.elf())?;
-        let mut key = [0u8; 32];
-        for (out, word) in key.chunks_exact_mut(4).zip(vk.hash_u32()) {
-            out.copy_from_slice(&word.to_le_bytes());
-        }
-        Ok(Some(key))
+        Ok(Some(claim_key_of(&vk)))
     }
 
     fn aggregate_proof_kind(&self) -> Option<&'static str> {

@@ -645,13 +645,7 @@ impl Risc0Host<'_> {
                 "SYS_VERIFY_INTEGRITY with a reply buffer (risc0: \"invalid sys_verify call\")",
             ));
         }
-        let bytes = m.mem.read_bytes(m.reg(REG_A3), 64).map_err(Trap::from)?;
-        let mut assumption = risc0_claims::Assumption {
-            claim: [0; 32],
-            control_root: [0; 32],
-        };
-        assumption.claim.copy_from_slice(&bytes[..32]);
-        assumption.control_root.copy_from_slice(&bytes[32..]);
+        let assumption = read_assumption(m)?;
         if assumption.control_root != [0; 32] || !self.receipts.contains(&assumption.claim) {
             return Err(bad(format!(
                 "sys_verify_integrity: no receipt found to resolve assumption: claim digest {}, control root {} \
@@ -682,13 +676,7 @@ impl Risc0Host<'_> {
                 "SYS_VERIFY_INTEGRITY2 with a reply buffer (risc0: \"invalid sys_verify2 call\")",
             ));
         }
-        let bytes = m.mem.read_bytes(m.reg(REG_A3), 64).map_err(Trap::from)?;
-        let mut assumption = risc0_claims::Assumption {
-            claim: [0; 32],
-            control_root: [0; 32],
-        };
-        assumption.claim.copy_from_slice(&bytes[..32]);
-        assumption.control_root.copy_from_slice(&bytes[32..]);
+        let assumption = read_assumption(m)?;
         let root = risc0_claims::mmr_root(&self.keccak_proofs);
         if root != Some(assumption) {
             return Err(bad(format!(
@@ -703,6 +691,18 @@ impl Risc0Host<'_> {
         m.set_reg(REG_A1, 0);
         Ok(())
     }
+}
+
+/// The claim digest and control root a verify call names at `a3`.
+fn read_assumption(m: &Machine<false>) -> Result<risc0_claims::Assumption, Trap> {
+    let bytes = m.mem.read_bytes(m.reg(REG_A3), 64).map_err(Trap::from)?;
+    let mut assumption = risc0_claims::Assumption {
+        claim: [0; 32],
+        control_root: [0; 32],
+    };
+    assumption.claim.copy_from_slice(&bytes[..32]);
+    assumption.control_root.copy_from_slice(&bytes[32..]);
+    Ok(assumption)
 }
 
 fn check_read_size(n: u64) -> Result<(), Trap> {

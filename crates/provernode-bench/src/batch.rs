@@ -79,30 +79,11 @@ pub fn merge_batches(old: Vec<BatchRow>, new: &[BatchRow]) -> Vec<BatchRow> {
 }
 
 pub fn load_batches(path: &std::path::Path) -> Result<Vec<BatchRow>, BenchError> {
-    match std::fs::read(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(BenchError::Results {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        }),
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| BenchError::Results {
-            path: path.display().to_string(),
-            reason: format!(
-                "not a batch results file ({e}); move it away or pick another --batch-results path"
-            ),
-        }),
-    }
+    crate::results::load_rows(path, "batch results file", "--batch-results")
 }
 
 pub fn save_batches(path: &std::path::Path, rows: &[BatchRow]) -> Result<(), BenchError> {
-    let err = |reason: String| BenchError::Results {
-        path: path.display().to_string(),
-        reason,
-    };
-    let json = serde_json::to_vec_pretty(rows).map_err(|e| err(e.to_string()))?;
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, json).map_err(|e| err(e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+    crate::results::save_rows(path, rows)
 }
 
 /// Measures `sizes` batches on `target` (its kind, or the backend's

@@ -5,6 +5,16 @@ use crate::{BenchError, Row};
 
 /// Reads a results file; a missing file is an empty one.
 pub fn load(path: &std::path::Path) -> Result<Vec<Row>, BenchError> {
+    load_rows(path, "bench results file", "--results")
+}
+
+/// Reads a JSON file of rows of any kind (`what` and `flag` name it in
+/// errors); a missing file is an empty one.
+pub(crate) fn load_rows<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+    what: &str,
+    flag: &str,
+) -> Result<Vec<T>, BenchError> {
     match std::fs::read(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(BenchError::Results {
@@ -13,7 +23,7 @@ pub fn load(path: &std::path::Path) -> Result<Vec<Row>, BenchError> {
         }),
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| BenchError::Results {
             path: path.display().to_string(),
-            reason: format!("not a bench results file ({e}); move it away or pick another --results path"),
+            reason: format!("not a {what} ({e}); move it away or pick another {flag} path"),
         }),
     }
 }
@@ -31,6 +41,11 @@ pub fn merge(old: Vec<Row>, new: &[Row]) -> Vec<Row> {
 
 /// Writes a results file atomically.
 pub fn save(path: &std::path::Path, rows: &[Row]) -> Result<(), BenchError> {
+    save_rows(path, rows)
+}
+
+/// Writes a JSON file of rows of any kind atomically.
+pub(crate) fn save_rows<T: serde::Serialize>(path: &std::path::Path, rows: &[T]) -> Result<(), BenchError> {
     let err = |reason: String| BenchError::Results {
         path: path.display().to_string(),
         reason,

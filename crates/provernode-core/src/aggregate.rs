@@ -208,7 +208,11 @@ pub struct AggregateOutput {
 
 impl AggregateOutput {
     pub fn of(claims: &[Claim]) -> AggregateOutput {
-        let claims: Vec<ClaimDigest> = claims.iter().map(Claim::digest).collect();
+        Self::of_digests(claims.iter().map(Claim::digest).collect())
+    }
+
+    /// The output for claims already digested (as `claim_of` gives them).
+    pub fn of_digests(claims: Vec<ClaimDigest>) -> AggregateOutput {
         AggregateOutput {
             root: merkle_root(&leaves(&claims)),
             claims,

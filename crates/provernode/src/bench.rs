@@ -22,17 +22,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         batches = run_batches(args, batches)?;
     } else if !args.render_only {
         let registry = Registry::default();
-        let targets: Vec<Target> = if args.targets.is_empty() {
-            registry
-                .available()
-                .map(|b| Target {
-                    backend: b.name().into(),
-                    kind: None,
-                })
-                .collect()
-        } else {
-            args.targets.clone()
-        };
+        let targets = targets(args, &registry);
         let mut jobs = provernode_bench::jobs(args.jobs.name())?;
         jobs.retain(|j| {
             (args.programs.is_empty() || args.programs.contains(&j.program))
@@ -130,17 +120,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 /// Measures `--batch` sizes on every target, saving after each row.
 fn run_batches(args: &BenchArgs, mut batches: Vec<BatchRow>) -> Result<Vec<BatchRow>> {
     let registry = Registry::default();
-    let targets: Vec<Target> = if args.targets.is_empty() {
-        registry
-            .available()
-            .map(|b| Target {
-                backend: b.name().into(),
-                kind: None,
-            })
-            .collect()
-    } else {
-        args.targets.clone()
-    };
+    let targets = targets(args, &registry);
     eprintln!(
         "bench: batches of {:?} on {} target(s), on {}",
         args.batches,
@@ -186,6 +166,20 @@ fn run_batches(args: &BenchArgs, mut batches: Vec<BatchRow>) -> Result<Vec<Batch
 /// target of this run paid it.
 fn seconds_or_paid(s: Option<f64>) -> String {
     s.map_or_else(|| "paid".into(), |s| format!("{s:.3}"))
+}
+
+/// The targets asked for, or every available backend with its default kind.
+fn targets(args: &BenchArgs, registry: &Registry) -> Vec<Target> {
+    if !args.targets.is_empty() {
+        return args.targets.clone();
+    }
+    registry
+        .available()
+        .map(|b| Target {
+            backend: b.name().into(),
+            kind: None,
+        })
+        .collect()
 }
 
 fn target_name(t: &Target) -> String {

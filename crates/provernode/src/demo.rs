@@ -216,6 +216,5 @@ async fn expected_aggregate(client: &NodeClient, registry: &Registry, inner: &[S
         let claim = tokio::task::spawn_blocking(move || reg.claim_of(&envelope)).await??;
         claims.push(claim);
     }
-    let root = provernode_core::aggregate::merkle_root(&provernode_core::aggregate::leaves(&claims));
-    Ok(provernode_core::aggregate::AggregateOutput { root, claims }.encode())
+    Ok(provernode_core::aggregate::AggregateOutput::of_digests(claims).encode())
 }

@@ -598,8 +598,7 @@ fn expected_aggregate(proofs: &[Vec<u8>]) -> Vec<u8> {
                 .unwrap()
         })
         .collect();
-    let root = provernode_core::aggregate::merkle_root(&provernode_core::aggregate::leaves(&claims));
-    provernode_core::aggregate::AggregateOutput { root, claims }.encode()
+    provernode_core::aggregate::AggregateOutput::of_digests(claims).encode()
 }
 
 /// Issue 21: the node SIGKILLed while an aggregate's inner tasks and the
