@@ -74,6 +74,7 @@ fn lease_from_grant(g: LeaseGrant) -> Result<Lease, SourceError> {
             timeout_ms: g.timeout_ms,
             memory_limit_bytes: g.memory_limit_bytes,
             max_attempts: g.max_attempts,
+            timeout_from_rate: g.timeout_from_rate,
         },
         priority: 0,
         deadline_ms: g.deadline_ms,
@@ -91,6 +92,10 @@ fn lease_from_grant(g: LeaseGrant) -> Result<Lease, SourceError> {
         created_ms: 0,
         updated_ms: 0,
         finished_ms: None,
+        // A part's place in its split task travels in its input.
+        parent_id: None,
+        part: None,
+        split_segments: None,
     };
     Ok(Lease {
         attempt: g.attempt,
@@ -99,6 +104,11 @@ fn lease_from_grant(g: LeaseGrant) -> Result<Lease, SourceError> {
         input,
         token: g.token,
         expires_ms: g.expires_ms,
+        rates: g
+            .proving_rates
+            .into_iter()
+            .map(|r| (r.proof_kind, r.cycles_per_sec))
+            .collect(),
     })
 }
 
@@ -131,7 +141,12 @@ impl WorkSource for HttpSource {
         answer.lease.map(lease_from_grant).transpose()
     }
 
-    async fn heartbeat(&self, lease: &LeaseRef, ttl_ms: u64) -> Result<LeaseStatus, SourceError> {
+    async fn heartbeat(
+        &self,
+        lease: &LeaseRef,
+        ttl_ms: u64,
+        phase: Option<&str>,
+    ) -> Result<LeaseStatus, SourceError> {
         let answer: HeartbeatAnswer = self
             .post(
                 "/v1/agent/heartbeat",
@@ -139,6 +154,7 @@ impl WorkSource for HttpSource {
                     task_id: lease.task_id.to_string(),
                     token: lease.token.clone(),
                     lease_ms: ttl_ms,
+                    phase: phase.map(str::to_owned),
                 },
             )
             .await?;

@@ -56,7 +56,14 @@ impl From<StoreError> for SourceError {
 #[async_trait]
 pub trait WorkSource: Send + Sync + 'static {
     async fn claim(&self, request: &ClaimRequest) -> Result<Option<Lease>, SourceError>;
-    async fn heartbeat(&self, lease: &LeaseRef, ttl_ms: u64) -> Result<LeaseStatus, SourceError>;
+    /// Extends the lease; `phase`, when given, is what the attempt is doing
+    /// now, recorded in its history.
+    async fn heartbeat(
+        &self,
+        lease: &LeaseRef,
+        ttl_ms: u64,
+        phase: Option<&str>,
+    ) -> Result<LeaseStatus, SourceError>;
     async fn complete(
         &self,
         lease: &LeaseRef,
@@ -78,7 +85,15 @@ impl WorkSource for StoreSource {
     async fn claim(&self, request: &ClaimRequest) -> Result<Option<Lease>, SourceError> {
         Ok(self.0.claim(request).await?)
     }
-    async fn heartbeat(&self, lease: &LeaseRef, ttl_ms: u64) -> Result<LeaseStatus, SourceError> {
+    async fn heartbeat(
+        &self,
+        lease: &LeaseRef,
+        ttl_ms: u64,
+        phase: Option<&str>,
+    ) -> Result<LeaseStatus, SourceError> {
+        if let Some(phase) = phase {
+            self.0.set_phase(lease, phase).await?;
+        }
         Ok(self.0.heartbeat(lease, ttl_ms).await?)
     }
     async fn complete(
@@ -165,10 +180,70 @@ pub struct AgentConfig {
     /// Where the slots report conditions that make the node not ready (a
     /// worker cannot be started: descriptors, disk, memory).
     pub readiness: Arc<Readiness>,
+    /// Which backends' tasks this agent splits into parts when their
+    /// execution is longer than one segment, and the segment size.
+    pub split: SplitPolicy,
+    /// Backends whose tasks are not claimed now: a file they need (an
+    /// artifact) has no good copy. Set by whoever verifies the artifacts.
+    pub blocked_backends: Arc<std::sync::RwLock<Vec<String>>>,
 }
+
+impl AgentConfig {
+    /// The backends whose tasks may be claimed now.
+    fn claimable_backends(&self) -> Vec<String> {
+        let blocked = self
+            .blocked_backends
+            .read()
+            .map(|b| b.clone())
+            .unwrap_or_default();
+        self.backends
+            .iter()
+            .filter(|b| !blocked.contains(b))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Which tasks an agent splits (issue 22): those of `backends` whose
+/// execution is longer than `2^segment_po2` cycles (a backend that cannot
+/// split, or a proof kind that is not split, is proved whole).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SplitPolicy {
+    pub backends: Vec<String>,
+    pub segment_po2: u32,
+}
+
+impl Default for SplitPolicy {
+    /// RISC Zero at its own default segment size (2^20 cycles).
+    fn default() -> Self {
+        SplitPolicy {
+            backends: vec!["risc0".to_owned()],
+            segment_po2: 20,
+        }
+    }
+}
+
+impl SplitPolicy {
+    pub fn po2_for(&self, backend: &str) -> Option<u32> {
+        self.backends
+            .iter()
+            .any(|b| b == backend)
+            .then_some(self.segment_po2)
+    }
+}
+
+/// What a running attempt is doing, as its heartbeats report it: its worker
+/// proves (from starting the worker to the proof), this process checks the
+/// proof, then reports the outcome (a broker verifies again meanwhile).
+pub const PHASE_PROVING: &str = "proving";
+pub const PHASE_VERIFYING: &str = "verifying";
+pub const PHASE_REPORTING: &str = "reporting";
 
 /// The readiness check the slots report worker start-up faults under.
 pub const WORKERS_CHECK: &str = "workers";
+/// The readiness component of the work source: the broker (agent) or the
+/// store (node) answers claims.
+pub const CLAIMS_CHECK: &str = "claims";
 
 /// Tells the agent to stop: `Drain` lets running attempts finish, `Now`
 /// stops them (their leases are reported lost).
@@ -257,12 +332,12 @@ async fn slot_loop(
             {
                 let mut pool = shared.pool.lock().await;
                 pool.retired(index);
-                publish_held(&pool);
+                publish_held(&pool, &config);
             }
             shared.released.notify_waiters();
             continue;
         }
-        let plan = pool.plan(index, &config.backends, config.max_claim_memory_bytes);
+        let plan = pool.plan(index, &config.claimable_backends(), config.max_claim_memory_bytes);
         let claimed = if plan.backends.is_empty() {
             // Every backend this agent serves is left to slots warm for it.
             Ok(None)
@@ -283,8 +358,20 @@ async fn slot_loop(
             }
             Err(_) => Vec::new(),
         };
-        publish_held(&pool);
+        publish_held(&pool, &config);
         drop(pool);
+        match &claimed {
+            Ok(_) => config.readiness.set(
+                CLAIMS_CHECK,
+                provernode_core::ComponentStatus::Ok,
+                "claims answered",
+            ),
+            Err(e) => config.readiness.set(
+                CLAIMS_CHECK,
+                provernode_core::ComponentStatus::Failing,
+                format!("cannot claim work: {e}"),
+            ),
+        }
         match claimed {
             Ok(Some(lease)) => {
                 backoff = Duration::from_millis(100);
@@ -297,7 +384,7 @@ async fn slot_loop(
                 {
                     let mut pool = shared.pool.lock().await;
                     pool.finished(index, slot.worker_memory_limit(), &backend);
-                    publish_held(&pool);
+                    publish_held(&pool, &config);
                 }
                 // What changed may let a waiting slot take a task now.
                 wake.notify_waiters();
@@ -352,15 +439,28 @@ async fn slot_loop(
     {
         let mut pool = shared.pool.lock().await;
         pool.retired(index);
-        publish_held(&pool);
+        publish_held(&pool, &config);
     }
     shared.released.notify_waiters();
     tracing::debug!(slot = %owner, "slot stopped");
 }
 
-/// The memory the slots' workers hold against the budget, running or idle.
-fn publish_held(pool: &pool::Pool) {
+/// The memory the slots' workers hold against the budget, running or idle,
+/// and which backends have a warm worker (`/readyz`).
+fn publish_held(pool: &pool::Pool, config: &AgentConfig) {
     metrics::gauge!("provernode_worker_memory_held_bytes").set(pool.held_bytes() as f64);
+    for backend in &config.backends {
+        let warm = pool.warm_for(backend);
+        let detail = match warm {
+            0 => "available, cold: the next attempt starts a worker".to_owned(),
+            n => format!("available, warm: {n} worker(s)"),
+        };
+        config.readiness.set(
+            &format!("backend:{backend}"),
+            provernode_core::ComponentStatus::Ok,
+            detail,
+        );
+    }
 }
 
 /// Waits until the idle workers evicted for this slot's task are gone, so
@@ -431,16 +531,25 @@ async fn run_attempt(
         max_guest_memory_bytes: task.limits.max_guest_memory_bytes,
         timeout,
         memory_limit_bytes: task.limits.memory_limit_bytes,
+        split_po2: config.split.po2_for(&task.backend),
+        timeout_rule: timeout_rule(&config.registry, &lease, timeout),
+        timeout_cap: task
+            .deadline_ms
+            .map(|d| Duration::from_millis(u64::try_from(d - now_ms()).unwrap_or(0))),
     };
     tracing::info!(task = %task.id, attempt = lease.attempt, slot = %owner, program = %task.program_name, backend = %task.backend, "attempt started");
     let started = Instant::now();
     let (stop_tx, mut stop_rx) = watch::channel(None::<StopReason>);
     let ttl_ms = config.lease_ttl.as_millis() as u64;
     let (done_tx, mut done_rx) = watch::channel(false);
+    // What the attempt does now, sent with the next heartbeat (not at once:
+    // a trivial attempt ends before its first heartbeat and costs no write).
+    let (phase_tx, phase_rx) = watch::channel(PHASE_PROVING);
     let mut hb_shutdown = shutdown.clone();
     let heartbeat = async {
         let mut every = tokio::time::interval(config.lease_ttl / 3);
         every.tick().await;
+        let mut sent_phase: Option<&'static str> = None;
         loop {
             tokio::select! {
                 _ = done_rx.changed() => return,
@@ -453,7 +562,12 @@ async fn run_attempt(
                 }
             }
             let sent = Instant::now();
-            let status = source.heartbeat(&lease_ref, ttl_ms).await;
+            let phase = *phase_rx.borrow();
+            let new_phase = (sent_phase != Some(phase)).then_some(phase);
+            let status = source.heartbeat(&lease_ref, ttl_ms, new_phase).await;
+            if status.is_ok() {
+                sent_phase = Some(phase);
+            }
             tracing::debug!(task = %lease_ref.task_id, took_ms = sent.elapsed().as_millis() as u64, ?status, "heartbeat");
             match status {
                 Ok(LeaseStatus::Live { .. }) => {}
@@ -480,22 +594,34 @@ async fn run_attempt(
     let expected = Expected {
         backend: task.backend.clone(),
         program_id: task.program_id,
-        input_digest: sha256(&lease.input),
+        input_digest: expected_input_digest(&lease.input),
         limits: provernode_core::Limits {
             max_cycles: task.limits.max_cycles,
             max_memory_bytes: task.limits.max_guest_memory_bytes,
         },
     };
+    let labels = AttemptLabels::of(task);
+    if lease.attempt == 1 {
+        let waited = (now_ms() - task.created_ms).max(0) as f64 / 1000.0;
+        metrics::histogram!("provernode_queue_wait_seconds", labels.kind()).record(waited);
+    }
     let attempt = async {
         let result = slot.run(&spec, &mut stop_rx).await;
         let checked = match result {
             AttemptResult::Proved { envelope } => {
+                metrics::histogram!("provernode_prove_seconds", labels.kind())
+                    .record(started.elapsed().as_secs_f64());
+                let _ = phase_tx.send(PHASE_VERIFYING);
+                let verify_started = Instant::now();
                 let verdict = tokio::task::spawn_blocking(move || {
                     check_proof(&registry, &expected, &envelope)
                         .map(|(output, cycles)| (envelope, output, cycles))
                 })
                 .await
                 .unwrap_or_else(|e| Err(format!("the proof check panicked: {e}")));
+                let verified = if verdict.is_ok() { "verified" } else { "rejected" };
+                metrics::histogram!("provernode_verify_seconds", labels.with_outcome(verified))
+                    .record(verify_started.elapsed().as_secs_f64());
                 Outcome::Checked(verdict)
             }
             AttemptResult::Failed {
@@ -521,6 +647,7 @@ async fn run_attempt(
                 tokio::time::sleep(hold).await;
             }
         }
+        let _ = phase_tx.send(PHASE_REPORTING);
         let end = report(
             checked,
             &lease,
@@ -558,9 +685,15 @@ async fn report(
             .await;
             match reported {
                 Some(Completion::Accepted) => {
-                    metrics::counter!("provernode_attempts_total", "backend" => task.backend.clone(), "outcome" => "succeeded").increment(1);
-                    metrics::histogram!("provernode_attempt_seconds", "backend" => task.backend.clone())
-                        .record(elapsed.as_secs_f64());
+                    let labels = AttemptLabels::of(task);
+                    metrics::counter!("provernode_attempts_total", labels.with_outcome("succeeded"))
+                        .increment(1);
+                    metrics::histogram!(
+                        "provernode_attempt_duration_seconds",
+                        labels.with_outcome("succeeded")
+                    )
+                    .record(elapsed.as_secs_f64());
+                    metrics::counter!("provernode_cycles_proved_total", labels.kind()).increment(cycles);
                     tracing::info!(task = %task.id, attempt = lease.attempt, cycles, seconds = elapsed.as_secs_f64(), "attempt succeeded");
                 }
                 Some(Completion::Ignored { reason }) => {
@@ -573,16 +706,13 @@ async fn report(
             }
         }
         Outcome::Checked(Err(detail)) => {
-            report_failure(
-                source,
-                shutdown,
-                lease,
-                Cause::BackendError,
-                true,
+            let failure = AttemptFailure {
+                cause: Cause::BackendError,
+                retryable: true,
                 detail,
-                String::new(),
-            )
-            .await;
+                stderr_tail: String::new(),
+            };
+            report_failure(source, shutdown, lease, failure, elapsed).await;
         }
         Outcome::Failed {
             cause,
@@ -604,7 +734,13 @@ async fn report(
             } else {
                 (cause, retryable, detail)
             };
-            report_failure(source, shutdown, lease, cause, retryable, detail, stderr_tail).await;
+            let failure = AttemptFailure {
+                cause,
+                retryable,
+                detail,
+                stderr_tail,
+            };
+            report_failure(source, shutdown, lease, failure, elapsed).await;
         }
         Outcome::MachineFault(detail) => {
             metrics::counter!("provernode_attempts_released_total", "reason" => "machine_fault").increment(1);
@@ -645,6 +781,42 @@ async fn release(source: &dyn WorkSource, shutdown: &watch::Receiver<Shutdown>, 
     }
 }
 
+/// The labels every attempt metric carries: backend and proof kind (the
+/// backend's default kind is `default`), and for some the outcome.
+struct AttemptLabels {
+    backend: String,
+    proof_kind: String,
+}
+
+impl AttemptLabels {
+    fn of(task: &provernode_store::TaskRecord) -> AttemptLabels {
+        AttemptLabels {
+            backend: task.backend.clone(),
+            proof_kind: task.proof_kind.clone().unwrap_or_else(|| "default".to_owned()),
+        }
+    }
+
+    fn kind(&self) -> Vec<metrics::Label> {
+        vec![
+            metrics::Label::new("backend", self.backend.clone()),
+            metrics::Label::new("proof_kind", self.proof_kind.clone()),
+        ]
+    }
+
+    fn with_outcome(&self, outcome: &str) -> Vec<metrics::Label> {
+        let mut labels = self.kind();
+        labels.push(metrics::Label::new("outcome", outcome.to_owned()));
+        labels
+    }
+}
+
+/// A signal's name for a metric label (`SIGKILL`), or its number.
+fn signal_name(signal: i32) -> String {
+    nix::sys::signal::Signal::try_from(signal)
+        .map(|s| s.as_str().to_owned())
+        .unwrap_or_else(|_| signal.to_string())
+}
+
 /// How an attempt ended, after the parent checked any proof.
 enum Outcome {
     Checked(Result<(Vec<u8>, Vec<u8>, u64), String>),
@@ -673,24 +845,23 @@ async fn report_failure(
     source: &dyn WorkSource,
     shutdown: &watch::Receiver<Shutdown>,
     lease: &Lease,
-    cause: Cause,
-    retryable: bool,
-    detail: String,
-    stderr_tail: String,
+    failure: AttemptFailure,
+    elapsed: Duration,
 ) {
     let task = &lease.task;
+    let (cause, retryable) = (failure.cause, failure.retryable);
     let outcome_label = match cause {
-        Cause::Crashed(_) => "crashed".to_owned(),
+        Cause::Crashed(signal) => {
+            metrics::counter!("provernode_worker_crashes_total", "backend" => task.backend.clone(), "signal" => signal_name(signal))
+                .increment(1);
+            "crashed".to_owned()
+        }
         c => c.to_string(),
     };
-    metrics::counter!("provernode_attempts_total", "backend" => task.backend.clone(), "outcome" => outcome_label).increment(1);
-    tracing::warn!(task = %task.id, attempt = lease.attempt, %cause, retryable, %detail, "attempt failed");
-    let failure = AttemptFailure {
-        cause,
-        retryable,
-        detail,
-        stderr_tail,
-    };
+    let labels = AttemptLabels::of(task).with_outcome(&outcome_label);
+    metrics::counter!("provernode_attempts_total", labels.clone()).increment(1);
+    metrics::histogram!("provernode_attempt_duration_seconds", labels).record(elapsed.as_secs_f64());
+    tracing::warn!(task = %task.id, attempt = lease.attempt, %cause, retryable, detail = %failure.detail, "attempt failed");
     let lease_ref = lease.lease_ref();
     match with_retries("reporting the failure", shutdown, || {
         source.fail(&lease_ref, &failure)
@@ -703,6 +874,37 @@ async fn report_failure(
         Some(outcome) => tracing::debug!(task = %task.id, ?outcome, "failure recorded"),
         None => tracing::error!(task = %task.id, "the failure was not reported; the lease will expire"),
     }
+}
+
+/// The rule that sizes this attempt's timeout from its cycles, when its
+/// task named none and this backend's rate for its proof kind is known.
+fn timeout_rule(registry: &Registry, lease: &Lease, floor: Duration) -> Option<provernode_core::TimeoutRule> {
+    if !lease.task.limits.timeout_from_rate || provernode_core::split::PartInput::is(&lease.input) {
+        return None;
+    }
+    let kind = registry
+        .get(&lease.task.backend)
+        .ok()?
+        .resolve_proof_kind(lease.task.proof_kind.as_deref())
+        .ok()?;
+    let (_, cycles_per_sec) = lease.rates.iter().find(|(k, _)| k == kind)?;
+    Some(provernode_core::TimeoutRule {
+        cycles_per_sec: *cycles_per_sec,
+        floor,
+    })
+}
+
+/// The input a proof for this lease names: its own, except for the final
+/// join of a split task, which makes the split task's proof (issue 22).
+fn expected_input_digest(input: &[u8]) -> provernode_core::Digest {
+    if provernode_core::split::PartInput::is(input) {
+        if let Ok(part) = provernode_core::split::PartInput::decode(input) {
+            if part.is_final() {
+                return part.parent_input_digest;
+            }
+        }
+    }
+    sha256(input)
 }
 
 /// Checks a worker's proof before it is reported: it must decode, verify,

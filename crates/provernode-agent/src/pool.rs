@@ -68,6 +68,14 @@ impl Pool {
         self.holds.iter().map(|h| h.bytes).sum()
     }
 
+    /// Workers alive and warm for `backend`, running or idle.
+    pub fn warm_for(&self, backend: &str) -> usize {
+        self.holds
+            .iter()
+            .filter(|h| h.bytes > 0 && h.warm_for.as_deref() == Some(backend))
+            .count()
+    }
+
     #[cfg(test)]
     pub fn hold(&self, slot: usize) -> &Hold {
         &self.holds[slot]

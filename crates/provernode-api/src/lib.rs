@@ -26,6 +26,7 @@ pub enum ErrorCode {
     NotFound,
     ProofNotReady,
     AlreadyTerminal,
+    NotRetryable,
     IdempotencyConflict,
     StoreUnavailable,
     InsufficientStorage,
@@ -33,11 +34,12 @@ pub enum ErrorCode {
     Overloaded,
     MethodNotAllowed,
     ProofRejected,
+    ProgramInUse,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::InvalidRequest,
         ErrorCode::UnknownProgram,
         ErrorCode::UnknownBackend,
@@ -48,6 +50,7 @@ impl ErrorCode {
         ErrorCode::NotFound,
         ErrorCode::ProofNotReady,
         ErrorCode::AlreadyTerminal,
+        ErrorCode::NotRetryable,
         ErrorCode::IdempotencyConflict,
         ErrorCode::StoreUnavailable,
         ErrorCode::InsufficientStorage,
@@ -55,6 +58,7 @@ impl ErrorCode {
         ErrorCode::Overloaded,
         ErrorCode::MethodNotAllowed,
         ErrorCode::ProofRejected,
+        ErrorCode::ProgramInUse,
         ErrorCode::Internal,
     ];
 
@@ -70,6 +74,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::ProofNotReady => "proof_not_ready",
             ErrorCode::AlreadyTerminal => "already_terminal",
+            ErrorCode::NotRetryable => "not_retryable",
             ErrorCode::IdempotencyConflict => "idempotency_conflict",
             ErrorCode::StoreUnavailable => "store_unavailable",
             ErrorCode::InsufficientStorage => "insufficient_storage",
@@ -77,6 +82,7 @@ impl ErrorCode {
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::ProofRejected => "proof_rejected",
+            ErrorCode::ProgramInUse => "program_in_use",
             ErrorCode::Internal => "internal",
         }
     }
@@ -278,6 +284,36 @@ pub struct Task {
     /// in lists.
     #[serde(default)]
     pub depends_on: Vec<DependencyView>,
+    /// A part of a split task: that task's id and the segments this part
+    /// covers (one for a segment, more for a join).
+    #[serde(default)]
+    pub part: Option<PartView>,
+    /// A split task's progress, in the single-task view, once its plan was
+    /// accepted (its lease owner is then `split`).
+    #[serde(default)]
+    pub split: Option<SplitView>,
+}
+
+/// Where a part sits in its split task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PartView {
+    pub parent_id: String,
+    /// First segment covered.
+    pub lo: u32,
+    /// One past the last segment covered.
+    pub hi: u32,
+}
+
+/// How far a split task's parts have come.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SplitView {
+    pub segments: u32,
+    pub segments_proved: u32,
+    /// A split of n segments takes n - 1 joins.
+    pub joins: u32,
+    pub joins_done: u32,
+    /// Parts an agent holds now.
+    pub parts_running: u32,
 }
 
 /// A task an aggregate depends on.
@@ -299,6 +335,12 @@ pub struct Attempt {
     pub detail: Option<String>,
     /// The last 4 KiB of the worker's stderr.
     pub stderr_tail: Option<String>,
+    /// How long it ran, or has been running (by the server's clock), in milliseconds.
+    #[serde(default)]
+    pub elapsed_ms: i64,
+    /// What it was last reported doing: `proving`, `verifying` or `reporting`.
+    #[serde(default)]
+    pub phase: Option<String>,
 }
 
 /// A task with every attempt's end and cause.
@@ -307,6 +349,18 @@ pub struct TaskWithAttempts {
     #[serde(flatten)]
     pub task: Task,
     pub attempt_history: Vec<Attempt>,
+    /// What operators did to the task outside its attempts (`retried`), oldest first.
+    #[serde(default)]
+    pub events: Vec<TaskEvent>,
+}
+
+/// Something done to a task outside its attempts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TaskEvent {
+    pub at_ms: i64,
+    /// `retried`.
+    pub kind: String,
+    pub detail: String,
 }
 
 /// A page of tasks, newest first. A page is cut short when its tasks'
@@ -316,6 +370,40 @@ pub struct TaskList {
     pub tasks: Vec<Task>,
     /// Give as `before` for the next page; null on the last page.
     pub next_before: Option<String>,
+}
+
+/// A stored program (`PUT /v1/programs`, `GET /v1/programs`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ProgramInfo {
+    /// SHA-256 of the ELF (or R0BF) file: what tasks name it by.
+    pub id: String,
+    /// The name it was first stored under.
+    pub name: String,
+    /// `risc0` or `sp1`.
+    pub abi: String,
+    pub size_bytes: u64,
+    /// When it was first stored (Unix milliseconds).
+    pub created_ms: i64,
+    /// Tasks that run it.
+    pub tasks: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_task_ms: Option<i64>,
+    /// True when this request stored it; false when it was stored already.
+    #[serde(default)]
+    pub created: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ProgramList {
+    /// Oldest first.
+    pub programs: Vec<ProgramInfo>,
+}
+
+/// A task put back in the queue by `POST /v1/tasks/{id}/retry`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Retried {
+    pub id: String,
+    pub state: TaskState,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -338,6 +426,35 @@ pub struct Readiness {
     /// `store`, `workers`, and any degraded check or note (for example
     /// `verification` on a broker), each with what was found.
     pub checks: BTreeMap<String, String>,
+    /// Each component (`store`, `workers`, `broker` on an agent,
+    /// `backend:NAME`), with its status, since when, and its last error.
+    #[serde(default)]
+    pub components: BTreeMap<String, ComponentView>,
+}
+
+/// One component's health.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ComponentView {
+    /// `ok`, `degraded` (working with less: the node stays ready) or
+    /// `failing` (the node is not ready).
+    pub status: String,
+    /// When the status last changed, milliseconds since the epoch.
+    pub since_ms: i64,
+    /// What was found now.
+    pub detail: String,
+    /// The last problem seen (kept after recovery).
+    pub last_error: Option<String>,
+    /// When the last problem was seen, milliseconds since the epoch.
+    pub last_error_ms: Option<i64>,
+}
+
+/// The broker's answer to an agent checking its token (`provernode doctor agent`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AgentCheck {
+    /// The broker's provernode version.
+    pub version: String,
+    /// The broker's clock, milliseconds since the epoch: agents compare theirs.
+    pub server_time_ms: i64,
 }
 
 /// An agent asks for work.
@@ -381,6 +498,20 @@ pub struct LeaseGrant {
     pub max_guest_memory_bytes: u64,
     pub elf_base64: String,
     pub input_base64: String,
+    /// The task named no timeout: `timeout_ms` is a floor, and the agent
+    /// sizes the attempt from its cycles and the rates below.
+    #[serde(default)]
+    pub timeout_from_rate: bool,
+    /// The measured proving rates of the task's backend, by proof kind.
+    #[serde(default)]
+    pub proving_rates: Vec<RateView>,
+}
+
+/// A measured proving rate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RateView {
+    pub proof_kind: String,
+    pub cycles_per_sec: f64,
 }
 
 /// An agent keeps its lease alive.
@@ -390,6 +521,10 @@ pub struct AgentHeartbeat {
     pub task_id: String,
     pub token: String,
     pub lease_ms: u64,
+    /// What the attempt is doing now (`proving`, `verifying`, `reporting`),
+    /// shown in the task's attempt history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -17,9 +17,13 @@ use std::time::Duration;
 
 #[cfg(feature = "prove")]
 mod prove;
+#[cfg(feature = "prove")]
+mod split;
 
 #[cfg(feature = "prove")]
 pub use prove::Risc0Backend;
+#[cfg(feature = "prove")]
+pub use split::SplitCosts;
 
 /// The registry name.
 pub const BACKEND_NAME: &str = "risc0";

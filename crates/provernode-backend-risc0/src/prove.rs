@@ -32,7 +32,7 @@ pub struct Risc0Backend {
     pub segment_po2: Option<u32>,
 }
 
-fn prover_error(message: impl std::fmt::Display) -> BackendError {
+pub(crate) fn prover_error(message: impl std::fmt::Display) -> BackendError {
     BackendError::Prover {
         backend: BACKEND_NAME.into(),
         message: message.to_string(),
@@ -44,7 +44,7 @@ impl Risc0Backend {
     /// kernel is the one this node knows), a user ELF paired with the
     /// v1compat kernel. Validates the user ELF first (risc0's executor
     /// panics on some malformed ones).
-    fn blob(&self, program: &Program) -> Result<Vec<u8>, BackendError> {
+    pub(crate) fn blob(&self, program: &Program) -> Result<Vec<u8>, BackendError> {
         if program.abi() != Abi::Risc0 {
             return Err(BackendError::UnsupportedAbi {
                 backend: BACKEND_NAME.into(),
@@ -173,7 +173,7 @@ impl Risc0Backend {
         }))
     }
 
-    fn check_exit(program: &Program, exit: ExitCode) -> Result<(), BackendError> {
+    pub(crate) fn check_exit(program: &Program, exit: ExitCode) -> Result<(), BackendError> {
         match exit {
             ExitCode::Halted(0) => Ok(()),
             ExitCode::Halted(1) => Err(BackendError::InvalidInput {
@@ -197,7 +197,7 @@ impl Risc0Backend {
 /// else the executor refuses (a host call made wrongly, a trap). None of
 /// them is retried. The prover's own failures, after an execution that
 /// succeeded, stay retryable (`prover_error`).
-fn execute_error(program: &Program, limits: &Limits, e: impl std::fmt::Display) -> BackendError {
+pub(crate) fn execute_error(program: &Program, limits: &Limits, e: impl std::fmt::Display) -> BackendError {
     let message = e.to_string();
     if message.contains("Session limit exceeded") {
         BackendError::CycleLimit {
@@ -220,19 +220,24 @@ fn execute_error(program: &Program, limits: &Limits, e: impl std::fmt::Display) 
     }
 }
 
-fn encode_proof(elf: &[u8], receipt: &Receipt) -> Result<Vec<u8>, BackendError> {
+pub(crate) fn encode_proof(elf: &[u8], receipt: &Receipt) -> Result<Vec<u8>, BackendError> {
     let receipt = bincode::serialize(receipt).map_err(prover_error)?;
     proof_frame::encode(&PROOF_MAGIC, PROOF_VERSION, elf, &receipt).map_err(prover_error)
 }
 
 /// What risc0 proves for a program file: an R0BF as it is, a user ELF with
 /// the v1compat kernel (the image id covers both).
-fn program_binary(file: &[u8]) -> Vec<u8> {
+pub(crate) fn program_binary(file: &[u8]) -> Vec<u8> {
     if file.starts_with(b"R0BF") {
         file.to_vec()
     } else {
         ProgramBinary::new(file, V1COMPAT_ELF).encode()
     }
+}
+
+/// The image id of a program binary.
+pub(crate) fn image_id_of(blob: &[u8]) -> Result<risc0_zkvm::sha::Digest, String> {
+    compute_image_id(blob).map_err(|e| e.to_string())
 }
 
 /// The image id of a program binary as the 32 bytes an aggregate names it by.
@@ -307,6 +312,9 @@ impl Backend for Risc0Backend {
         options: &ProveOptions,
     ) -> Result<ProofEnvelope, BackendError> {
         let blob = self.blob(program)?;
+        if provernode_core::split::PartInput::is(input) {
+            return self.prove_part(program, &blob, input, &options.limits);
+        }
         let aggregate = self.prepare_aggregate(program, input, true)?;
         // An aggregate is compressed to one succinct receipt unless its task
         // asks otherwise: its inner receipts are then resolved, not carried.
@@ -324,10 +332,21 @@ impl Backend for Risc0Backend {
             Some(a) => (&a.claims[..], &a.receipts[..]),
             None => (input, &[][..]),
         };
+        // A succinct proof longer than one segment is split when the node
+        // asks (its parts are proved by any agent); an aggregate is not:
+        // its assumptions would have to be resolved across parts.
         // Execute first (milliseconds): a guest panic, a refused call, a
         // rejected input or an endless loop is reported as what it is, not
-        // retried, before minutes of proving start.
-        self.execute_blob(program, &blob, guest_input, assumptions, &options.limits)?;
+        // retried, before minutes of proving start. Planning a split is
+        // that execution (it checks the exit too).
+        if let (Some(asked), "succinct", None) = (options.split_po2, kind, &aggregate) {
+            let po2 = self.split_po2(asked, options.prover_memory_bytes);
+            if let Some(plan) = self.plan(program, &blob, input, &options.limits, po2)? {
+                return Ok(plan);
+            }
+        } else {
+            self.execute_blob(program, &blob, guest_input, assumptions, &options.limits)?;
+        }
         let info = LocalProver::new("local")
             .prove_with_opts(
                 self.env(
@@ -368,6 +387,16 @@ impl Backend for Risc0Backend {
                 found: envelope.backend.clone(),
             }
             .into());
+        }
+        if [
+            provernode_core::split::PLAN_KIND,
+            provernode_core::split::SEGMENT_KIND,
+            provernode_core::split::JOIN_KIND,
+        ]
+        .contains(&envelope.proof_kind.as_str())
+        {
+            self.verify_split(envelope)?;
+            return Ok(Verified::of(envelope));
         }
         let (elf, receipt) = decode_proof(&envelope.proof)?;
         let proved = ProgramId::of_elf(elf);

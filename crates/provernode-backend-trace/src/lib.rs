@@ -25,6 +25,7 @@ mod sp1_bigint;
 mod sp1_poseidon2;
 mod sp1_poseidon2_constants;
 mod sp1_precompiles;
+mod split;
 
 use provernode_core::{
     sha256, Abi, Backend, BackendError, Execution, Limits, Program, ProgramId, ProofEnvelope, ProveOptions,
@@ -108,6 +109,16 @@ impl Backend for TraceBackend {
         options: &ProveOptions,
     ) -> Result<ProofEnvelope, BackendError> {
         self.resolve_proof_kind(options.proof_kind.as_deref())?;
+        if provernode_core::split::PartInput::is(input) {
+            return split::prove_part(self, program, input, &options.limits);
+        }
+        if let Some(po2) = options.split_po2 {
+            if !provernode_core::aggregate::AggregateInput::is(input) {
+                if let Some(plan) = split::plan(self, program, input, &options.limits, po2)? {
+                    return Ok(plan);
+                }
+            }
+        }
         let out = self.run(program, input, &options.limits)?;
         let record = Record {
             elf: program.elf().to_vec(),
@@ -161,6 +172,16 @@ impl Backend for TraceBackend {
                 supported: self.version(),
             }
             .into());
+        }
+        if [
+            provernode_core::split::PLAN_KIND,
+            provernode_core::split::SEGMENT_KIND,
+            provernode_core::split::JOIN_KIND,
+        ]
+        .contains(&envelope.proof_kind.as_str())
+        {
+            split::verify_part(self, envelope, limits)?;
+            return Ok(Verified::of(envelope));
         }
         if envelope.proof_kind != PROOF_KIND {
             return Err(VerifyError::UnknownProofKind {

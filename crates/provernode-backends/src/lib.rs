@@ -35,6 +35,19 @@ pub struct Registry {
     backends: Vec<Arc<dyn Backend>>,
 }
 
+/// The backends compiled into this binary (cargo features), whether or not
+/// they can run on this machine.
+pub fn built_in() -> Vec<&'static str> {
+    let mut names = vec!["trace"];
+    if cfg!(feature = "risc0") {
+        names.push("risc0");
+    }
+    if cfg!(feature = "sp1") {
+        names.push("sp1");
+    }
+    names
+}
+
 impl Registry {
     /// The registry of this build. `verify_limits` bounds how much work a
     /// verifier that re-executes (trace) will do for one envelope.

@@ -14,12 +14,12 @@ use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use provernode_api::{
-    AgentClaim, AgentComplete, AgentFail, AgentHeartbeat, AgentRelease, ClaimAnswer, CompleteAnswer,
-    ErrorBody, FailAnswer, FailOutcome, HeartbeatAnswer, LeaseGrant, ReleaseAnswer,
+    AgentCheck, AgentClaim, AgentComplete, AgentFail, AgentHeartbeat, AgentRelease, ClaimAnswer,
+    CompleteAnswer, ErrorBody, FailAnswer, FailOutcome, HeartbeatAnswer, LeaseGrant, ReleaseAnswer,
 };
 use provernode_core::{Cause, ProofEnvelope};
 use provernode_store::{
@@ -33,6 +33,7 @@ use crate::state::ApiState;
 
 pub(crate) fn routes(state: ApiState) -> Router<ApiState> {
     Router::new()
+        .route("/v1/agent/check", get(check))
         .route("/v1/agent/claim", post(claim))
         .route("/v1/agent/heartbeat", post(heartbeat))
         .route("/v1/agent/complete", post(complete))
@@ -55,6 +56,26 @@ async fn require_agent_token(
         .into_response();
     }
     next.run(request).await
+}
+
+#[utoipa::path(
+    get, path = "/v1/agent/check", tag = "agents",
+    summary = "Check an agent token, and read the broker's version and clock",
+    responses(
+        (status = 200, description = "The token is an agent token", body = AgentCheck),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn check() -> Json<AgentCheck> {
+    let server_time_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    Json(AgentCheck {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        server_time_ms,
+    })
 }
 
 #[utoipa::path(
@@ -124,6 +145,15 @@ pub(crate) async fn claim(
             max_guest_memory_bytes: t.limits.max_guest_memory_bytes,
             elf_base64: b64.encode(&lease.elf),
             input_base64: b64.encode(&lease.input),
+            timeout_from_rate: t.limits.timeout_from_rate,
+            proving_rates: lease
+                .rates
+                .iter()
+                .map(|(proof_kind, cycles_per_sec)| provernode_api::RateView {
+                    proof_kind: proof_kind.clone(),
+                    cycles_per_sec: *cycles_per_sec,
+                })
+                .collect(),
         }),
     }))
 }
@@ -156,18 +186,17 @@ pub(crate) async fn heartbeat(
 ) -> Result<Json<HeartbeatAnswer>, ApiError> {
     let body = json_body(body)?;
     let lease_ms = body.lease_ms.clamp(1000, state.config.max_lease_ms);
-    Ok(Json(
-        match state
-            .store
-            .heartbeat(&lease_ref(&body.task_id, &body.token)?, lease_ms)
-            .await?
-        {
-            LeaseStatus::Live { expires_ms } => HeartbeatAnswer::Live { expires_ms },
-            LeaseStatus::Gone { state } => HeartbeatAnswer::Gone {
-                state: state_view(state),
-            },
+    let lease = lease_ref(&body.task_id, &body.token)?;
+    if let Some(phase) = &body.phase {
+        bounded("phase", phase, MAX_KIND_CHARS)?;
+        state.store.set_phase(&lease, phase).await?;
+    }
+    Ok(Json(match state.store.heartbeat(&lease, lease_ms).await? {
+        LeaseStatus::Live { expires_ms } => HeartbeatAnswer::Live { expires_ms },
+        LeaseStatus::Gone { state } => HeartbeatAnswer::Gone {
+            state: state_view(state),
         },
-    ))
+    }))
 }
 
 #[utoipa::path(
@@ -212,9 +241,18 @@ pub(crate) async fn complete(
         .task(lease.task_id)
         .await?
         .ok_or_else(|| bad(ErrorCode::NotFound, format!("no task {}", lease.task_id)))?;
+    // The final join of a split task makes the split task's own proof,
+    // which names that task's input.
+    let expected_input = match (task.parent_id, task.part) {
+        (Some(parent), Some((0, hi))) => match state.store.task(parent).await? {
+            Some(p) if p.split_segments == Some(hi) => p.input_digest,
+            _ => task.input_digest,
+        },
+        _ => task.input_digest,
+    };
     if envelope.backend != task.backend
         || envelope.program_id != task.program_id
-        || envelope.input_digest != task.input_digest
+        || envelope.input_digest != expected_input
     {
         return Err(bad(
             ErrorCode::InvalidRequest,

@@ -11,14 +11,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
-use provernode_core::{Abi, Program, ProgramId, TaskLimits, TaskState};
+use provernode_core::{Abi, ComponentStatus, Program, ProgramId, TaskLimits, TaskState};
 use provernode_guests::InputArgs;
 use provernode_store::{CancelOutcome, ListFilter, NewTask, TaskId, TaskRecord};
 use std::collections::BTreeMap;
 
 use provernode_api::{
-    Attempt, Cancelled, DependencyView, ErrorBody, Health, LeaseView, LimitsView, ProgramView, Readiness,
-    SubmitTask, Submitted, Task, TaskList, TaskWithAttempts,
+    Attempt, Cancelled, ComponentView, DependencyView, ErrorBody, Health, LeaseView, LimitsView, ProgramView,
+    Readiness, Retried, SubmitTask, Submitted, Task, TaskList, TaskWithAttempts,
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -41,9 +41,15 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/tasks/{id}"),
     ("GET", "/v1/tasks/{id}/proof"),
     ("POST", "/v1/tasks/{id}/cancel"),
+    ("POST", "/v1/tasks/{id}/retry"),
+    ("PUT", "/v1/programs"),
+    ("GET", "/v1/programs"),
+    ("GET", "/v1/programs/{id}"),
+    ("DELETE", "/v1/programs/{id}"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
+    ("GET", "/v1/agent/check"),
     ("POST", "/v1/agent/claim"),
     ("POST", "/v1/agent/heartbeat"),
     ("POST", "/v1/agent/complete"),
@@ -53,11 +59,23 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 /// The client API's routes, behind the client tokens, and health.
 pub(crate) fn routes(state: ApiState) -> Router<ApiState> {
+    let max_program_bytes = state.config.max_program_bytes;
     let clients = Router::new()
         .route("/v1/tasks", post(submit).get(list))
         .route("/v1/tasks/{id}", get(task))
         .route("/v1/tasks/{id}/proof", get(proof))
         .route("/v1/tasks/{id}/cancel", post(cancel))
+        .route("/v1/tasks/{id}/retry", post(retry))
+        .route(
+            "/v1/programs",
+            axum::routing::put(crate::programs::upload)
+                .get(crate::programs::list)
+                .layer(axum::extract::DefaultBodyLimit::max(max_program_bytes)),
+        )
+        .route(
+            "/v1/programs/{id}",
+            get(crate::programs::get_one).delete(crate::programs::delete),
+        )
         .route("/metrics", get(metrics_text))
         .route_layer(middleware::from_fn_with_state(state, require_client_token));
     Router::new()
@@ -185,6 +203,9 @@ pub(crate) async fn submit(
         Some(a) => Some(a.parse::<Abi>().map_err(|e| bad(ErrorCode::InvalidRequest, e))?),
         None => dependencies.as_ref().map(|d| d.abi),
     };
+    // A program stored on this node (uploaded, or seen inline before) is
+    // named by its id and travels to the store without its bytes.
+    let mut stored_program = false;
     let (program, guest) = if let Some(elf_b64) = &req.elf_base64 {
         let elf = base64::engine::general_purpose::STANDARD
             .decode(elf_b64)
@@ -204,33 +225,42 @@ pub(crate) async fn submit(
                 let id = req.program.parse().ok().map(ProgramId)?;
                 provernode_guests::find_by_id(id).map(|(g, abi)| (g, Some(abi)))
             });
-        let Some((guest, id_abi)) = guest else {
-            let names: Vec<_> = provernode_guests::all().iter().map(|g| g.name).collect();
-            return Err(bad(
+        let stored = match (&guest, req.program.parse().ok().map(ProgramId)) {
+            (None, Some(id)) => crate::programs::stored_program(&state, &id).await?,
+            _ => None,
+        };
+        if let Some(program) = stored {
+            stored_program = true;
+            (program, None)
+        } else {
+            let Some((guest, id_abi)) = guest else {
+                let names: Vec<_> = provernode_guests::all().iter().map(|g| g.name).collect();
+                return Err(bad(
                 ErrorCode::UnknownProgram,
                 format!(
-                    "unknown program {:?}: give a built-in guest ({}), its program id, or the ELF itself in elf_base64",
+                    "unknown program {:?}: give a built-in guest ({}), the id of a program stored on this node (PUT /v1/programs, `provernode programs upload FILE`), or the ELF itself in elf_base64",
                     req.program,
                     names.join(", ")
                 ),
             ));
-        };
-        if let (Some(asked), Some(of_id)) = (abi, id_abi) {
-            if asked != of_id {
-                return Err(bad(
+            };
+            if let (Some(asked), Some(of_id)) = (abi, id_abi) {
+                if asked != of_id {
+                    return Err(bad(
                     ErrorCode::InvalidRequest,
                     format!(
                         "program {} is the {of_id} build of {}, but abi is {asked}; leave abi out, or give the {asked} build's id or the guest's name",
                         req.program, guest.name
                     ),
                 ));
+                }
             }
+            let abi = abi.or(id_abi).unwrap_or(match backend.abis() {
+                [only] => *only,
+                _ => Abi::Risc0,
+            });
+            (guest.program(abi), Some(guest))
         }
-        let abi = abi.or(id_abi).unwrap_or(match backend.abis() {
-            [only] => *only,
-            _ => Abi::Risc0,
-        });
-        (guest.program(abi), Some(guest))
     };
     if let Some(abi) = abi {
         if abi != program.abi() {
@@ -250,17 +280,10 @@ pub(crate) async fn submit(
         ));
     }
     // The whole ELF, as its zkVM would load it: a malformed one would fail
-    // every attempt.
-    state.registry.check_program(&program).map_err(|why| {
-        bad(
-            ErrorCode::InvalidInput,
-            format!(
-                "the ELF of program {:?} is not a valid {} program: {why}",
-                program.name(),
-                program.abi()
-            ),
-        )
-    })?;
+    // every attempt. (A stored program was checked when it was stored.)
+    if !stored_program {
+        crate::programs::check_elf(&state, &program)?;
+    }
     let raw_count = [
         req.input.is_some(),
         req.input_hex.is_some(),
@@ -511,7 +534,11 @@ pub(crate) async fn submit(
         program_id: program.id(),
         program_name: program.name().to_owned(),
         abi: program.abi(),
-        elf: program.elf().to_vec(),
+        elf: if stored_program {
+            Vec::new()
+        } else {
+            program.elf().to_vec()
+        },
         input,
         backend: backend_name,
         proof_kind,
@@ -521,6 +548,9 @@ pub(crate) async fn submit(
             timeout_ms,
             memory_limit_bytes,
             max_attempts,
+            // No timeout named: the default is a floor, and an attempt gets
+            // longer when its cycles and the measured rate say so.
+            timeout_from_rate: req.timeout_secs.is_none(),
         },
         priority: req.priority.unwrap_or(0),
         deadline_ms: req.deadline_ms,
@@ -659,6 +689,15 @@ pub(crate) fn task_view(t: &TaskRecord) -> Task {
         updated_ms: t.updated_ms,
         finished_ms: t.finished_ms,
         depends_on: Vec::new(),
+        part: match (t.parent_id, t.part) {
+            (Some(parent), Some((lo, hi))) => Some(provernode_api::PartView {
+                parent_id: parent.to_string(),
+                lo,
+                hi,
+            }),
+            _ => None,
+        },
+        split: None,
     }
 }
 
@@ -709,6 +748,17 @@ pub(crate) async fn task(
             state: state_view(s),
         })
         .collect();
+    task.split = state
+        .store
+        .split_progress(id)
+        .await?
+        .map(|p| provernode_api::SplitView {
+            segments: p.segments,
+            segments_proved: p.segments_proved,
+            joins: p.joins,
+            joins_done: p.joins_done,
+            parts_running: p.parts_running,
+        });
     Ok(Json(TaskWithAttempts {
         task,
         attempt_history: attempts
@@ -718,9 +768,22 @@ pub(crate) async fn task(
                 owner: a.owner,
                 started_ms: a.started_ms,
                 ended_ms: a.ended_ms,
+                elapsed_ms: (a.ended_ms.unwrap_or_else(now_ms) - a.started_ms).max(0),
+                phase: a.phase,
                 outcome: a.outcome,
                 detail: a.detail,
                 stderr_tail: a.stderr_tail,
+            })
+            .collect(),
+        events: state
+            .store
+            .events(id)
+            .await?
+            .into_iter()
+            .map(|e| provernode_api::TaskEvent {
+                at_ms: e.at_ms,
+                kind: e.kind,
+                detail: e.detail,
             })
             .collect(),
     }))
@@ -737,6 +800,10 @@ pub(crate) struct ListQuery {
     limit: Option<u32>,
     /// Only tasks older than this task id (the previous page's next_before).
     before: Option<String>,
+    /// Only tasks that ended with this terminal reason (timeout, out_of_memory, ...).
+    reason: Option<String>,
+    /// Only tasks of this backend.
+    backend: Option<String>,
 }
 
 #[utoipa::path(
@@ -766,6 +833,20 @@ pub(crate) async fn list(
                     .map_err(|e| bad(ErrorCode::InvalidRequest, e))
             })
             .transpose()?,
+        reason: q
+            .reason
+            .map(|r| {
+                r.parse::<provernode_core::Cause>()
+                    .map(|c| c.to_string())
+                    .map_err(|e| bad(ErrorCode::InvalidRequest, e))
+            })
+            .transpose()?,
+        backend: match q.backend {
+            Some(b) if b.is_empty() || b.len() > MAX_KIND_CHARS => {
+                return Err(bad(ErrorCode::InvalidRequest, "backend must be a backend name"))
+            }
+            b => b,
+        },
         limit: q.limit.unwrap_or(100).clamp(1, 1000),
         max_bytes: LIST_MAX_BYTES,
         before: q
@@ -862,6 +943,43 @@ pub(crate) async fn cancel(
 }
 
 #[utoipa::path(
+    post, path = "/v1/tasks/{id}/retry", tag = "tasks",
+    summary = "Put a failed or quarantined task back in the queue with a fresh budget of attempts",
+    description = "The attempt history is kept and goes on; the task's own failures and lost leases count from zero again. The retry is recorded in the task's events. Refused (409 not_retryable, with the reason and what to do) for a task that did not fail, a part of a split task, a split task, a task whose dependency failed, a passed deadline.",
+    params(("id" = String, Path, description = "The task id (a UUID)")),
+    responses(
+        (status = 200, description = "Queued again", body = Retried),
+        (status = 409, description = "Not retried: not_retryable, with the reason", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such task", body = ErrorBody),
+        (status = 500, description = "The store is damaged, or an internal error", body = ErrorBody),
+        (status = 503, description = "The store is unavailable, or the node is overloaded: retry", body = ErrorBody),
+        (status = 507, description = "The database's disk is full: nothing was stored; retry when space is freed", body = ErrorBody)
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn retry(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Retried>, ApiError> {
+    let id = parse_task_id(&id)?;
+    match state.store.retry(id, "an operator through the API").await? {
+        provernode_store::RetryOutcome::Requeued => {
+            state.wake.notify_waiters();
+            Ok(Json(Retried {
+                id: id.to_string(),
+                state: provernode_api::TaskState::Queued,
+            }))
+        }
+        provernode_store::RetryOutcome::Refused(why) => Err(bad(
+            ErrorCode::NotRetryable,
+            format!("task {id} was not retried: {why}"),
+        )),
+        provernode_store::RetryOutcome::NotFound => Err(bad(ErrorCode::NotFound, format!("no task {id}"))),
+    }
+}
+
+#[utoipa::path(
     get, path = "/healthz", tag = "operations",
     summary = "Liveness: the process answers",
     responses((status = 200, description = "Alive", body = Health))
@@ -880,34 +998,94 @@ pub(crate) async fn healthz() -> Json<Health> {
 )]
 pub(crate) async fn readyz(State(state): State<ApiState>) -> Response {
     let store = state.store.ping().await;
-    let accepting = state.readiness.accepting();
-    let problems = state.readiness.problems();
-    let ready = store.is_ok() && accepting && problems.is_empty();
-    let mut checks = BTreeMap::new();
-    checks.insert(
-        "store".to_owned(),
-        store
-            .as_ref()
-            .map(|()| "ok".to_owned())
-            .unwrap_or_else(|e| e.to_string()),
-    );
-    checks.insert(
-        "workers".to_owned(),
-        (if accepting {
-            "running"
-        } else {
-            "not accepting work (starting or draining)"
+    match &store {
+        Ok(()) => state.readiness.set("store", ComponentStatus::Ok, "answers"),
+        Err(e) => state
+            .readiness
+            .set("store", ComponentStatus::Failing, e.to_string()),
+    }
+    readiness_response(&state.readiness, &state.registry)
+}
+
+/// `/readyz` of a node, broker or agent: ready when it accepts work and no
+/// component is failing; every component with its status, since when and
+/// its last error.
+pub fn readiness_response(
+    readiness: &provernode_core::Readiness,
+    registry: &provernode_backends::Registry,
+) -> Response {
+    let accepting = readiness.accepting();
+    let built = provernode_backends::built_in();
+    for b in registry.all().iter().filter(|b| built.contains(&b.name())) {
+        let name = format!("backend:{}", b.name());
+        match b.available() {
+            // Warm or cold is the agent's to say; say available until it does.
+            Ok(()) if !readiness.components().contains_key(&name) => {
+                readiness.set(&name, ComponentStatus::Ok, "available")
+            }
+            Ok(()) => {}
+            Err(e) => readiness.set(&name, ComponentStatus::Degraded, e.reason),
+        }
+    }
+    if !accepting && !readiness.components().contains_key("workers") {
+        readiness.set(
+            "workers",
+            ComponentStatus::Failing,
+            "not accepting work (starting or draining)",
+        );
+    }
+    let components = readiness.components();
+    let ready = accepting && components.values().all(|c| c.status != ComponentStatus::Failing);
+    // `checks`, the older flat view: the store, the workers, and every
+    // component that is not ok, with what was found.
+    let mut checks: BTreeMap<String, String> = components
+        .iter()
+        .filter(|(name, c)| c.status != ComponentStatus::Ok || ["store", "workers"].contains(&name.as_str()))
+        .map(|(name, c)| {
+            (
+                name.clone(),
+                if c.status == ComponentStatus::Ok {
+                    "ok".to_owned()
+                } else {
+                    c.detail.clone()
+                },
+            )
         })
-        .to_owned(),
-    );
-    checks.extend(problems);
-    checks.extend(state.readiness.notes());
+        .collect();
+    if let Some(w) = checks.get_mut("workers") {
+        if w == "ok" {
+            *w = "running".to_owned();
+        }
+    }
+    checks.extend(readiness.notes());
+    let views: BTreeMap<String, ComponentView> = components
+        .iter()
+        .map(|(name, c)| (name.clone(), component_view(c)))
+        .collect();
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(Readiness { ready, checks })).into_response()
+    (
+        status,
+        Json(Readiness {
+            ready,
+            checks,
+            components: views,
+        }),
+    )
+        .into_response()
+}
+
+fn component_view(c: &provernode_core::Component) -> ComponentView {
+    ComponentView {
+        status: c.status.as_str().to_owned(),
+        since_ms: c.since_ms,
+        detail: c.detail.clone(),
+        last_error: c.last_error.as_ref().map(|(_, e)| e.clone()),
+        last_error_ms: c.last_error.as_ref().map(|(t, _)| *t),
+    }
 }
 
 #[utoipa::path(

@@ -16,9 +16,11 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        ErrorCode::ProofNotReady | ErrorCode::AlreadyTerminal | ErrorCode::IdempotencyConflict => {
-            StatusCode::CONFLICT
-        }
+        ErrorCode::ProofNotReady
+        | ErrorCode::AlreadyTerminal
+        | ErrorCode::NotRetryable
+        | ErrorCode::ProgramInUse
+        | ErrorCode::IdempotencyConflict => StatusCode::CONFLICT,
         ErrorCode::ProofRejected => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::StoreUnavailable | ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
@@ -51,6 +53,7 @@ impl From<provernode_store::StoreError> for ApiError {
             // The store logs these itself, once per episode.
             StoreError::DiskFull { .. } => ApiError::new(ErrorCode::InsufficientStorage, e.to_string()),
             StoreError::DatabaseCorrupt { .. } => ApiError::new(ErrorCode::StoreDamaged, e.to_string()),
+            StoreError::UnknownProgram(_) => ApiError::new(ErrorCode::UnknownProgram, e.to_string()),
             StoreError::Database(_) => {
                 tracing::error!(error = %e, "store error");
                 ApiError::new(

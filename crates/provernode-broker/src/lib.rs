@@ -13,6 +13,7 @@ mod agent_api;
 mod api;
 mod error;
 mod extract;
+mod programs;
 mod serve;
 mod state;
 mod sweeper;
@@ -30,6 +31,40 @@ pub use sweeper::sweep_forever;
 /// The whole API: the client routes and health, the agent routes where
 /// agent tokens are configured, JSON answers for unknown paths and methods,
 /// and the body limit.
+/// An agent's own HTTP endpoints (`agent --status-listen`): `/healthz`,
+/// `/readyz` with its components (workers, broker, each backend warm or
+/// cold) and `/metrics`. No token: it tells nothing but health and counts;
+/// bind it to an address only the monitoring can reach.
+pub fn status_router(
+    readiness: std::sync::Arc<provernode_core::Readiness>,
+    registry: provernode_backends::Registry,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> Router {
+    use axum::routing::get;
+    let ready = readiness.clone();
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .route(
+            "/readyz",
+            get(move || {
+                let (readiness, registry) = (ready.clone(), registry.clone());
+                async move { api::readiness_response(&readiness, &registry) }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let text = metrics.as_ref().map(|h| h.render()).unwrap_or_default();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        text,
+                    )
+                }
+            }),
+        )
+}
+
 pub fn router(state: ApiState) -> Router {
     let max_body = state.config.max_body_bytes;
     let mut app = api::routes(state.clone());
@@ -63,9 +98,15 @@ pub fn router(state: ApiState) -> Router {
         api::task,
         api::proof,
         api::cancel,
+        api::retry,
+        programs::upload,
+        programs::list,
+        programs::get_one,
+        programs::delete,
         api::healthz,
         api::readyz,
         api::metrics_text,
+        agent_api::check,
         agent_api::claim,
         agent_api::heartbeat,
         agent_api::complete,

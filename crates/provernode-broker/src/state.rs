@@ -23,6 +23,8 @@ pub struct ApiConfig {
     pub require_local_backend: bool,
     pub max_body_bytes: usize,
     pub max_input_bytes: usize,
+    /// Largest program file `PUT /v1/programs` accepts.
+    pub max_program_bytes: usize,
     pub default_limits: TaskLimits,
     /// Longest lease an agent may ask for.
     pub max_lease_ms: u64,
@@ -48,6 +50,7 @@ impl Default for ApiConfig {
             require_local_backend: true,
             max_body_bytes: 48 << 20,
             max_input_bytes: 16 << 20,
+            max_program_bytes: 32 << 20,
             default_limits: TaskLimits::default(),
             max_lease_ms: 10 * 60 * 1000,
             max_task_memory_bytes: None,
@@ -67,4 +70,7 @@ pub struct ApiState {
     /// Whether the node accepts work, and what degrades it.
     pub readiness: Arc<Readiness>,
     pub metrics: Option<PrometheusHandle>,
+    /// The embedded node's artifact store, where every stored program is
+    /// also kept (with a backup copy); `None` on a broker.
+    pub artifacts: Option<Arc<provernode_artifacts::ArtifactStore>>,
 }

@@ -31,6 +31,11 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// The node refused the token (HTTP 401).
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, ClientError::Api { status: 401, .. })
+    }
+
     /// Whether trying again later could succeed (unreachable, overloaded or
     /// failing node), as opposed to a request the node refuses.
     pub fn is_transient(&self) -> bool {
@@ -40,6 +45,17 @@ impl ClientError {
             ClientError::Malformed(_) => false,
         }
     }
+}
+
+/// Which page of tasks to list (`GET /v1/tasks`).
+#[derive(Clone, Debug, Default)]
+pub struct ListPage {
+    pub state: Option<String>,
+    pub reason: Option<String>,
+    pub backend: Option<String>,
+    /// Tasks older than this id: the previous page's `next_before`.
+    pub before: Option<String>,
+    pub limit: u32,
 }
 
 #[derive(Clone)]
@@ -112,13 +128,29 @@ impl NodeClient {
     }
 
     pub async fn list(&self, state: Option<&str>, limit: u32) -> Result<TaskList, ClientError> {
-        let mut r = self
-            .request(reqwest::Method::GET, "/v1/tasks")
-            .query(&[("limit", limit.to_string())]);
-        if let Some(s) = state {
-            r = r.query(&[("state", s)]);
+        self.list_page(&ListPage {
+            state: state.map(str::to_owned),
+            limit,
+            ..ListPage::default()
+        })
+        .await
+    }
+
+    /// One page of tasks, newest first, filtered.
+    pub async fn list_page(&self, page: &ListPage) -> Result<TaskList, ClientError> {
+        let mut query = vec![("limit", page.limit.to_string())];
+        for (name, value) in [
+            ("state", &page.state),
+            ("before", &page.before),
+            ("reason", &page.reason),
+            ("backend", &page.backend),
+        ] {
+            if let Some(v) = value {
+                query.push((name, v.clone()));
+            }
         }
-        self.json(r).await
+        self.json(self.request(reqwest::Method::GET, "/v1/tasks").query(&query))
+            .await
     }
 
     pub async fn proof(&self, id: &str) -> Result<Vec<u8>, ClientError> {
@@ -129,6 +161,38 @@ impl NodeClient {
             .await
             .map(|b| b.to_vec())
             .map_err(|e| ClientError::Malformed(e.to_string()))
+    }
+
+    /// Stores a program on the node (PUT /v1/programs); stored already is
+    /// no error.
+    pub async fn upload_program(
+        &self,
+        elf: Vec<u8>,
+        name: &str,
+    ) -> Result<provernode_api::ProgramInfo, ClientError> {
+        self.json(
+            self.request(reqwest::Method::PUT, "/v1/programs")
+                .query(&[("name", name)])
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(elf),
+        )
+        .await
+    }
+
+    pub async fn programs(&self) -> Result<provernode_api::ProgramList, ClientError> {
+        self.json(self.request(reqwest::Method::GET, "/v1/programs"))
+            .await
+    }
+
+    pub async fn delete_program(&self, id: &str) -> Result<(), ClientError> {
+        self.send(self.request(reqwest::Method::DELETE, &format!("/v1/programs/{id}")))
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn retry(&self, id: &str) -> Result<provernode_api::Retried, ClientError> {
+        self.json(self.request(reqwest::Method::POST, &format!("/v1/tasks/{id}/retry")))
+            .await
     }
 
     pub async fn cancel(&self, id: &str) -> Result<Cancelled, ClientError> {
@@ -146,8 +210,26 @@ impl NodeClient {
             .await
     }
 
-    pub async fn ready(&self) -> Result<Readiness, ClientError> {
-        self.json(self.request(reqwest::Method::GET, "/readyz")).await
+    /// Whether the broker takes this client's token as an agent token, with
+    /// its version and clock.
+    pub async fn agent_check(&self) -> Result<provernode_api::AgentCheck, ClientError> {
+        self.json(self.request(reqwest::Method::GET, "/v1/agent/check"))
+            .await
+    }
+
+    /// /readyz whether it answers 200 (ready) or 503 (not ready, with why).
+    pub async fn readiness(&self) -> Result<Readiness, ClientError> {
+        let resp = self
+            .request(reqwest::Method::GET, "/readyz")
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                url: self.base.clone(),
+                source,
+            })?;
+        resp.json()
+            .await
+            .map_err(|e| ClientError::Malformed(e.to_string()))
     }
 
     /// Polls until the task ends; returns its final view.

@@ -39,6 +39,11 @@ pub struct ProveOptions {
     /// the bench). A backend whose peak follows a size it chooses itself
     /// (RISC Zero's segments) chooses one that fits.
     pub prover_memory_bytes: Option<u64>,
+    /// Split an execution longer than one segment of `2^po2` cycles into
+    /// parts (`split`): the backend returns a `split::PLAN_KIND` envelope
+    /// instead of a proof. `None`: never split (a backend that cannot split
+    /// ignores it).
+    pub split_po2: Option<u32>,
 }
 
 /// What running a guest produced, without a proof.

@@ -15,6 +15,7 @@ pub mod input;
 mod program;
 pub mod proof_frame;
 mod readiness;
+pub mod split;
 mod task;
 
 pub use backend::{
@@ -27,8 +28,8 @@ pub use program::{
     sp1_untrusted_heap, sp1_untrusted_note, Abi, Program, ProgramError, ProgramFormat, R0bf,
     RISC0_V1COMPAT_KERNEL_SHA256,
 };
-pub use readiness::Readiness;
-pub use task::{Cause, TaskLimits, TaskState};
+pub use readiness::{Component, Readiness, Status as ComponentStatus};
+pub use task::{Cause, TaskLimits, TaskState, TimeoutRule};
 
 /// SHA-256 of `bytes`.
 pub fn sha256(bytes: &[u8]) -> Digest {

@@ -156,6 +156,10 @@ pub struct TaskLimits {
     pub memory_limit_bytes: u64,
     /// Attempts before the task is quarantined.
     pub max_attempts: u32,
+    /// The task named no timeout: `timeout_ms` is the node's default, and
+    /// an attempt gets longer when its cycle count and the measured proving
+    /// rate say it needs it ([`TimeoutRule`]).
+    pub timeout_from_rate: bool,
 }
 
 impl Default for TaskLimits {
@@ -166,13 +170,68 @@ impl Default for TaskLimits {
             timeout_ms: 10 * 60 * 1000,
             memory_limit_bytes: 4 << 30,
             max_attempts: 3,
+            timeout_from_rate: false,
         }
+    }
+}
+
+/// How an attempt's timeout follows from its cycle count when its task
+/// named none (issue 22): `allowance + factor × cycles / rate`, never below
+/// the default the task got, never above 7 days. The rate is the node's
+/// measured proving rate for the backend and proof kind (cycles per second
+/// from its own finished attempts, or from `provernode calibrate`); the
+/// factor covers a slower machine in the cluster, a busier moment and the
+/// variance between programs; the allowance covers an attempt's fixed
+/// costs (loading the program, the final recursion of a succinct proof).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TimeoutRule {
+    pub cycles_per_sec: f64,
+    /// What the task got without a rate (the node's or backend's default).
+    pub floor: std::time::Duration,
+}
+
+impl TimeoutRule {
+    pub const SAFETY_FACTOR: f64 = 3.0;
+    pub const ALLOWANCE: std::time::Duration = std::time::Duration::from_secs(60);
+    pub const MOST: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
+    pub fn timeout_for(&self, cycles: u64) -> std::time::Duration {
+        if !(self.cycles_per_sec.is_finite() && self.cycles_per_sec > 0.0) {
+            return self.floor;
+        }
+        let secs = Self::SAFETY_FACTOR * cycles as f64 / self.cycles_per_sec;
+        let sized = Self::ALLOWANCE.saturating_add(std::time::Duration::from_secs_f64(
+            secs.min(Self::MOST.as_secs_f64()),
+        ));
+        sized.clamp(self.floor.min(Self::MOST), Self::MOST.max(self.floor))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timeout_follows_cycles_and_rate_but_never_drops_below_the_default() {
+        use std::time::Duration;
+        let rule = TimeoutRule {
+            cycles_per_sec: 1_000.0,
+            floor: Duration::from_secs(900),
+        };
+        // 7.5 M cycles at 1,000 a second: 3 × 7,500 s + 60 s.
+        assert_eq!(rule.timeout_for(7_500_000), Duration::from_secs(22_560));
+        assert_eq!(
+            rule.timeout_for(1_000),
+            Duration::from_secs(900),
+            "the default stays"
+        );
+        assert_eq!(rule.timeout_for(u64::MAX), TimeoutRule::MOST);
+        let unknown = TimeoutRule {
+            cycles_per_sec: 0.0,
+            ..rule
+        };
+        assert_eq!(unknown.timeout_for(7_500_000), Duration::from_secs(900));
+    }
 
     #[test]
     fn causes_round_trip_through_their_names() {

@@ -51,13 +51,12 @@ pub async fn broker(args: BrokerArgs) -> Result<(), NodeError> {
             "a token cannot be both a client and an agent token: give each role its own".into(),
         ));
     }
+    crate::doctor::preflight(crate::doctor::Role::Broker(&args)).await?;
     let sweep_every = secs(args.sweep_secs, "--sweep-secs")?;
     let limits = serve_limits(&args.http, 0, raise_open_file_limit())?;
     let store = PgStore::connect(&args.database_url, args.max_connections).await?;
     let store: Arc<dyn Store> = Arc::new(store);
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .ok();
+    let metrics = crate::telemetry::install("broker");
     let readiness = Arc::new(Readiness::new());
     // No local workers: readiness is the store's.
     readiness.set_accepting(true);
@@ -96,6 +95,9 @@ pub async fn broker(args: BrokerArgs) -> Result<(), NodeError> {
         wake: Arc::new(Notify::new()),
         readiness,
         metrics,
+        // Brokers keep programs in PostgreSQL, shared by every broker;
+        // artifacts are each machine's own.
+        artifacts: None,
     };
     let (listener, addr) = bind(args.listen).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -122,6 +124,7 @@ pub async fn agent(args: AgentArgs, worker_exe: std::path::PathBuf) -> Result<()
     let agent_token = token(Some(&args.token), "--token (PROVERNODE_AGENT_TOKEN)")?.ok_or_else(|| {
         NodeError::Config("--token (PROVERNODE_AGENT_TOKEN) is empty: give the broker's agent token".into())
     })?;
+    crate::doctor::preflight(crate::doctor::Role::Agent(&args)).await?;
     let lease_ttl = secs(args.slots.lease_secs, "--lease-secs")?;
     let drain = secs(args.slots.drain_secs, "--drain-secs")?;
     let name = args.name.clone().unwrap_or_else(|| {
@@ -143,6 +146,29 @@ pub async fn agent(args: AgentArgs, worker_exe: std::path::PathBuf) -> Result<()
     let backends: Vec<String> = registry.available().map(|b| b.name().to_owned()).collect();
     let client = NodeClient::new(&args.broker, Some(agent_token))?;
     let readiness = Arc::new(Readiness::new());
+    let metrics = crate::telemetry::install("agent");
+    let artifacts = Arc::new(args.artifacts.open(own_dir.path())?);
+    let blocked_backends = Arc::new(std::sync::RwLock::new(Vec::new()));
+    let _artifacts_check =
+        crate::artifacts::start(artifacts, readiness.clone(), blocked_backends.clone(), None);
+    let (status_stop_tx, status_stop_rx) = watch::channel(false);
+    let status_server = match args.status_listen {
+        Some(addr) => {
+            let (listener, bound) = bind(addr).await?;
+            tracing::info!(addr = %bound, "agent status endpoints: /healthz, /readyz, /metrics");
+            let limits = serve_limits(&args.http, args.slots.workers, raise_open_file_limit())?;
+            Some((
+                bound,
+                tokio::spawn(provernode_broker::serve(
+                    listener,
+                    provernode_broker::status_router(readiness.clone(), registry.clone(), metrics),
+                    limits,
+                    status_stop_rx,
+                )),
+            ))
+        }
+        None => None,
+    };
     let config = AgentConfig {
         owner: name.clone(),
         slots: slot_configs(&args.slots, &scratch, &worker_exe, &limiter, &registry, &records),
@@ -157,9 +183,13 @@ pub async fn agent(args: AgentArgs, worker_exe: std::path::PathBuf) -> Result<()
         idle_poll: Duration::from_millis(250),
         registry,
         hold_first_result: crate::fault_hold_first_result(),
-        readiness,
+        readiness: readiness.clone(),
+        split: args.slots.split_policy(),
+        blocked_backends,
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(Shutdown::Running);
+    let (sampler_stop, sampler_stop_rx) = watch::channel(false);
+    let sampler = crate::wiring::sample_worker_memory(limiter.clone(), sampler_stop_rx);
     let mut agent = tokio::spawn(provernode_agent::run(
         config,
         Arc::new(HttpSource::new(client)),
@@ -167,13 +197,21 @@ pub async fn agent(args: AgentArgs, worker_exe: std::path::PathBuf) -> Result<()
         shutdown_rx,
     ));
     tracing::info!(agent = %name, broker = %args.broker, workers = args.slots.workers, ?backends, "provernode agent is running");
-    println!("provernode agent {name} working for {}", args.broker);
+    readiness.set_accepting(true);
+    match &status_server {
+        Some((addr, _)) => println!(
+            "provernode agent {name} working for {} (status on http://{addr})",
+            args.broker
+        ),
+        None => println!("provernode agent {name} working for {}", args.broker),
+    }
     let signal = signals.next().await;
     tracing::info!(
         signal,
         drain_secs = drain.as_secs_f64(),
         "draining (send the signal again to stop now)"
     );
+    readiness.set_accepting(false);
     let _ = shutdown_tx.send(Shutdown::Drain);
     let drained = tokio::select! {
         r = tokio::time::timeout(drain, &mut agent) => r.is_ok(),
@@ -185,6 +223,12 @@ pub async fn agent(args: AgentArgs, worker_exe: std::path::PathBuf) -> Result<()
     if !drained {
         let _ = shutdown_tx.send(Shutdown::Now);
         let _ = tokio::time::timeout(Duration::from_secs(30), &mut agent).await;
+    }
+    let _ = sampler_stop.send(true);
+    let _ = sampler.await;
+    let _ = status_stop_tx.send(true);
+    if let Some((_, server)) = status_server {
+        let _ = server.await;
     }
     drop(own_dir);
     Ok(())

@@ -63,6 +63,7 @@ pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode, N
             args.listen
         )));
     }
+    crate::doctor::preflight(crate::doctor::Role::Run(args)).await?;
     let lease_ttl = secs(args.slots.lease_secs, "--lease-secs")?;
     if lease_ttl < Duration::from_secs(1) {
         return Err(NodeError::Config("--lease-secs must be at least 1".into()));
@@ -105,12 +106,18 @@ pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode, N
     let backends: Vec<String> = registry.available().map(|b| b.name().to_owned()).collect();
     let slots = slot_configs(&args.slots, &scratch, &worker_exe, &limiter, &registry, &records);
     let memory_budget = memory_budget_bytes(&args.slots);
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .ok();
+    let metrics = crate::telemetry::install("run");
     let wake = Arc::new(Notify::new());
     let readiness = Arc::new(Readiness::new());
     let dyn_store: Arc<dyn Store> = store.clone();
+    let artifacts = Arc::new(args.artifacts.open(data_dir.path())?);
+    let blocked_backends = Arc::new(std::sync::RwLock::new(Vec::new()));
+    let _artifacts_check = crate::artifacts::start(
+        artifacts.clone(),
+        readiness.clone(),
+        blocked_backends.clone(),
+        Some(dyn_store.clone()),
+    );
     let state = ApiState {
         store: dyn_store.clone(),
         registry: registry.clone(),
@@ -121,6 +128,7 @@ pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode, N
         wake: wake.clone(),
         readiness: readiness.clone(),
         metrics,
+        artifacts: Some(artifacts),
     };
     let (listener, addr) = bind(args.listen).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -130,6 +138,7 @@ pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode, N
         limits,
         stop_rx.clone(),
     ));
+    let _memory_sampler = crate::wiring::sample_worker_memory(limiter.clone(), stop_rx.clone());
     let sweeper = tokio::spawn(sweep_forever(
         dyn_store.clone(),
         (lease_ttl / 4).max(Duration::from_millis(250)),
@@ -148,6 +157,8 @@ pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode, N
         registry,
         hold_first_result: crate::fault_hold_first_result(),
         readiness: readiness.clone(),
+        split: args.slots.split_policy(),
+        blocked_backends,
     };
     let agent = tokio::spawn(provernode_agent::run(
         agent_config,
@@ -236,6 +247,8 @@ pub fn temporary(data_dir: &Path, workers: usize) -> RunNode {
             warm_max_rss_mib: 2048,
             memory_budget_mib: None,
             drain_secs: 10.0,
+            split_backends: vec!["risc0".to_owned()],
+            split_po2: 20,
         },
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         token: None,
@@ -245,8 +258,10 @@ pub fn temporary(data_dir: &Path, workers: usize) -> RunNode {
             default_memory_limit_mib: 4096,
             default_max_attempts: 3,
             max_input_mib: 16,
+            max_program_mib: 32,
             max_trace_guest_memory_mib: 1024,
         },
+        artifacts: crate::artifacts::ArtifactFlags::default(),
         http: HttpFlags {
             max_http_connections: None,
             header_timeout_secs: 10.0,

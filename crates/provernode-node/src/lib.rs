@@ -8,11 +8,16 @@
 //! logic live in their own crates; this one decides what runs, in which
 //! order, with which settings.
 
+pub mod artifacts;
 mod cluster;
+pub mod config;
 mod datadir;
+pub mod diagnose;
+pub mod doctor;
 mod embedded;
 pub mod settings;
 mod signals;
+pub mod telemetry;
 mod wiring;
 
 use std::net::SocketAddr;
@@ -23,6 +28,19 @@ pub use cluster::{agent, broker};
 pub use datadir::DataDir;
 pub use embedded::{run, start, temporary, RunningNode, QUEUE_FILE};
 pub use signals::Signals;
+
+/// The git commit this binary was built from (`-modified` if the tree had
+/// changes), or `unknown` outside a git checkout.
+pub const GIT_COMMIT: &str = env!("PROVERNODE_GIT_COMMIT");
+
+/// `provernode --version`: the release, the commit and the backends built in.
+pub fn version_line() -> String {
+    format!(
+        "{} (commit {GIT_COMMIT}, backends {})",
+        env!("CARGO_PKG_VERSION"),
+        provernode_backends::built_in().join(",")
+    )
+}
 
 /// Why a role could not start or run. Each message is complete: what is
 /// wrong, and what to do.
@@ -42,6 +60,8 @@ pub enum NodeError {
     Listen { addr: SocketAddr, error: std::io::Error },
     #[error(transparent)]
     Client(#[from] provernode_client::ClientError),
+    #[error("the artifact store: {0}")]
+    Artifacts(String),
 }
 
 /// Fault injection for the scenario tests: an agent holds its first verified

@@ -30,6 +30,8 @@ pub struct RunNode {
     pub tasks: TaskDefaults,
     #[command(flatten)]
     pub http: HttpFlags,
+    #[command(flatten)]
+    pub artifacts: crate::artifacts::ArtifactFlags,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -104,6 +106,15 @@ pub struct AgentArgs {
     /// when /dev/shm is not writable.
     #[arg(long, default_value = "provernode-agent-scratch")]
     pub scratch_dir: PathBuf,
+    /// Address of this agent's own /healthz, /readyz (workers, broker, each backend warm or
+    /// cold) and /metrics, for Prometheus and health checks [default: none]. No token is
+    /// asked there: bind it where only monitoring reaches (for example 127.0.0.1:9101).
+    #[arg(long, value_name = "ADDR")]
+    pub status_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub http: HttpFlags,
+    #[command(flatten)]
+    pub artifacts: crate::artifacts::ArtifactFlags,
 }
 
 /// Limits a task gets when it asks for none, and the largest input accepted.
@@ -121,6 +132,9 @@ pub struct TaskDefaults {
     /// Largest task input accepted (a request body may be about twice this, for its encoding).
     #[arg(long, default_value_t = 16)]
     pub max_input_mib: usize,
+    /// Largest program file accepted, uploaded (PUT /v1/programs) or inline in a submission.
+    #[arg(long, default_value_t = 32)]
+    pub max_program_mib: usize,
     /// Most guest memory a trace task may ask for: trace proofs are verified by re-running
     /// the guest in this process (the node's or broker's own), outside any worker's cage.
     #[arg(long, default_value_t = 1024)]
@@ -171,6 +185,30 @@ pub struct SlotFlags {
     /// requeued uncharged). A second SIGTERM or Ctrl-C stops them at once.
     #[arg(long, default_value_t = 30.0)]
     pub drain_secs: f64,
+    /// Backends whose long proofs are split into parts that any agent proves (segments, then
+    /// joins of adjacent ranges): a task whose execution is longer than one segment is split.
+    /// RISC Zero splits succinct proofs; trace (dev mode) splits any, to rehearse a cluster.
+    /// `--split-backends ''` turns splitting off.
+    #[arg(long, value_delimiter = ',', default_value = "risc0")]
+    pub split_backends: Vec<String>,
+    /// Segment size of a split, as a power of two of cycles (RISC Zero: 14 to 24; each
+    /// step up doubles a segment's proving memory and time).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(10..=24))]
+    pub split_po2: u32,
+}
+
+impl SlotFlags {
+    pub fn split_policy(&self) -> provernode_agent::SplitPolicy {
+        provernode_agent::SplitPolicy {
+            backends: self
+                .split_backends
+                .iter()
+                .filter(|b| !b.is_empty())
+                .cloned()
+                .collect(),
+            segment_po2: self.split_po2,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -23,13 +23,29 @@ pub(crate) fn api_config(
         .max_input_mib
         .checked_mul(1 << 20)
         .ok_or_else(|| NodeError::Config(format!("--max-input-mib {} is too large", tasks.max_input_mib)))?;
+    let max_program_bytes = tasks.max_program_mib.checked_mul(1 << 20).ok_or_else(|| {
+        NodeError::Config(format!(
+            "--max-program-mib {} is too large",
+            tasks.max_program_mib
+        ))
+    })?;
     Ok(ApiConfig {
         client_tokens,
         agent_tokens,
         require_local_backend,
         max_input_bytes,
-        // Room for the input as hex or base64 plus the rest of the request.
-        max_body_bytes: max_input_bytes.saturating_mul(2).saturating_add(16 << 20),
+        max_program_bytes,
+        // Room for the input as hex, or the input and an inline ELF as
+        // base64, plus the rest of the request.
+        max_body_bytes: max_input_bytes
+            .saturating_mul(2)
+            .max(
+                max_input_bytes
+                    .saturating_add(max_program_bytes)
+                    .saturating_mul(4)
+                    / 3,
+            )
+            .saturating_add(16 << 20),
         default_limits: TaskLimits {
             timeout_ms: secs(tasks.default_timeout_secs, "--default-timeout-secs")?.as_millis() as u64,
             memory_limit_bytes: tasks.default_memory_limit_mib << 20,
@@ -198,6 +214,30 @@ pub(crate) fn serve_limits(
         header_timeout: secs(http.header_timeout_secs, "--header-timeout-secs")?,
         body_timeout: secs(http.body_timeout_secs, "--body-timeout-secs")?,
         ..ServeLimits::default()
+    })
+}
+
+/// Samples what the workers use into `provernode_worker_memory_used_bytes`
+/// every 5 s until `stop` (what they reserve is the agent's
+/// `provernode_worker_memory_held_bytes`).
+pub(crate) fn sample_worker_memory(
+    limiter: provernode_worker::LimiterKind,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = stop.changed() => return,
+            }
+            let kind = limiter.clone();
+            if let Ok(used) =
+                tokio::task::spawn_blocking(move || provernode_worker::workers_memory_used(&kind)).await
+            {
+                metrics::gauge!("provernode_worker_memory_used_bytes").set(used as f64);
+            }
+        }
     })
 }
 

@@ -183,6 +183,15 @@ macro_rules! observed_store {
             async fn proof(&self, id: TaskId) -> Result<Option<Vec<u8>>, StoreError> {
                 self.health.observe(self.do_proof(id).await)
             }
+            async fn set_phase(&self, lease: &crate::LeaseRef, phase: &str) -> Result<(), StoreError> {
+                self.health.observe(self.do_set_phase(lease, phase).await)
+            }
+            async fn retry(&self, id: TaskId, by: &str) -> Result<crate::RetryOutcome, StoreError> {
+                self.health.observe(self.do_retry(id, by).await)
+            }
+            async fn events(&self, id: TaskId) -> Result<Vec<crate::TaskEvent>, StoreError> {
+                self.health.observe(self.do_events(id).await)
+            }
             async fn cancel(&self, id: TaskId, detail: &str) -> Result<CancelOutcome, StoreError> {
                 self.health.observe(self.do_cancel(id, detail).await)
             }
@@ -226,6 +235,61 @@ macro_rules! observed_store {
             }
             async fn dependencies(&self, id: TaskId) -> Result<Vec<(TaskId, TaskState)>, StoreError> {
                 self.health.observe(self.do_dependencies(id).await)
+            }
+            async fn diagnostics(&self, failed_limit: u32) -> Result<crate::Diagnostics, StoreError> {
+                self.health.observe(self.do_diagnostics(failed_limit).await)
+            }
+            async fn proving_rates(&self) -> Result<Vec<crate::ProvingRate>, StoreError> {
+                self.health.observe(self.do_proving_rates().await)
+            }
+            async fn record_rate(
+                &self,
+                backend: &str,
+                proof_kind: &str,
+                cycles_per_sec: f64,
+                source: &str,
+            ) -> Result<(), StoreError> {
+                self.health.observe(
+                    self.do_record_rate(backend, proof_kind, cycles_per_sec, source)
+                        .await,
+                )
+            }
+            async fn split_progress(&self, id: TaskId) -> Result<Option<crate::SplitProgress>, StoreError> {
+                self.health.observe(self.do_split_progress(id).await)
+            }
+            async fn put_program(
+                &self,
+                id: &provernode_core::ProgramId,
+                name: &str,
+                abi: provernode_core::Abi,
+                elf: &[u8],
+            ) -> Result<(crate::ProgramRecord, bool), StoreError> {
+                self.health
+                    .observe(self.do_put_program(id, name, abi, elf).await)
+            }
+            async fn program(
+                &self,
+                id: &provernode_core::ProgramId,
+            ) -> Result<Option<crate::ProgramRecord>, StoreError> {
+                self.health.observe(self.do_program(id).await)
+            }
+            async fn program_elf(
+                &self,
+                id: &provernode_core::ProgramId,
+            ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+                self.health.observe(self.do_program_elf(id).await)
+            }
+            async fn program_ids(&self) -> Result<Vec<provernode_core::ProgramId>, StoreError> {
+                self.health.observe(self.do_program_ids().await)
+            }
+            async fn programs(&self) -> Result<Vec<crate::ProgramRecord>, StoreError> {
+                self.health.observe(self.do_programs().await)
+            }
+            async fn delete_program(
+                &self,
+                id: &provernode_core::ProgramId,
+            ) -> Result<crate::DeleteProgramOutcome, StoreError> {
+                self.health.observe(self.do_delete_program(id).await)
             }
             async fn ping(&self) -> Result<(), StoreError> {
                 if let Some(e) = self.health.corrupt_error() {

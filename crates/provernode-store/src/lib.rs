@@ -16,18 +16,26 @@
 //! Architecture invariant: the store never spawns processes and never calls
 //! a backend; it only records what agents report.
 
+mod diagnostics;
 mod generation;
 mod health;
 mod postgres;
+mod programs;
+mod rates;
+mod retry;
 mod rows;
+mod split;
 mod sqlite;
 
 use async_trait::async_trait;
 use provernode_core::{Abi, Cause, Digest, ProgramId, TaskLimits, TaskState};
 use uuid::Uuid;
 
+pub use diagnostics::{Diagnostics, FailedAttempt, StateCount};
 pub use generation::{Generation, GENERATION_FILE};
-pub use postgres::PgStore;
+pub use postgres::{migration_status, MigrationStatus, PgStore};
+pub use programs::{DeleteProgramOutcome, ProgramRecord};
+pub use retry::{RetryOutcome, TaskEvent};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 pub type TaskId = Uuid;
@@ -51,6 +59,10 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("idempotency key {key:?} was already used for a different task ({existing}: another program, input, backend, ABI, proof kind or limits); use a new key for a new task")]
     IdempotencyConflict { key: String, existing: TaskId },
+    /// A task named a program by id without its ELF, and no program of
+    /// that id is stored.
+    #[error("program {0} is not stored on this node: upload it first (`provernode programs upload FILE`, or PUT /v1/programs with the ELF as the body), or give its ELF")]
+    UnknownProgram(ProgramId),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("value out of range for the database: {0}")]
@@ -103,6 +115,9 @@ pub struct NewTask {
     pub program_id: ProgramId,
     pub program_name: String,
     pub abi: Abi,
+    /// The program's file, stored once per program id. Empty: the program
+    /// is stored already (uploaded), and the task is refused with
+    /// [`StoreError::UnknownProgram`] if it is not.
     pub elf: Vec<u8>,
     pub input: Vec<u8>,
     pub backend: String,
@@ -156,6 +171,37 @@ pub struct TaskRecord {
     pub created_ms: i64,
     pub updated_ms: i64,
     pub finished_ms: Option<i64>,
+    /// A part of a split task (issue 22): the task it is part of.
+    pub parent_id: Option<TaskId>,
+    /// A part's segments, `lo..hi` (one for a segment, more for a join).
+    pub part: Option<(u32, u32)>,
+    /// A split task's segment count, once its plan was accepted.
+    pub split_segments: Option<u32>,
+}
+
+/// A measured proving rate (`provernode calibrate` prints them).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProvingRate {
+    pub backend: String,
+    pub proof_kind: String,
+    pub cycles_per_sec: f64,
+    /// Attempts averaged (1 for a calibration).
+    pub samples: u64,
+    /// `attempts` or `calibrate`.
+    pub source: String,
+    pub updated_ms: i64,
+}
+
+/// How far the parts of a split task have come.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SplitProgress {
+    pub segments: u32,
+    pub segments_proved: u32,
+    /// A split of n segments takes n - 1 joins.
+    pub joins: u32,
+    pub joins_done: u32,
+    /// Parts held by an agent now.
+    pub parts_running: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -168,6 +214,9 @@ pub struct AttemptRecord {
     pub outcome: Option<String>,
     pub detail: Option<String>,
     pub stderr_tail: Option<String>,
+    /// What the attempt was last reported doing (`proving`, `verifying`,
+    /// `reporting`).
+    pub phase: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -191,6 +240,9 @@ pub struct Lease {
     pub token: String,
     pub attempt: u32,
     pub expires_ms: i64,
+    /// The measured proving rates of the task's backend, by proof kind
+    /// (cycles per second), for sizing a timeout the task did not name.
+    pub rates: Vec<(String, f64)>,
 }
 
 impl Lease {
@@ -278,6 +330,10 @@ pub enum CancelOutcome {
 #[derive(Clone, Debug)]
 pub struct ListFilter {
     pub state: Option<TaskState>,
+    /// Only tasks that ended with this terminal reason (`Cause` name).
+    pub reason: Option<String>,
+    /// Only tasks of this backend.
+    pub backend: Option<String>,
     pub limit: u32,
     /// Only tasks created before this id (UUIDv7 ids sort by creation): paging.
     pub before: Option<TaskId>,
@@ -290,6 +346,8 @@ impl Default for ListFilter {
     fn default() -> Self {
         ListFilter {
             state: None,
+            reason: None,
+            backend: None,
             limit: 100,
             before: None,
             max_bytes: 8 << 20,
@@ -319,6 +377,13 @@ pub trait Store: Send + Sync + 'static {
     /// The proof envelope of a succeeded task.
     async fn proof(&self, id: TaskId) -> Result<Option<Vec<u8>>, StoreError>;
     async fn cancel(&self, id: TaskId, detail: &str) -> Result<CancelOutcome, StoreError>;
+    /// Records what a running attempt is doing, if `lease` still holds it.
+    async fn set_phase(&self, lease: &LeaseRef, phase: &str) -> Result<(), StoreError>;
+    /// A failed or quarantined task back to the queue with a fresh budget of
+    /// attempts, recorded in its events; `by` says who asked.
+    async fn retry(&self, id: TaskId, by: &str) -> Result<RetryOutcome, StoreError>;
+    /// What was done to a task outside its attempts, oldest first.
+    async fn events(&self, id: TaskId) -> Result<Vec<TaskEvent>, StoreError>;
     /// Takes the best queued task for these backends and writes its lease, atomically.
     async fn claim(&self, request: &ClaimRequest) -> Result<Option<Lease>, StoreError>;
     async fn heartbeat(&self, lease: &LeaseRef, ttl_ms: u64) -> Result<LeaseStatus, StoreError>;
@@ -347,6 +412,42 @@ pub trait Store: Send + Sync + 'static {
     /// The tasks `id` depends on, in order, with their states (empty for a
     /// task that depends on none).
     async fn dependencies(&self, id: TaskId) -> Result<Vec<(TaskId, TaskState)>, StoreError>;
+    /// Every measured proving rate.
+    async fn proving_rates(&self) -> Result<Vec<ProvingRate>, StoreError>;
+    /// Sets a backend's and proof kind's rate (a calibration), replacing
+    /// the average of attempts until attempts update it again.
+    async fn record_rate(
+        &self,
+        backend: &str,
+        proof_kind: &str,
+        cycles_per_sec: f64,
+        source: &str,
+    ) -> Result<(), StoreError>;
+    /// Tasks by state and terminal reason, and the `failed_limit` latest
+    /// attempts that ended without a proof (`provernode diagnose`).
+    async fn diagnostics(&self, failed_limit: u32) -> Result<Diagnostics, StoreError>;
+    /// The progress of a split task's parts; `None` for a task not split.
+    async fn split_progress(&self, id: TaskId) -> Result<Option<SplitProgress>, StoreError>;
+    /// Stores a program once by its id (the SHA-256 of `elf`, checked);
+    /// returns its record and whether it was new. A program stored before
+    /// keeps its first name.
+    async fn put_program(
+        &self,
+        id: &ProgramId,
+        name: &str,
+        abi: Abi,
+        elf: &[u8],
+    ) -> Result<(ProgramRecord, bool), StoreError>;
+    async fn program(&self, id: &ProgramId) -> Result<Option<ProgramRecord>, StoreError>;
+    /// A stored program's name and file, the file checked against its id
+    /// as it is read. (No task counts: what a submission needs, cheaply.)
+    async fn program_elf(&self, id: &ProgramId) -> Result<Option<(String, Vec<u8>)>, StoreError>;
+    /// The ids of every stored program, oldest first (no counts: cheap).
+    async fn program_ids(&self) -> Result<Vec<ProgramId>, StoreError>;
+    /// Every stored program, oldest first, with its task counts.
+    async fn programs(&self) -> Result<Vec<ProgramRecord>, StoreError>;
+    /// Deletes a program no task references.
+    async fn delete_program(&self, id: &ProgramId) -> Result<DeleteProgramOutcome, StoreError>;
     /// Whether the database serves: it reads, it is not known to be damaged,
     /// and, once a write failed for a full disk, a small write succeeds again.
     async fn ping(&self) -> Result<(), StoreError>;

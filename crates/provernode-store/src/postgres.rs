@@ -37,6 +37,56 @@ pub struct PgStore {
 
 type Tx<'a> = sqlx::Transaction<'a, Postgres>;
 
+/// Where a PostgreSQL database stands against this version's migrations
+/// (`provernode doctor broker`).
+#[derive(Clone, Debug)]
+pub struct MigrationStatus {
+    /// Migrations of this version already applied.
+    pub applied: usize,
+    /// Migrations of this version not yet applied (a broker applies them at start).
+    pub pending: Vec<i64>,
+    /// Applied migrations this version does not know: a newer one wrote the database.
+    pub unknown: Vec<i64>,
+    /// The server's clock, in milliseconds since the epoch.
+    pub server_time_ms: i64,
+}
+
+/// Connects to `url` without changing anything and compares its applied
+/// migrations with this version's.
+pub async fn migration_status(url: &str) -> Result<MigrationStatus, StoreError> {
+    let options: PgConnectOptions = url.parse()?;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await?;
+    let known: Vec<i64> = sqlx::migrate!("./migrations/postgres")
+        .iter()
+        .map(|m| m.version)
+        .collect();
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(&pool)
+        .await?;
+    let applied: Vec<i64> = if exists {
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(&pool)
+            .await?
+    } else {
+        Vec::new()
+    };
+    let server_time_ms: i64 =
+        sqlx::query_scalar("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint")
+            .fetch_one(&pool)
+            .await?;
+    pool.close().await;
+    Ok(MigrationStatus {
+        applied: known.iter().filter(|v| applied.contains(v)).count(),
+        pending: known.iter().copied().filter(|v| !applied.contains(v)).collect(),
+        unknown: applied.iter().copied().filter(|v| !known.contains(v)).collect(),
+        server_time_ms,
+    })
+}
+
 impl PgStore {
     /// Connects to `url` and applies migrations (several brokers may do this
     /// at once: sqlx serialises them with an advisory lock).
@@ -124,7 +174,7 @@ impl PgStore {
                 cause = CASE WHEN lease_losses + 1 >= GREATEST(10, 3 * max_attempts) THEN 'lease_lost' ELSE NULL END, \
                 finished_ms = CASE WHEN lease_losses + 1 >= GREATEST(10, 3 * max_attempts) THEN $1 ELSE NULL END, \
                 lease_token = NULL, lease_owner = NULL, lease_expires_ms = NULL, updated_ms = $1 \
-             WHERE state = 'leased' AND {condition} \
+             WHERE state = 'leased' AND lease_token IS NOT NULL AND {condition} \
              RETURNING id, attempts, state"
         );
         let mut q = sqlx::query(&sql).bind(now);
@@ -168,14 +218,17 @@ impl PgStore {
     /// level by level. Runs inside `tx`, after anything that ends tasks.
     async fn fail_dependents(tx: &mut sqlx::Transaction<'_, Postgres>, now: i64) -> Result<(), StoreError> {
         let sql = fail_dependents_sql("$1");
-        while sqlx::query(&sql)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected()
-            > 0
-        {}
-        Ok(())
+        loop {
+            let dependents = sqlx::query(&sql)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+            let families = Self::end_split_families(tx, now).await?;
+            if dependents + families == 0 {
+                return Ok(());
+            }
+        }
     }
 
     /// Records the dependencies of the new task `id` (checked to exist).
@@ -248,17 +301,21 @@ impl PgStore {
         let id = Uuid::now_v7();
         let input_digest = sha256(&task.input);
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO programs (id, name, abi, elf, created_ms) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(task.program_id.to_string())
-        .bind(&task.program_name)
-        .bind(task.abi.name())
-        .bind(&task.elf)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        // Without its ELF the task names a stored program: the task's
+        // foreign key checks it as the task is inserted.
+        if !task.elf.is_empty() {
+            sqlx::query(
+                "INSERT INTO programs (id, name, abi, elf, created_ms) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(task.program_id.to_string())
+            .bind(&task.program_name)
+            .bind(task.abi.name())
+            .bind(&task.elf)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
         let inserted = sqlx::query(
             "INSERT INTO tasks (id, program_id, program_name, abi, backend, proof_kind, input, input_digest, \
                 max_cycles, max_guest_memory_bytes, timeout_ms, memory_limit_bytes, max_attempts, priority, \
@@ -284,8 +341,15 @@ impl PgStore {
         .bind(&task.idempotency_key)
         .bind(now)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(|e| crate::programs::unknown_program_or(e, &task.program_id, task.elf.is_empty()))?;
         if inserted.rows_affected() == 1 {
+            if task.limits.timeout_from_rate {
+                sqlx::query("UPDATE tasks SET timeout_from_rate = 1 WHERE id = $1")
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
             if !task.depends_on.is_empty() {
                 Self::insert_dependencies(&mut tx, &id.to_string(), &task.depends_on).await?;
                 Self::fail_dependents(&mut tx, now).await?;
@@ -342,12 +406,15 @@ impl PgStore {
         let sql = format!(
             "SELECT {TASK_COLUMNS} FROM tasks \
              WHERE ($1::TEXT IS NULL OR state = $1) AND ($2::TEXT IS NULL OR id < $2) \
+             AND ($4::TEXT IS NULL OR cause = $4) AND ($5::TEXT IS NULL OR backend = $5) \
              ORDER BY id DESC LIMIT $3"
         );
         let query = sqlx::query(&sql)
             .bind(filter.state.map(|s| s.as_str()))
             .bind(filter.before.map(|b| b.to_string()))
-            .bind(i64::from(filter.limit.clamp(1, 1000)));
+            .bind(i64::from(filter.limit.clamp(1, 1000)))
+            .bind(filter.reason.clone())
+            .bind(filter.backend.clone());
         tasks_up_to(query.fetch(&self.pool), filter.max_bytes).await
     }
 
@@ -446,6 +513,7 @@ impl PgStore {
         let task = Self::task_in(&mut *tx, task_id)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("claimed task {id} vanished")))?;
+        let rates = Self::rates_of(&mut *tx, &task.backend).await?;
         let blobs = sqlx::query(
             "SELECT t.input AS input, p.elf AS elf FROM tasks t JOIN programs p ON p.id = t.program_id WHERE t.id = $1",
         )
@@ -460,6 +528,7 @@ impl PgStore {
             token,
             attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
             expires_ms: expires,
+            rates,
         }))
     }
 
@@ -494,25 +563,36 @@ impl PgStore {
     ) -> Result<Completion, StoreError> {
         let now = self.now();
         let id = lease.task_id.to_string();
+        let plan = crate::rows::split_plan_of(envelope)?;
         let mut tx = self.pool.begin().await?;
+        if let Some(plan) = plan {
+            let accepted = Self::accept_plan(&mut tx, lease, &plan, now).await?;
+            tx.commit().await?;
+            if accepted {
+                return Ok(Completion::Accepted);
+            }
+            let reason = not_held_reason(self.current_state(lease.task_id).await?);
+            return Ok(Completion::Ignored { reason });
+        }
         let done = sqlx::query(
             "UPDATE tasks SET state = 'succeeded', cause = NULL, detail = NULL, lease_token = NULL, \
                 lease_owner = NULL, lease_expires_ms = NULL, public_output = $1, cycles = $2, \
                 finished_ms = $3, updated_ms = $3 \
-             WHERE id = $4 AND lease_token = $5 AND state = 'leased' AND lease_expires_ms >= $3",
+             WHERE id = $4 AND lease_token = $5 AND state = 'leased' AND lease_expires_ms >= $3 \
+             RETURNING parent_id, part_lo, part_hi, backend",
         )
         .bind(public_output)
         .bind(to_i64(cycles, "cycles")?)
         .bind(now)
         .bind(&id)
         .bind(&lease.token)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        if done.rows_affected() != 1 {
+        let Some(done) = done else {
             tx.commit().await?;
             let reason = not_held_reason(self.current_state(lease.task_id).await?);
             return Ok(Completion::Ignored { reason });
-        }
+        };
         sqlx::query("INSERT INTO results (task_id, envelope, created_ms) VALUES ($1, $2, $3)")
             .bind(&id)
             .bind(envelope)
@@ -527,6 +607,26 @@ impl PgStore {
         .bind(&lease.token)
         .execute(&mut *tx)
         .await?;
+        if let (Some(parent), Some(lo), Some(hi)) = (
+            done.get::<Option<String>, _>("parent_id"),
+            done.get::<Option<i64>, _>("part_lo"),
+            done.get::<Option<i64>, _>("part_hi"),
+        ) {
+            Self::after_part(
+                &mut tx,
+                &id,
+                &parent,
+                (lo, hi),
+                envelope,
+                public_output,
+                cycles,
+                now,
+            )
+            .await?;
+        } else {
+            let backend: String = done.get("backend");
+            Self::record_attempt_rate(&mut tx, lease, &backend, envelope, cycles, now).await?;
+        }
         tx.commit().await?;
         Ok(Completion::Accepted)
     }
@@ -731,3 +831,8 @@ impl PgStore {
 }
 
 crate::health::observed_store!(PgStore);
+crate::split::split_glue!(PgStore, Postgres, " FOR UPDATE", crate::split::pg);
+crate::diagnostics::diagnostics_glue!(PgStore, crate::split::pg);
+crate::retry::retry_glue!(PgStore, crate::split::pg);
+crate::rates::rates_glue!(PgStore, Postgres, crate::split::pg);
+crate::programs::programs_glue!(PgStore, crate::split::pg);

@@ -13,7 +13,7 @@ use crate::{AttemptRecord, NewTask, StoreError, TaskId, TaskRecord};
 /// submission under the same idempotency key.
 pub(crate) const REQUEST_COLUMNS: &str =
     "id, program_id, input_digest, backend, proof_kind, abi, max_cycles, \
-     max_guest_memory_bytes, timeout_ms, memory_limit_bytes, max_attempts";
+     max_guest_memory_bytes, timeout_ms, memory_limit_bytes, max_attempts, timeout_from_rate";
 
 /// Whether a stored task (a row of [`REQUEST_COLUMNS`]) is the same request
 /// as `task`: same program, input, backend, ABI, proof kind and limits.
@@ -53,6 +53,7 @@ where
         && n("timeout_ms") == as_i64(l.timeout_ms)
         && n("memory_limit_bytes") == as_i64(l.memory_limit_bytes)
         && n("max_attempts") == i64::from(l.max_attempts)
+        && (n("timeout_from_rate") != 0) == l.timeout_from_rate
 }
 
 /// `program_name` is cut to 1,024 characters on the way out: names are
@@ -62,7 +63,7 @@ pub(crate) const TASK_COLUMNS: &str = "id, program_id, substr(program_name, 1, 1
      CAST(length(input) AS BIGINT) AS input_len, \
      max_cycles, max_guest_memory_bytes, timeout_ms, memory_limit_bytes, max_attempts, priority, deadline_ms, \
      idempotency_key, state, cause, detail, attempts, failures, lease_losses, lease_owner, lease_expires_ms, public_output, cycles, \
-     created_ms, updated_ms, finished_ms";
+     created_ms, updated_ms, finished_ms, parent_id, part_lo, part_hi, split_segments, timeout_from_rate";
 
 pub(crate) fn to_i64(v: u64, what: &'static str) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::OutOfRange(what))
@@ -108,6 +109,7 @@ where
             memory_limit_bytes: u(r.get("memory_limit_bytes")),
             max_attempts: u32::try_from(r.get::<i64, _>("max_attempts"))
                 .map_err(|_| corrupt("max_attempts"))?,
+            timeout_from_rate: r.get::<i64, _>("timeout_from_rate") != 0,
         },
         priority: i32::try_from(r.get::<i64, _>("priority")).map_err(|_| corrupt("priority"))?,
         deadline_ms: r.get("deadline_ms"),
@@ -127,10 +129,29 @@ where
         created_ms: r.get("created_ms"),
         updated_ms: r.get("updated_ms"),
         finished_ms: r.get("finished_ms"),
+        parent_id: r
+            .get::<Option<String>, _>("parent_id")
+            .map(|p| parse_id(&p))
+            .transpose()?,
+        part: match (
+            r.get::<Option<i64>, _>("part_lo"),
+            r.get::<Option<i64>, _>("part_hi"),
+        ) {
+            (Some(lo), Some(hi)) => Some((
+                u32::try_from(lo).map_err(|_| corrupt("part_lo"))?,
+                u32::try_from(hi).map_err(|_| corrupt("part_hi"))?,
+            )),
+            _ => None,
+        },
+        split_segments: r
+            .get::<Option<i64>, _>("split_segments")
+            .map(|n| u32::try_from(n).map_err(|_| corrupt("split_segments")))
+            .transpose()?,
     })
 }
 
-pub(crate) const ATTEMPT_COLUMNS: &str = "attempt, owner, started_ms, ended_ms, outcome, detail, stderr_tail";
+pub(crate) const ATTEMPT_COLUMNS: &str =
+    "attempt, owner, started_ms, ended_ms, outcome, detail, stderr_tail, phase";
 
 pub(crate) fn attempt_from_row<'r, R>(r: &'r R) -> Result<AttemptRecord, StoreError>
 where
@@ -148,6 +169,7 @@ where
         outcome: r.get("outcome"),
         detail: r.get("detail"),
         stderr_tail: r.get("stderr_tail"),
+        phase: r.get("phase"),
     })
 }
 
@@ -265,4 +287,20 @@ pub(crate) fn assemble_input(id: &str, count: usize, proofs: Vec<Vec<u8>>) -> Re
     }
     provernode_core::aggregate::AggregateInput::encode_raw(&proofs)
         .map_err(|e| StoreError::Corrupt(format!("task {id}: its input cannot be assembled: {e}")))
+}
+
+/// The plan an envelope reports instead of a proof (issue 22), if it is a
+/// plan envelope; agents and brokers verified it before it gets here.
+pub(crate) fn split_plan_of(
+    envelope: &[u8],
+) -> Result<Option<provernode_core::split::SplitPlan>, StoreError> {
+    let Ok(decoded) = provernode_core::ProofEnvelope::decode(envelope) else {
+        return Ok(None);
+    };
+    if decoded.proof_kind != provernode_core::split::PLAN_KIND {
+        return Ok(None);
+    }
+    provernode_core::split::SplitPlan::decode(&decoded.public_output)
+        .map(Some)
+        .map_err(|e| StoreError::Refused(format!("the reported split plan is refused: {e}")))
 }

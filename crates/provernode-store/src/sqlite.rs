@@ -257,7 +257,7 @@ impl SqliteStore {
                 cause = CASE WHEN lease_losses + 1 >= MAX(10, 3 * max_attempts) THEN 'lease_lost' ELSE NULL END, \
                 finished_ms = CASE WHEN lease_losses + 1 >= MAX(10, 3 * max_attempts) THEN ?1 ELSE NULL END, \
                 lease_token = NULL, lease_owner = NULL, lease_expires_ms = NULL, updated_ms = ?1 \
-             WHERE state = 'leased' AND {condition} \
+             WHERE state = 'leased' AND lease_token IS NOT NULL AND {condition} \
              RETURNING id, attempts, state"
         );
         let mut q = sqlx::query(&sql).bind(now);
@@ -299,14 +299,17 @@ impl SqliteStore {
     /// level by level. Runs inside `tx`, after anything that ends tasks.
     async fn fail_dependents(tx: &mut sqlx::Transaction<'_, Sqlite>, now: i64) -> Result<(), StoreError> {
         let sql = fail_dependents_sql("?1");
-        while sqlx::query(&sql)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected()
-            > 0
-        {}
-        Ok(())
+        loop {
+            let dependents = sqlx::query(&sql)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+            let families = Self::end_split_families(tx, now).await?;
+            if dependents + families == 0 {
+                return Ok(());
+            }
+        }
     }
 
     /// Records the dependencies of the new task `id` (checked to exist).
@@ -389,17 +392,21 @@ impl SqliteStore {
         let id = Uuid::now_v7();
         let input_digest = sha256(&task.input);
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO programs (id, name, abi, elf, created_ms) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(task.program_id.to_string())
-        .bind(&task.program_name)
-        .bind(task.abi.name())
-        .bind(&task.elf)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        // Without its ELF the task names a stored program: the task's
+        // foreign key checks it as the task is inserted.
+        if !task.elf.is_empty() {
+            sqlx::query(
+                "INSERT INTO programs (id, name, abi, elf, created_ms) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(task.program_id.to_string())
+            .bind(&task.program_name)
+            .bind(task.abi.name())
+            .bind(&task.elf)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
         let inserted = sqlx::query(
             "INSERT INTO tasks (id, program_id, program_name, abi, backend, proof_kind, input, input_digest, \
                 max_cycles, max_guest_memory_bytes, timeout_ms, memory_limit_bytes, max_attempts, priority, \
@@ -426,8 +433,15 @@ impl SqliteStore {
         .bind(now)
         .bind(now)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(|e| crate::programs::unknown_program_or(e, &task.program_id, task.elf.is_empty()))?;
         if inserted.rows_affected() == 1 {
+            if task.limits.timeout_from_rate {
+                sqlx::query("UPDATE tasks SET timeout_from_rate = 1 WHERE id = ?")
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
             if !task.depends_on.is_empty() {
                 Self::insert_dependencies(&mut tx, &id.to_string(), &task.depends_on).await?;
                 Self::fail_dependents(&mut tx, now).await?;
@@ -487,6 +501,12 @@ impl SqliteStore {
         }
         if let Some(before) = filter.before {
             q.push(" AND id < ").push_bind(before.to_string());
+        }
+        if let Some(reason) = &filter.reason {
+            q.push(" AND cause = ").push_bind(reason.clone());
+        }
+        if let Some(backend) = &filter.backend {
+            q.push(" AND backend = ").push_bind(backend.clone());
         }
         q.push(" ORDER BY id DESC LIMIT ")
             .push_bind(i64::from(filter.limit.clamp(1, 1000)));
@@ -591,6 +611,7 @@ impl SqliteStore {
         let task = Self::task_in(&mut *tx, task_id)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("claimed task {id} vanished")))?;
+        let rates = Self::rates_of(&mut *tx, &task.backend).await?;
         let blobs = sqlx::query(
             "SELECT t.input AS input, p.elf AS elf FROM tasks t JOIN programs p ON p.id = t.program_id WHERE t.id = ?",
         )
@@ -605,6 +626,7 @@ impl SqliteStore {
             token,
             attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
             expires_ms: expires,
+            rates,
         }))
     }
 
@@ -640,12 +662,23 @@ impl SqliteStore {
     ) -> Result<Completion, StoreError> {
         let now = self.now();
         let id = lease.task_id.to_string();
+        let plan = crate::rows::split_plan_of(envelope)?;
         let mut tx = self.pool.begin().await?;
+        if let Some(plan) = plan {
+            let accepted = Self::accept_plan(&mut tx, lease, &plan, now).await?;
+            tx.commit().await?;
+            if accepted {
+                return Ok(Completion::Accepted);
+            }
+            let reason = not_held_reason(self.current_state(lease.task_id).await?);
+            return Ok(Completion::Ignored { reason });
+        }
         let done = sqlx::query(
             "UPDATE tasks SET state = 'succeeded', cause = NULL, detail = NULL, lease_token = NULL, \
                 lease_owner = NULL, lease_expires_ms = NULL, public_output = ?, cycles = ?, \
                 finished_ms = ?, updated_ms = ? \
-             WHERE id = ? AND lease_token = ? AND state = 'leased' AND lease_expires_ms >= ?",
+             WHERE id = ? AND lease_token = ? AND state = 'leased' AND lease_expires_ms >= ? \
+             RETURNING parent_id, part_lo, part_hi, backend",
         )
         .bind(public_output)
         .bind(to_i64(cycles, "cycles")?)
@@ -654,13 +687,13 @@ impl SqliteStore {
         .bind(&id)
         .bind(&lease.token)
         .bind(now)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        if done.rows_affected() != 1 {
+        let Some(done) = done else {
             tx.commit().await?;
             let reason = not_held_reason(self.current_state(lease.task_id).await?);
             return Ok(Completion::Ignored { reason });
-        }
+        };
         sqlx::query("INSERT INTO results (task_id, envelope, created_ms) VALUES (?, ?, ?)")
             .bind(&id)
             .bind(envelope)
@@ -675,6 +708,26 @@ impl SqliteStore {
         .bind(&lease.token)
         .execute(&mut *tx)
         .await?;
+        if let (Some(parent), Some(lo), Some(hi)) = (
+            done.get::<Option<String>, _>("parent_id"),
+            done.get::<Option<i64>, _>("part_lo"),
+            done.get::<Option<i64>, _>("part_hi"),
+        ) {
+            Self::after_part(
+                &mut tx,
+                &id,
+                &parent,
+                (lo, hi),
+                envelope,
+                public_output,
+                cycles,
+                now,
+            )
+            .await?;
+        } else {
+            let backend: String = done.get("backend");
+            Self::record_attempt_rate(&mut tx, lease, &backend, envelope, cycles, now).await?;
+        }
         tx.commit().await?;
         Ok(Completion::Accepted)
     }
@@ -931,3 +984,9 @@ async fn integrity_check(db: &Path, options: &SqliteOptions) -> Result<(), Store
 }
 
 crate::health::observed_store!(SqliteStore);
+
+crate::split::split_glue!(SqliteStore, Sqlite, "", crate::split::lite);
+crate::diagnostics::diagnostics_glue!(SqliteStore, crate::split::lite);
+crate::retry::retry_glue!(SqliteStore, crate::split::lite);
+crate::rates::rates_glue!(SqliteStore, Sqlite, crate::split::lite);
+crate::programs::programs_glue!(SqliteStore, crate::split::lite);

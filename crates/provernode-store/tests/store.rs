@@ -11,13 +11,42 @@ use std::sync::Arc;
 use provernode_core::{sha256, Abi, Cause, ProgramId, TaskLimits, TaskState};
 use provernode_store::{
     lease_loss_bound, AttemptFailure, CancelOutcome, ClaimRequest, Completion, FailureOutcome, LeaseStatus,
-    ListFilter, NewTask, PgStore, ReleaseOutcome, SqliteOptions, SqliteStore, Store, StoreError, Synchronous,
+    ListFilter, NewTask, PgStore, ReleaseOutcome, RetryOutcome, SqliteOptions, SqliteStore, Store,
+    StoreError, Synchronous,
 };
 
 struct Fixture {
     store: Arc<dyn Store>,
     clock: Arc<AtomicI64>,
+    /// Where the database is, for tests that damage it behind the store's back.
+    database: Database,
     _guard: Box<dyn std::any::Any + Send>,
+}
+
+enum Database {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+impl Fixture {
+    /// Runs `sql` on a connection of its own, as an intruder would.
+    async fn tamper(&self, sql: &str) {
+        use sqlx::Connection;
+        match &self.database {
+            Database::Sqlite(path) => {
+                let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                    .await
+                    .unwrap();
+                sqlx::query(sql).execute(&mut c).await.unwrap();
+                c.close().await.unwrap();
+            }
+            Database::Postgres(url) => {
+                let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::query(&sql.replace('?', "$")).execute(&mut c).await.unwrap();
+                c.close().await.unwrap();
+            }
+        }
+    }
 }
 
 impl Fixture {
@@ -38,13 +67,15 @@ async fn sqlite() -> Fixture {
         synchronous: Synchronous::Normal,
         ..SqliteOptions::default()
     };
-    let store = SqliteStore::open(&dir.path().join("queue.sqlite"), &options)
+    let path = dir.path().join("queue.sqlite");
+    let store = SqliteStore::open(&path, &options)
         .await
         .unwrap()
         .with_clock(move || c.load(Ordering::SeqCst));
     Fixture {
         store: Arc::new(store),
         clock,
+        database: Database::Sqlite(path),
         _guard: Box::new(dir),
     }
 }
@@ -64,6 +95,7 @@ async fn postgres() -> Fixture {
     Fixture {
         store: Arc::new(store),
         clock,
+        database: Database::Postgres(url),
         _guard: Box::new(pg),
     }
 }
@@ -474,6 +506,133 @@ async fn retryable_failures_requeue_then_quarantine_with_every_cause(f: Fixture)
     assert_eq!(attempts[1].stderr_tail.as_deref(), Some("last words"));
 }
 
+async fn diagnostics_count_tasks_by_state_and_reason_and_list_failed_attempts_newest_first(f: Fixture) {
+    let hog = f.store.submit(task(b"hog")).await.unwrap().id;
+    f.store.submit(task(b"waiting")).await.unwrap();
+    let lease = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
+    assert_eq!(lease.task.id, hog);
+    f.store
+        .fail(&lease.lease_ref(), &failure(Cause::OutOfMemory, true))
+        .await
+        .unwrap();
+    let lease = f.store.claim(&claim_req("w2")).await.unwrap().unwrap();
+    f.store
+        .fail(&lease.lease_ref(), &failure(Cause::InvalidInput, false))
+        .await
+        .unwrap();
+    let d = f.store.diagnostics(10).await.unwrap();
+    let count = |state: &str, reason: &str| {
+        d.by_state
+            .iter()
+            .find(|c| c.state == state && c.reason == reason)
+            .map_or(0, |c| c.tasks)
+    };
+    assert_eq!(
+        d.by_state.iter().map(|c| c.tasks).sum::<u64>(),
+        2,
+        "{:?}",
+        d.by_state
+    );
+    assert_eq!(
+        count("queued", "") + count("failed", "invalid_input"),
+        2,
+        "{:?}",
+        d.by_state
+    );
+    assert_eq!(d.failed_attempts.len(), 2);
+    let newest = &d.failed_attempts[0];
+    assert!(newest.ended_ms >= d.failed_attempts[1].ended_ms);
+    assert!(d
+        .failed_attempts
+        .iter()
+        .any(|a| a.cause == "out_of_memory" && a.owner == "w1" && a.stderr_tail == "last words"));
+    assert_eq!(f.store.diagnostics(1).await.unwrap().failed_attempts.len(), 1);
+}
+
+async fn a_retried_task_is_queued_with_a_fresh_budget_and_the_retry_is_recorded(f: Fixture) {
+    let id = f.store.submit(task(b"flaky")).await.unwrap().id;
+    for _ in 0..3 {
+        let lease = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
+        f.store
+            .fail(&lease.lease_ref(), &failure(Cause::Timeout, true))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        f.store.task(id).await.unwrap().unwrap().state,
+        TaskState::Quarantined
+    );
+    assert_eq!(f.store.retry(id, "tester").await.unwrap(), RetryOutcome::Requeued);
+    let t = f.store.task(id).await.unwrap().unwrap();
+    assert_eq!(
+        (t.state, t.cause, t.failures, t.attempts),
+        (TaskState::Queued, None, 0, 3)
+    );
+    let events = f.store.events(id).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert!(
+        events[0]
+            .detail
+            .contains("retried by tester after it ended quarantined (timeout"),
+        "{events:?}"
+    );
+    // The fresh budget: three more failures before quarantine again, numbered on.
+    for _ in 0..3 {
+        let lease = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
+        f.store
+            .fail(&lease.lease_ref(), &failure(Cause::Timeout, true))
+            .await
+            .unwrap();
+    }
+    let t = f.store.task(id).await.unwrap().unwrap();
+    assert_eq!((t.state, t.attempts), (TaskState::Quarantined, 6));
+    assert_eq!(f.store.attempts(id).await.unwrap().len(), 6);
+    // Not retried: a task still queued, one cancelled, an unknown one.
+    let queued = f.store.submit(task(b"queued")).await.unwrap().id;
+    assert!(
+        matches!(f.store.retry(queued, "t").await.unwrap(), RetryOutcome::Refused(w) if w.contains("only failed or quarantined"))
+    );
+    f.store.cancel(queued, "by test").await.unwrap();
+    assert!(matches!(
+        f.store.retry(queued, "t").await.unwrap(),
+        RetryOutcome::Refused(_)
+    ));
+    assert_eq!(
+        f.store.retry(uuid::Uuid::now_v7(), "t").await.unwrap(),
+        RetryOutcome::NotFound
+    );
+}
+
+async fn a_running_attempts_phase_is_recorded_for_its_lease_only(f: Fixture) {
+    let id = f.store.submit(task(b"long")).await.unwrap().id;
+    let lease = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
+    f.store.set_phase(&lease.lease_ref(), "proving").await.unwrap();
+    assert_eq!(
+        f.store.attempts(id).await.unwrap()[0].phase.as_deref(),
+        Some("proving")
+    );
+    // A stale token changes nothing.
+    let stale = provernode_store::LeaseRef {
+        task_id: id,
+        token: "not-the-lease".into(),
+    };
+    f.store.set_phase(&stale, "reporting").await.unwrap();
+    assert_eq!(
+        f.store.attempts(id).await.unwrap()[0].phase.as_deref(),
+        Some("proving")
+    );
+    f.store.set_phase(&lease.lease_ref(), "verifying").await.unwrap();
+    f.store
+        .fail(&lease.lease_ref(), &failure(Cause::Timeout, true))
+        .await
+        .unwrap();
+    // Kept after the attempt ended: where it was when it ended.
+    assert_eq!(
+        f.store.attempts(id).await.unwrap()[0].phase.as_deref(),
+        Some("verifying")
+    );
+}
+
 async fn a_permanent_failure_fails_at_once(f: Fixture) {
     let id = f.store.submit(task(b"bad")).await.unwrap().id;
     let lease = f.store.claim(&claim_req("w1")).await.unwrap().unwrap();
@@ -713,6 +872,520 @@ async fn an_unknown_dependency_is_refused_naming_it(f: Fixture) {
     assert_eq!(all.len(), 1);
 }
 
+/// An envelope of `kind` with this public output (the store reads only the
+/// kind, the plan in a plan's output, and the checksum of a part's proof).
+fn envelope(kind: &str, public_output: &[u8]) -> Vec<u8> {
+    provernode_core::ProofEnvelope {
+        backend: "trace".into(),
+        backend_version: "1".into(),
+        proof_kind: kind.into(),
+        abi: Abi::Risc0,
+        program_id: ProgramId::of_elf(b"x"),
+        input_digest: sha256(b"x"),
+        cycles: 1,
+        public_output: public_output.to_vec(),
+        proof: public_output.to_vec(),
+    }
+    .encode()
+    .unwrap()
+}
+
+fn plan(segments: u32) -> Vec<u8> {
+    let plan = provernode_core::split::SplitPlan {
+        segments,
+        segment_po2: 16,
+        cycles: 12_345,
+        public_output: b"journal".to_vec(),
+    };
+    envelope(provernode_core::split::PLAN_KIND, &plan.encode())
+}
+
+/// Submits a task, claims it and reports a plan of `segments`; returns
+/// the parent and its segment parts (by segment).
+async fn split_task(f: &Fixture, segments: u32) -> (provernode_store::TaskId, Vec<provernode_store::TaskId>) {
+    let parent = f.store.submit(task(b"long")).await.unwrap().id;
+    let lease = f.store.claim(&claim_req("planner")).await.unwrap().unwrap();
+    assert_eq!(lease.task.id, parent);
+    assert_eq!(
+        f.store
+            .complete(&lease.lease_ref(), &plan(segments), b"ignored", 1)
+            .await
+            .unwrap(),
+        Completion::Accepted
+    );
+    let mut parts = Vec::new();
+    for t in f.store.list(&ListFilter::default()).await.unwrap() {
+        if t.parent_id == Some(parent) {
+            parts.push(t);
+        }
+    }
+    parts.sort_by_key(|t| t.part);
+    assert_eq!(parts.len(), segments as usize);
+    (parent, parts.iter().map(|t| t.id).collect())
+}
+
+/// Claims until the task `id` comes (other parts are handed back).
+async fn claim_task(f: &Fixture, id: provernode_store::TaskId) -> provernode_store::Lease {
+    let mut handed_back = Vec::new();
+    let lease = loop {
+        let lease = f
+            .store
+            .claim(&claim_req("w"))
+            .await
+            .unwrap()
+            .expect("the task is claimable");
+        if lease.task.id == id {
+            break lease;
+        }
+        handed_back.push(lease);
+    };
+    for other in handed_back {
+        f.store.release(&other.lease_ref(), "not this one").await.unwrap();
+    }
+    lease
+}
+
+async fn prove_part(f: &Fixture, id: provernode_store::TaskId, proof: &[u8]) {
+    let lease = claim_task(f, id).await;
+    assert_eq!(
+        f.store
+            .complete(
+                &lease.lease_ref(),
+                &envelope(provernode_core::split::SEGMENT_KIND, proof),
+                proof,
+                1
+            )
+            .await
+            .unwrap(),
+        Completion::Accepted
+    );
+}
+
+/// The join part covering `lo..hi`, if one was created.
+async fn join_of(
+    f: &Fixture,
+    parent: provernode_store::TaskId,
+    lo: u32,
+    hi: u32,
+) -> Option<provernode_store::TaskRecord> {
+    f.store
+        .list(&ListFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.parent_id == Some(parent) && t.part == Some((lo, hi)))
+}
+
+async fn a_split_task_is_joined_as_its_parts_arrive_and_ends_with_the_final_join(f: Fixture) {
+    let (parent, segments) = split_task(&f, 4).await;
+    let p = f.store.task(parent).await.unwrap().unwrap();
+    assert_eq!(p.state, TaskState::Leased, "a split task stays in progress");
+    assert_eq!(p.lease_owner.as_deref(), Some("split"));
+    assert_eq!(
+        (p.split_segments, p.public_output.as_deref()),
+        (Some(4), Some(&b"journal"[..]))
+    );
+    let attempts = f.store.attempts(parent).await.unwrap();
+    assert_eq!(attempts[0].outcome.as_deref(), Some("split"));
+    // A restart's lease expiry leaves a split task alone.
+    assert!(f.store.expire_leases(None).await.unwrap().is_empty());
+    assert_eq!(
+        f.store.task(parent).await.unwrap().unwrap().state,
+        TaskState::Leased
+    );
+
+    // Segments arrive out of order: 1, 0 (join 0..2), 3, 2 (join 2..4).
+    prove_part(&f, segments[1], b"s1").await;
+    assert!(
+        join_of(&f, parent, 0, 2).await.is_none(),
+        "segment 1 waits for a neighbour"
+    );
+    prove_part(&f, segments[0], b"s0").await;
+    let left = join_of(&f, parent, 0, 2)
+        .await
+        .expect("segments 0 and 1 are joined");
+    assert_eq!(
+        f.store.dependencies(left.id).await.unwrap(),
+        vec![
+            (segments[0], TaskState::Succeeded),
+            (segments[1], TaskState::Succeeded)
+        ]
+    );
+    prove_part(&f, segments[3], b"s3").await;
+    prove_part(&f, segments[2], b"s2").await;
+    let right = join_of(&f, parent, 2, 4)
+        .await
+        .expect("segments 2 and 3 are joined");
+    let progress = f.store.split_progress(parent).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            progress.segments,
+            progress.segments_proved,
+            progress.joins,
+            progress.joins_done
+        ),
+        (4, 4, 3, 0)
+    );
+
+    let lease = claim_task(&f, left.id).await;
+    let part = provernode_core::split::PartInput::decode(&lease.input).unwrap();
+    assert_eq!((part.lo, part.hi, part.total), (0, 2, 4));
+    let provernode_core::split::PartWork::Join {
+        left: l, right: r, ..
+    } = &part.work
+    else {
+        panic!("a join's input holds the two proofs")
+    };
+    assert_eq!(
+        provernode_core::ProofEnvelope::decode(l).unwrap().proof,
+        b"s0",
+        "the left proof first"
+    );
+    assert_eq!(provernode_core::ProofEnvelope::decode(r).unwrap().proof, b"s1");
+    f.store
+        .complete(
+            &lease.lease_ref(),
+            &envelope(provernode_core::split::JOIN_KIND, b"j01"),
+            b"j01",
+            2,
+        )
+        .await
+        .unwrap();
+    assert!(join_of(&f, parent, 0, 4).await.is_none(), "0..2 waits for 2..4");
+    prove_part(&f, right.id, b"j23").await;
+    let last = join_of(&f, parent, 0, 4).await.expect("the final join");
+    let lease = claim_task(&f, last.id).await;
+    let part = provernode_core::split::PartInput::decode(&lease.input).unwrap();
+    assert!(part.is_final());
+    assert!(
+        matches!(&part.work, provernode_core::split::PartWork::Join { public_output, .. } if public_output == b"journal")
+    );
+    let proof = envelope("succinct", b"journal");
+    f.store
+        .complete(&lease.lease_ref(), &proof, b"journal", 12_345)
+        .await
+        .unwrap();
+    let p = f.store.task(parent).await.unwrap().unwrap();
+    assert_eq!((p.state, p.cycles), (TaskState::Succeeded, Some(12_345)));
+    assert_eq!(
+        f.store.proof(parent).await.unwrap(),
+        Some(proof),
+        "the final join's proof is the parent's"
+    );
+    let progress = f.store.split_progress(parent).await.unwrap().unwrap();
+    assert_eq!((progress.segments_proved, progress.joins_done), (4, 3));
+    assert!(
+        f.store.claim(&claim_req("w")).await.unwrap().is_none(),
+        "nothing is left"
+    );
+}
+
+async fn a_damaged_part_proof_is_proved_again_and_a_failed_part_fails_its_split_task(f: Fixture) {
+    let (parent, segments) = split_task(&f, 2).await;
+    prove_part(&f, segments[0], b"s0").await;
+    f.tamper(&format!(
+        "UPDATE results SET envelope = substr(envelope, 1, 40) WHERE task_id = '{}'",
+        segments[0]
+    ))
+    .await;
+    prove_part(&f, segments[1], b"s1").await;
+    assert!(
+        join_of(&f, parent, 0, 2).await.is_none(),
+        "a damaged proof is not joined"
+    );
+    let s0 = f.store.task(segments[0]).await.unwrap().unwrap();
+    assert_eq!(s0.state, TaskState::Queued, "the damaged part is proved again");
+    assert!(s0.detail.unwrap_or_default().contains("damaged"));
+    prove_part(&f, segments[0], b"s0 again").await;
+    let last = join_of(&f, parent, 0, 2)
+        .await
+        .expect("joined once both proofs read back");
+    let lease = claim_task(&f, last.id).await;
+    f.store
+        .fail(&lease.lease_ref(), &failure(Cause::BackendError, false))
+        .await
+        .unwrap();
+    let p = f.store.task(parent).await.unwrap().unwrap();
+    assert_eq!(
+        (p.state, p.cause),
+        (TaskState::Failed, Some(Cause::DependencyFailed))
+    );
+    let detail = p.detail.unwrap();
+    assert!(
+        detail.contains(&last.id.to_string()) && detail.contains("segments 0..2"),
+        "{detail}"
+    );
+}
+
+async fn cancelling_a_split_task_cancels_its_parts_and_their_holders_see_it(f: Fixture) {
+    let (parent, segments) = split_task(&f, 3).await;
+    let held = claim_task(&f, segments[1]).await;
+    assert_eq!(
+        f.store.cancel(parent, "no longer needed").await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    for s in &segments {
+        let t = f.store.task(*s).await.unwrap().unwrap();
+        assert_eq!((t.state, t.cause), (TaskState::Cancelled, Some(Cause::Cancelled)));
+        assert!(t.detail.unwrap().contains(&parent.to_string()));
+    }
+    assert!(matches!(
+        f.store.heartbeat(&held.lease_ref(), 10_000).await.unwrap(),
+        LeaseStatus::Gone {
+            state: TaskState::Cancelled
+        }
+    ));
+    let attempts = f.store.attempts(segments[1]).await.unwrap();
+    assert_eq!(attempts[0].outcome.as_deref(), Some("cancelled"));
+    assert!(f.store.claim(&claim_req("w")).await.unwrap().is_none());
+}
+
+async fn proving_rates_average_long_attempts_and_a_calibration_replaces_them(f: Fixture) {
+    assert!(f.store.proving_rates().await.unwrap().is_empty());
+    let kind = "execution-record";
+    let prove = |cycles: u64, ms: i64| {
+        let store = f.store.clone();
+        let clock = f.clock.clone();
+        async move {
+            store
+                .submit(task(format!("r{cycles}{ms}").as_bytes()))
+                .await
+                .unwrap();
+            let lease = store.claim(&claim_req("w")).await.unwrap().unwrap();
+            clock.fetch_add(ms, Ordering::SeqCst);
+            store
+                .complete(&lease.lease_ref(), &envelope(kind, b"out"), b"out", cycles)
+                .await
+                .unwrap();
+        }
+    };
+    prove(1_000_000, 2_000).await;
+    let rates = f.store.proving_rates().await.unwrap();
+    assert_eq!(rates.len(), 1);
+    assert_eq!(
+        (rates[0].backend.as_str(), rates[0].proof_kind.as_str()),
+        ("trace", kind)
+    );
+    assert!((rates[0].cycles_per_sec - 500_000.0).abs() < 1.0, "{rates:?}");
+    prove(1_000_000, 1_000).await;
+    // A moving average: 0.7 × 500,000 + 0.3 × 1,000,000.
+    let rate = &f.store.proving_rates().await.unwrap()[0];
+    assert!((rate.cycles_per_sec - 650_000.0).abs() < 1.0, "{rate:?}");
+    assert_eq!((rate.samples, rate.source.as_str()), (2, "attempts"));
+    // Start-up dominated attempts do not count.
+    prove(1_000_000, 10).await;
+    prove(1_000, 5_000).await;
+    assert_eq!(f.store.proving_rates().await.unwrap()[0].samples, 2);
+
+    f.store
+        .record_rate("trace", kind, 42.0, "calibrate")
+        .await
+        .unwrap();
+    let rate = &f.store.proving_rates().await.unwrap()[0];
+    assert_eq!(
+        (rate.cycles_per_sec, rate.samples, rate.source.as_str()),
+        (42.0, 1, "calibrate")
+    );
+    assert!(matches!(
+        f.store.record_rate("trace", kind, f64::NAN, "calibrate").await,
+        Err(StoreError::Refused(_))
+    ));
+    f.store.submit(task(b"leased with rates")).await.unwrap();
+    let lease = f.store.claim(&claim_req("w")).await.unwrap().unwrap();
+    assert_eq!(lease.rates, vec![(kind.to_owned(), 42.0)]);
+}
+
+async fn a_split_task_without_a_timeout_gives_its_parts_one_sized_for_a_segment(f: Fixture) {
+    f.store
+        .record_rate("trace", "succinct", 100.0, "calibrate")
+        .await
+        .unwrap();
+    let parent = f
+        .store
+        .submit(NewTask {
+            proof_kind: Some("succinct".into()),
+            limits: TaskLimits {
+                timeout_ms: 900_000,
+                timeout_from_rate: true,
+                ..TaskLimits::default()
+            },
+            ..task(b"long")
+        })
+        .await
+        .unwrap()
+        .id;
+    assert!(
+        f.store
+            .task(parent)
+            .await
+            .unwrap()
+            .unwrap()
+            .limits
+            .timeout_from_rate
+    );
+    let lease = f.store.claim(&claim_req("planner")).await.unwrap().unwrap();
+    f.store
+        .complete(&lease.lease_ref(), &plan(2), b"", 1)
+        .await
+        .unwrap();
+    // 2^16 cycles at 100 a second: 60 s + 3 × 655.36 s.
+    let parts: Vec<_> = f
+        .store
+        .list(&ListFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.parent_id == Some(parent))
+        .collect();
+    assert_eq!(parts.len(), 2);
+    for p in parts {
+        assert_eq!(p.limits.timeout_ms, 2_026_080, "{p:?}");
+    }
+}
+
+/// Issue 24: a program is stored once by its id, tasks refer to it without
+/// carrying its ELF, and it cannot be deleted while tasks reference it.
+async fn a_program_is_stored_once_and_tasks_refer_to_it_by_id(f: Fixture) {
+    let elf = b"\x7fELF an uploaded program".to_vec();
+    let id = ProgramId::of_elf(&elf);
+    let (record, created) = f
+        .store
+        .put_program(&id, "uploaded", Abi::Sp1, &elf)
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(
+        (record.id, record.name.as_str(), record.abi),
+        (id, "uploaded", Abi::Sp1)
+    );
+    assert_eq!(
+        (record.size, record.tasks, record.last_task_ms),
+        (elf.len() as u64, 0, None)
+    );
+    // Again, under another name: the same record, the first name kept.
+    f.advance(5);
+    let (again, created) = f.store.put_program(&id, "renamed", Abi::Sp1, &elf).await.unwrap();
+    assert!(!created);
+    assert_eq!(again, record);
+    // Bytes that are not the id's are refused.
+    let wrong = f
+        .store
+        .put_program(&id, "x", Abi::Sp1, b"\x7fELF other")
+        .await
+        .unwrap_err();
+    assert!(matches!(wrong, StoreError::Corrupt(_)), "{wrong}");
+    assert_eq!(
+        f.store.program_elf(&id).await.unwrap(),
+        Some(("uploaded".to_owned(), elf.clone()))
+    );
+
+    // A task that names the stored program without its ELF.
+    let by_id = NewTask {
+        program_id: id,
+        program_name: "uploaded".into(),
+        abi: Abi::Sp1,
+        elf: Vec::new(),
+        ..task(b"in")
+    };
+    let submitted = f.store.submit(by_id.clone()).await.unwrap();
+    f.advance(5);
+    // Many at once, as a busy API submits them: every one is stored (in
+    // SQLite a read before the write could not be upgraded under load and
+    // failed as "database is locked").
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, task) = (
+                f.store.clone(),
+                NewTask {
+                    priority: -1,
+                    ..by_id.clone()
+                },
+            );
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    store.submit(task.clone()).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for r in racers {
+        r.await.unwrap();
+    }
+    let inline = f.store.submit(task(b"other")).await.unwrap();
+    let lease = f
+        .store
+        .claim(&ClaimRequest {
+            max_memory_bytes: None,
+            ..claim_req("w")
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lease.task.id, submitted.id);
+    assert_eq!(lease.elf, elf, "the lease carries the stored ELF");
+
+    // An unknown program without an ELF is refused, naming it.
+    let unknown = ProgramId::of_elf(b"never stored");
+    let refused = f
+        .store
+        .submit(NewTask {
+            program_id: unknown,
+            ..by_id.clone()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, StoreError::UnknownProgram(p) if p == unknown),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("provernode programs upload"),
+        "{refused}"
+    );
+
+    let all = f.store.programs().await.unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(all[0].id, id, "oldest first");
+    assert_eq!((all[0].tasks, all[0].last_task_ms.is_some()), (161, true));
+    let inline_id = f.store.task(inline.id).await.unwrap().unwrap().program_id;
+    assert_eq!(all[1].id, inline_id);
+    assert_eq!(f.store.program_ids().await.unwrap(), [id, inline_id]);
+    assert_eq!(f.store.program(&id).await.unwrap().unwrap().tasks, 161);
+    assert_eq!(f.store.program(&unknown).await.unwrap(), None);
+    assert_eq!(f.store.program_elf(&unknown).await.unwrap(), None);
+
+    // In use: refused; unused: deleted; gone: not found.
+    assert_eq!(
+        f.store.delete_program(&id).await.unwrap(),
+        provernode_store::DeleteProgramOutcome::InUse { tasks: 161 }
+    );
+    let spare = b"\x7fELF spare".to_vec();
+    let spare_id = ProgramId::of_elf(&spare);
+    f.store
+        .put_program(&spare_id, "spare", Abi::Risc0, &spare)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store.delete_program(&spare_id).await.unwrap(),
+        provernode_store::DeleteProgramOutcome::Deleted
+    );
+    assert_eq!(
+        f.store.delete_program(&spare_id).await.unwrap(),
+        provernode_store::DeleteProgramOutcome::NotFound
+    );
+    assert_eq!(f.store.programs().await.unwrap().len(), 2);
+
+    // Bytes damaged behind the store's back are refused as they are read.
+    let one_byte = match f.database {
+        Database::Sqlite(_) => "x'00'",
+        Database::Postgres(_) => "'\\x00'::bytea",
+    };
+    f.tamper(&format!("UPDATE programs SET elf = {one_byte} WHERE id = '{id}'"))
+        .await;
+    let damaged = f.store.program_elf(&id).await.unwrap_err();
+    assert!(matches!(damaged, StoreError::Corrupt(_)), "{damaged}");
+}
+
 macro_rules! on_every_store {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -744,6 +1417,9 @@ on_every_store!(
     lists_stop_at_their_byte_bound,
     retryable_failures_requeue_then_quarantine_with_every_cause,
     a_permanent_failure_fails_at_once,
+    a_running_attempts_phase_is_recorded_for_its_lease_only,
+    a_retried_task_is_queued_with_a_fresh_budget_and_the_retry_is_recorded,
+    diagnostics_count_tasks_by_state_and_reason_and_list_failed_attempts_newest_first,
     cancelling_ends_queued_and_leased_tasks_and_the_holder_sees_it,
     deadlines_end_tasks_and_are_never_claimed_past,
     expiring_the_leases_of_a_dead_owner_counts_an_attempt,
@@ -751,6 +1427,12 @@ on_every_store!(
     a_dependency_that_ends_without_a_proof_fails_its_dependents,
     an_unknown_dependency_is_refused_naming_it,
     a_retried_aggregate_is_the_same_task_even_after_its_input_was_assembled,
+    a_split_task_is_joined_as_its_parts_arrive_and_ends_with_the_final_join,
+    a_damaged_part_proof_is_proved_again_and_a_failed_part_fails_its_split_task,
+    cancelling_a_split_task_cancels_its_parts_and_their_holders_see_it,
+    proving_rates_average_long_attempts_and_a_calibration_replaces_them,
+    a_split_task_without_a_timeout_gives_its_parts_one_sized_for_a_segment,
+    a_program_is_stored_once_and_tasks_refer_to_it_by_id,
 );
 
 /// Issue 19: after the first `SQLITE_FULL` a pooled connection stayed inside

@@ -76,7 +76,7 @@ pub fn serve(dir: &Path, registry: &Registry) -> Result<(), ChildError> {
             .strip_prefix("run ")
             .and_then(|n| n.trim().parse().ok())
             .ok_or_else(|| ChildError::Control(line.clone()))?;
-        let response = attempt(dir, n, registry, &|| say(&format!("started {n}")))?;
+        let response = attempt(dir, n, registry, &say)?;
         let tmp = dir.join(format!("resp-{n}.json.tmp"));
         let json = serde_json::to_vec(&response).map_err(|source| ChildError::Request {
             path: tmp.display().to_string(),
@@ -94,7 +94,19 @@ pub fn serve(dir: &Path, registry: &Registry) -> Result<(), ChildError> {
     Ok(())
 }
 
-/// `started` is called once the backend is warm and the program set up:
+/// Fault injection for the scenario tests: attempts take this much longer,
+/// so that a kill lands while they are in flight, or a timeout is tested,
+/// even on the instant trace backend. `PROVERNODE_FAULT_PART_DELAY_MS`
+/// slows every part of a split task, `PROVERNODE_FAULT_PROVE_DELAY_MS`
+/// every other attempt (after its cycles are reported). Never set them in
+/// production.
+fn slow_for_tests(variable: &str) {
+    if let Some(ms) = std::env::var(variable).ok().and_then(|v| v.parse::<u64>().ok()) {
+        std::thread::sleep(std::time::Duration::from_millis(ms.min(60_000)));
+    }
+}
+
+/// `say` writes a protocol line; `started N` once the backend is warm and the program set up:
 /// the supervisor bounds that part by the worker start-up limit and only
 /// what follows by the task's timeout (SP1's prover takes minutes to start,
 /// once per warm worker).
@@ -102,7 +114,7 @@ fn attempt(
     dir: &Path,
     n: u64,
     registry: &Registry,
-    started: &dyn Fn() -> Result<(), ChildError>,
+    say: &dyn Fn(&str) -> Result<(), ChildError>,
 ) -> Result<Response, ChildError> {
     let req_path = dir.join(protocol::request_json(n));
     let raw = std::fs::read(&req_path).map_err(io(&req_path))?;
@@ -131,7 +143,23 @@ fn attempt(
         let (cause, retryable) = e.classify();
         return Ok(failed(cause, retryable, e.to_string()));
     }
-    started()?;
+    say(&format!("started {n}"))?;
+    if provernode_core::split::PartInput::is(&input) {
+        slow_for_tests("PROVERNODE_FAULT_PART_DELAY_MS");
+    } else if req.report_cycles {
+        // The slot sizes this attempt's timeout from the count; a run that
+        // fails here fails the same way in `prove` below, which says why.
+        let limits = Limits {
+            max_cycles: req.max_cycles,
+            max_memory_bytes: req.max_guest_memory_bytes,
+        };
+        if let Ok(run) = backend.execute(&program, &input, &limits) {
+            say(&format!("cycles {n} {}", run.cycles))?;
+        }
+    }
+    if !provernode_core::split::PartInput::is(&input) {
+        slow_for_tests("PROVERNODE_FAULT_PROVE_DELAY_MS");
+    }
     let options = ProveOptions {
         limits: Limits {
             max_cycles: req.max_cycles,
@@ -139,6 +167,7 @@ fn attempt(
         },
         proof_kind: req.proof_kind.clone(),
         prover_memory_bytes: req.prover_memory_bytes,
+        split_po2: req.split_po2,
     };
     match backend
         .prove(&program, &input, &options)

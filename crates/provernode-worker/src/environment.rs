@@ -32,6 +32,8 @@ const PREFIXES: &[&str] = &[
     "RISC0_",
     "SP1_",
     "NVIDIA_",
+    // Fault injection of the scenario tests (`PROVERNODE_FAULT_PART_DELAY_MS`).
+    "PROVERNODE_FAULT_",
 ];
 
 /// Parts of a name that mark a secret: never passed, even under an allowed

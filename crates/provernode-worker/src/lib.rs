@@ -26,7 +26,7 @@ mod protocol;
 mod supervisor;
 
 pub use environment::{passes_to_worker, worker_environment};
-pub use memlimit::{detect_limiter, LimiterKind};
+pub use memlimit::{detect_limiter, workers_memory_used, LimiterKind};
 pub use orphans::{reap_orphans, ReapReport};
 pub use protocol::{AttemptSpec, PROTOCOL_PREFIX};
 pub use supervisor::{scratch_root, AttemptResult, ExitHook, Slot, SlotConfig, StopReason, WorkerMode};

@@ -216,12 +216,81 @@ pub fn remove_stale_cages(kind: &LimiterKind) {
     }
 }
 
+/// Memory the workers of this process use now: the sum of their cages'
+/// usage (cgroups: resident and page cache charged to them), or, under the
+/// watchdog, the resident memory of every descendant process.
+pub fn workers_memory_used(kind: &LimiterKind) -> u64 {
+    let own = std::process::id();
+    match kind {
+        LimiterKind::CgroupV1 { parent } | LimiterKind::CgroupV2 { parent } => {
+            let file = if matches!(kind, LimiterKind::CgroupV1 { .. }) {
+                "memory.usage_in_bytes"
+            } else {
+                "memory.current"
+            };
+            let prefix = format!("provernode-{own}-");
+            let Ok(entries) = fs::read_dir(parent) else {
+                return 0;
+            };
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .filter_map(|e| fs::read_to_string(e.path().join(file)).ok())
+                .filter_map(|t| t.trim().parse::<u64>().ok())
+                .sum()
+        }
+        LimiterKind::Watchdog { .. } => descendants(own).into_iter().filter_map(resident_bytes).sum(),
+    }
+}
+
+/// Every process below `root`, from /proc.
+fn descendants(root: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let parents: Vec<(u32, u32)> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // The parent is the second field after the parenthesised name.
+            let after = stat.rsplit_once(')')?.1;
+            let ppid = after.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let p = found[i];
+        found.extend(parents.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
 /// Resident memory of a process, from /proc/PID/status.
 pub fn resident_bytes(pid: u32) -> Option<u64> {
     let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod usage_tests {
+    use super::*;
+
+    #[test]
+    fn a_child_process_is_a_descendant_and_its_memory_counts_under_the_watchdog() {
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        assert!(descendants(std::process::id()).contains(&child.id()));
+        let used = workers_memory_used(&LimiterKind::Watchdog { why: "test".into() });
+        assert!(used > 0);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
 
 #[cfg(test)]

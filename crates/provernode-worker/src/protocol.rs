@@ -3,7 +3,9 @@
 //! Control goes over the child's stdin and stdout: `run N` in, then
 //! `provernode-worker: started N` (backend warm, program set up: the task's
 //! timeout starts here), `provernode-worker: retire` (optional: replace this
-//! worker after the attempt) and `provernode-worker: done N` out; data goes through files in
+//! worker after the attempt), `provernode-worker: cycles N C` (optional:
+//! the attempt's cycle count, when the request asks for it so the slot can
+//! size the timeout) and `provernode-worker: done N` out; data goes through files in
 //! the private directory: `req-N.json`, `req-N.elf`, `req-N.input`, and back
 //! `resp-N.json` (written atomically) plus `resp-N.proof`.
 
@@ -29,6 +31,14 @@ pub struct AttemptSpec {
     pub timeout: std::time::Duration,
     /// Memory limit of the worker process.
     pub memory_limit_bytes: u64,
+    /// Split executions longer than `2^po2` cycles into parts.
+    pub split_po2: Option<u32>,
+    /// The task named no timeout and a rate is known: once the worker has
+    /// counted the attempt's cycles, its timeout becomes the rule's for
+    /// them (never shorter than `timeout`, never past `timeout_cap`).
+    pub timeout_rule: Option<provernode_core::TimeoutRule>,
+    /// The most an attempt may run whatever its cycles (its deadline).
+    pub timeout_cap: Option<std::time::Duration>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -44,6 +54,14 @@ pub struct Request {
     /// (absent in requests from a node before this field: no limit known).
     #[serde(default)]
     pub prover_memory_bytes: Option<u64>,
+    /// Split executions longer than `2^po2` cycles into parts (issue 22);
+    /// absent: never.
+    #[serde(default)]
+    pub split_po2: Option<u32>,
+    /// Execute first and report the cycle count (`cycles N C` on stdout),
+    /// so the slot can size the attempt's timeout from it.
+    #[serde(default)]
+    pub report_cycles: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -139,7 +139,7 @@ const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where a timed-out attempt's operator raises the limit: the submit
 /// request's field, the CLI flag that sets it, and the node's default.
-const TIMEOUT_HINT: &str = "a program that needs longer needs a larger task timeout: the submit field `timeout_secs`, `provernode submit --timeout-secs`, or the node's `--default-timeout-secs`";
+const TIMEOUT_HINT: &str = "a program that needs longer needs a larger task timeout: the submit field `timeout_secs`, `provernode submit --timeout-secs`, or the node's `--default-timeout-secs`; a task that names none is sized from its cycles once the node knows this backend's proving rate (`provernode calibrate`)";
 
 /// Likewise for an attempt killed for memory. SP1 programs of many shards
 /// need far more than the backend's minimum (docs/backends.md).
@@ -257,6 +257,9 @@ struct Watched {
     retire_asked: bool,
     /// The wall-clock limit that applied before `started`.
     startup_limit: Duration,
+    /// The limit that applied after `started` (sized from the cycles when
+    /// the task named none).
+    timeout: Duration,
 }
 
 pub struct Slot {
@@ -492,6 +495,8 @@ impl Slot {
         }
         match self.spawn(spec.memory_limit_bytes).await {
             Ok(w) => {
+                metrics::counter!("provernode_worker_starts_total", "backend" => spec.backend.clone())
+                    .increment(1);
                 self.worker = Some(w);
                 Ok(())
             }
@@ -521,6 +526,7 @@ impl Slot {
                 started: false,
                 retire_asked: false,
                 startup_limit: Duration::ZERO,
+                timeout: spec.timeout,
             };
         };
         let (pid, caged, limit) = (w.pid, w.cage.is_cgroup(), w.cage.limit_bytes);
@@ -537,6 +543,9 @@ impl Slot {
             spec.timeout
         };
         let mut deadline = Instant::now() + startup_limit;
+        let mut started_at = Instant::now();
+        let mut timeout = spec.timeout;
+        let cycles_prefix = format!("{PROTOCOL_PREFIX}cycles {n} ");
         let mut started = false;
         let mut retire_asked = false;
         let mut tick = tokio::time::interval(Duration::from_millis(50));
@@ -559,7 +568,29 @@ impl Slot {
                         Ok(Some(l)) if l == done_line => break Ending::Done,
                         Ok(Some(l)) if l == started_line => {
                             started = true;
-                            deadline = Instant::now() + spec.timeout;
+                            started_at = Instant::now();
+                            deadline = started_at + spec.timeout;
+                        }
+                        Ok(Some(l)) if started && l.starts_with(&cycles_prefix) => {
+                            if let (Some(rule), Ok(cycles)) =
+                                (spec.timeout_rule, l[cycles_prefix.len()..].trim().parse::<u64>())
+                            {
+                                let mut sized = rule.timeout_for(cycles);
+                                if let Some(cap) = spec.timeout_cap {
+                                    sized = sized.min(cap);
+                                }
+                                if sized > timeout {
+                                    tracing::info!(
+                                        slot = %self.config.name,
+                                        cycles,
+                                        rate = rule.cycles_per_sec,
+                                        timeout_secs = sized.as_secs_f64(),
+                                        "attempt timeout sized from its cycles and the measured rate"
+                                    );
+                                    timeout = sized;
+                                    deadline = started_at + sized;
+                                }
+                            }
                         }
                         Ok(Some(l)) if l == retire_line => retire_asked = true,
                         Ok(Some(_)) => {}
@@ -578,6 +609,7 @@ impl Slot {
             started,
             retire_asked,
             startup_limit,
+            timeout,
         }
     }
 
@@ -618,6 +650,19 @@ impl Slot {
                     tracing::info!(slot = %self.config.name, pid, "the worker's backend asked to be replaced after this attempt");
                 }
                 if recycle {
+                    // Fresh workers end after every attempt by design: only
+                    // a warm worker's replacement is a recycle.
+                    let reason = if watched.retire_asked {
+                        Some("backend_asked")
+                    } else if matches!(mode, WorkerMode::Warm { .. }) {
+                        Some("limits")
+                    } else {
+                        None
+                    };
+                    if let Some(reason) = reason {
+                        metrics::counter!("provernode_worker_recycles_total", "backend" => spec.backend.clone(), "reason" => reason)
+                            .increment(1);
+                    }
                     self.retire().await;
                 }
                 return match result {
@@ -638,7 +683,7 @@ impl Slot {
                     if watched.started {
                         format!(
                             "the attempt ran past its wall-clock limit of {:.1} s; its worker (pid {pid}) and process group were killed ({TIMEOUT_HINT})",
-                            spec.timeout.as_secs_f64()
+                            watched.timeout.as_secs_f64()
                         )
                     } else {
                         format!(
@@ -795,6 +840,8 @@ async fn write_request(dir: &Path, n: u64, spec: &AttemptSpec) -> std::io::Resul
         max_cycles: spec.max_cycles,
         max_guest_memory_bytes: spec.max_guest_memory_bytes,
         prover_memory_bytes: Some(spec.memory_limit_bytes),
+        split_po2: spec.split_po2,
+        report_cycles: spec.timeout_rule.is_some(),
     };
     tokio::fs::write(dir.join(protocol::request_elf(n)), &spec.elf).await?;
     tokio::fs::write(dir.join(protocol::request_input(n)), &spec.input).await?;
@@ -861,6 +908,9 @@ mod tests {
             max_guest_memory_bytes: 1 << 20,
             timeout: std::time::Duration::from_secs(1),
             memory_limit_bytes: 3 << 30,
+            split_po2: None,
+            timeout_rule: None,
+            timeout_cap: None,
         };
         write_request(dir.path(), 7, &spec).await.expect("write");
         let json = std::fs::read(dir.path().join(protocol::request_json(7))).expect("read");

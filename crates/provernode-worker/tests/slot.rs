@@ -71,6 +71,9 @@ fn spec(attempt: u32) -> AttemptSpec {
         max_guest_memory_bytes: 1 << 20,
         timeout: Duration::from_secs(20),
         memory_limit_bytes: 1 << 30,
+        split_po2: None,
+        timeout_rule: None,
+        timeout_cap: None,
     }
 }
 

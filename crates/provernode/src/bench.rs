@@ -55,8 +55,26 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             }
         }
         let mut paid = provernode_bench::Paid::default();
+        // Jobs done of all, and the time so far, on a terminal (stderr);
+        // rows print through it so the two do not garble each other.
+        let progress = {
+            use std::io::IsTerminal;
+            let bar = if std::io::stderr().is_terminal() {
+                indicatif::ProgressBar::new((jobs.len() * targets.len()) as u64)
+            } else {
+                indicatif::ProgressBar::hidden()
+            };
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} jobs, {elapsed} {msg}")
+            {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(std::time::Duration::from_millis(250));
+            bar
+        };
         println!("backend\tkind\tprogram\tinput\tcycles\tprove_s\tverify_s_avg\tproof_bytes\tpeak_rss_bytes\tstartup_s\tsetup_s");
         for target in &targets {
+            progress.set_message(format!("proving on {}", target_name(target)));
             let results = args.results.as_deref();
             let mut saved = rows.clone();
             let mut save_error = None;
@@ -70,20 +88,23 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                             save_error.get_or_insert(e);
                         }
                     }
-                    println!(
-                        "{}\t{}\t{}\t{}\t{}\t{:.3}\t{:.6}\t{}\t{}\t{}\t{}",
-                        r.backend,
-                        r.proof_kind,
-                        r.program,
-                        r.input,
-                        r.cycles,
-                        r.prove_seconds,
-                        r.verify_seconds_avg,
-                        r.proof_bytes,
-                        r.peak_rss_bytes.map_or_else(|| "n/a".into(), |b| b.to_string()),
-                        seconds_or_paid(r.startup_seconds),
-                        seconds_or_paid(r.setup_seconds)
-                    );
+                    progress.inc(1);
+                    progress.suspend(|| {
+                        println!(
+                            "{}\t{}\t{}\t{}\t{}\t{:.3}\t{:.6}\t{}\t{}\t{}\t{}",
+                            r.backend,
+                            r.proof_kind,
+                            r.program,
+                            r.input,
+                            r.cycles,
+                            r.prove_seconds,
+                            r.verify_seconds_avg,
+                            r.proof_bytes,
+                            r.peak_rss_bytes.map_or_else(|| "n/a".into(), |b| b.to_string()),
+                            seconds_or_paid(r.startup_seconds),
+                            seconds_or_paid(r.setup_seconds)
+                        )
+                    });
                 })
                 .with_context(|| format!("bench target {}", target_name(target)))?;
             if let Some(e) = save_error {
@@ -91,6 +112,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             }
             rows = provernode_bench::merge(rows, &measured);
         }
+        progress.finish_and_clear();
     }
     if let Some(path) = &args.markdown {
         // Only the marked table is rewritten; the prose around it stays.

@@ -9,7 +9,6 @@ pub use provernode_node::settings::{AgentArgs, BrokerArgs, RunNode};
 #[derive(Parser, Debug)]
 #[command(
     name = "provernode",
-    version,
     about = "One prover node for many zkVMs: prove the same guest program on trace (dev mode), RISC Zero and SP1.",
     after_help = "Start with `provernode demo`. Built-in guests: `provernode programs`. Backends: `provernode backends`."
 )]
@@ -23,8 +22,35 @@ pub struct Cli {
 #[derive(Args, Debug)]
 pub struct Global {
     /// Log format on stderr (level from the PROVERNODE_LOG environment variable, e.g. `info`).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "PROVERNODE_LOG_FORMAT")]
     pub log_format: LogFormat,
+    /// The config file of `run`, `broker` and `agent`: TOML whose keys are their long flags
+    /// (a flag or a PROVERNODE_* variable wins over it) [default: /etc/provernode/provernode.toml
+    /// if it exists]. `provernode config ROLE` shows each setting's value and source.
+    #[arg(long, global = true, value_name = "FILE", env = "PROVERNODE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Also write the log to this file, rotated daily (FILE.YYYY-MM-DD, the last 7 days
+    /// kept); `provernode diagnose` puts its last lines in the support bundle.
+    #[arg(long, global = true, value_name = "FILE", env = "PROVERNODE_LOG_FILE")]
+    pub log_file: Option<PathBuf>,
+}
+
+/// The command line: the derived definition, with the version line (commit
+/// and backends) and every role flag's PROVERNODE_* variable.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    provernode_node::config::with_env(Cli::command().version(provernode_node::version_line()))
+}
+
+/// A role and its flags, for `config`, `doctor` and `diagnose`.
+#[derive(Subcommand, Debug)]
+pub enum RoleArgs {
+    /// The embedded node's settings.
+    Run(RunNode),
+    /// A broker's settings.
+    Broker(BrokerArgs),
+    /// An agent's settings.
+    Agent(AgentArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -88,12 +114,68 @@ pub enum ProgramsAction {
         #[arg(long)]
         json: bool,
     },
+    /// Store a program on a node once; tasks then name it by the id this prints
+    /// (`provernode submit ID ...`) instead of carrying the ELF.
+    Upload {
+        /// An ELF, or a `.bin` from `cargo risczero build`.
+        file: PathBuf,
+        /// A name for lists and messages [default: the file's name].
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        node: NodeFlags,
+    },
+    /// The programs stored on a node, with how many tasks run each.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        node: NodeFlags,
+    },
+    /// Delete a stored program that no task references.
+    Delete {
+        id: String,
+        #[command(flatten)]
+        node: NodeFlags,
+    },
+}
+
+/// `provernode artifacts ...`.
+#[derive(Subcommand, Debug)]
+pub enum ArtifactsAction {
+    /// Every artifact in the manifest: name, kind, size, SHA-256, the version that wrote it.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hash both copies of every artifact, rewrite a bad copy from the good one, and report
+    /// the artifacts with no good copy (exit status 1 if there is one).
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rewrite an artifact's primary copy from its backup (the backup is checked first).
+    Restore { name: String },
+    /// Copy a file into the store as file/NAME, with its backup copy.
+    Import {
+        file: PathBuf,
+        /// Its name in the store, under file/ [default: the file's name].
+        #[arg(long)]
+        name: Option<String>,
+        /// The backend whose tasks need this file: they are not claimed while it has no
+        /// good copy.
+        #[arg(long = "for", value_name = "BACKEND")]
+        for_backend: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// List the built-in guest programs with their program ids for each ABI, or inspect a
-    /// program file (`programs inspect FILE`).
+    /// List the built-in guest programs with their program ids for each ABI, inspect a
+    /// program file (`programs inspect FILE`), or manage the programs stored on a node
+    /// (`programs upload FILE`, `programs list`, `programs delete ID`).
     Programs {
         #[command(subcommand)]
         action: Option<ProgramsAction>,
@@ -106,6 +188,26 @@ pub enum Command {
         keys: bool,
         #[arg(long)]
         json: bool,
+    },
+    /// The node's verified files (stored programs, keys, files a backend needs): list, verify
+    /// (and repair from the backup copies), restore, import. Run it on the node's machine.
+    Artifacts {
+        #[command(subcommand)]
+        action: ArtifactsAction,
+        /// The node's data directory (an agent's: its --scratch-dir).
+        #[arg(
+            long,
+            env = "PROVERNODE_DATA_DIR",
+            default_value = "provernode-data",
+            global = true
+        )]
+        data_dir: PathBuf,
+        /// The artifact store [default: artifacts/ in the data directory].
+        #[arg(long, value_name = "DIR", global = true)]
+        artifacts_dir: Option<PathBuf>,
+        /// The backup copies [default: artifacts-backup/ beside the artifacts].
+        #[arg(long, value_name = "DIR", global = true)]
+        artifacts_backup_dir: Option<PathBuf>,
     },
     /// List the backends and whether each can run here (and why not).
     Backends {
@@ -153,6 +255,10 @@ pub enum Command {
     /// measure cycles, prove and verify time, proof size, peak memory, start-up and set-up.
     /// Results are merged into a JSON file and can be rendered as Markdown.
     Bench(BenchArgs),
+    /// Prove a fixed program on each backend here and record its proving rate (cycles per
+    /// second) in the node's database: tasks that name no timeout get one sized from their
+    /// cycles and that rate (3 × cycles / rate + 60 s, never below the default).
+    Calibrate(crate::calibrate::CalibrateArgs),
     /// Run the prover node: durable queue, isolated workers, HTTP API.
     Run(RunNode),
     /// Run a cluster broker: the HTTP API (clients and agents) over a shared PostgreSQL
@@ -160,6 +266,52 @@ pub enum Command {
     Broker(BrokerArgs),
     /// Run a cluster agent: claim work from a broker and prove it in isolated workers.
     Agent(AgentArgs),
+    /// Print a role's effective configuration: every setting with its value (secrets
+    /// redacted) and where it came from (flag, environment, config file and line, default).
+    /// Takes the role's own flags: `provernode config agent --broker URL`.
+    Config {
+        /// JSON, for scripts.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        role: RoleArgs,
+    },
+    /// Write a support bundle (tar.gz) for a role: version, git commit and backends, the
+    /// effective config and the doctor report, system facts (CPU, memory, disk, cgroup limits,
+    /// kernel), the last log lines (--log-file), tasks by state and reason, the latest failed
+    /// attempts with their stderr tails, readiness and metrics. Every token and password the
+    /// role was given is scrubbed from every file. Takes the role's own flags:
+    /// `provernode diagnose run --data-dir /var/lib/provernode`.
+    Diagnose {
+        /// Where to write the bundle [default: provernode-diagnose-<unix time>.tar.gz].
+        #[arg(short, long, global = true)]
+        output: Option<PathBuf>,
+        /// How many of the latest failed attempts to include.
+        #[arg(long, global = true, default_value_t = 50)]
+        failed_attempts: u32,
+        /// How many of the last log lines to include.
+        #[arg(long, global = true, default_value_t = 2000)]
+        log_lines: usize,
+        #[command(subcommand)]
+        role: RoleArgs,
+    },
+    /// Preflight checks of this machine for a role, each with what was found and the exact
+    /// fix: memory cgroup, /dev/shm, memory against each backend's floor, disk, permissions
+    /// and filesystem, port, tokens, PostgreSQL and migrations (broker), the broker and its
+    /// token (agent), backends, open files, clock. Exits non-zero if any check fails; the
+    /// roles run the same checks when they start.
+    Doctor {
+        /// JSON, for scripts.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        role: RoleArgs,
+    },
+    /// Print a shell completion script: `provernode completions bash >
+    /// /etc/bash_completion.d/provernode`.
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff): `provernode man > /usr/local/share/man/man1/provernode.1`.
+    Man,
     /// Print the HTTP API's OpenAPI document (docs/openapi.json), derived from the code.
     Openapi,
     /// (internal) A worker process; the node starts these itself.
@@ -191,18 +343,44 @@ pub enum Command {
         #[command(flatten)]
         node: NodeFlags,
     },
+    /// Put a failed or quarantined task back in the queue with a fresh budget of attempts
+    /// (its history is kept, and the retry recorded in it).
+    Retry {
+        id: String,
+        #[command(flatten)]
+        node: NodeFlags,
+    },
+    /// Whether a node, broker or agent status port is ready to take work (GET /readyz):
+    /// prints each component and exits 1 when not ready. For health checks and scripts.
+    Ready {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        node: NodeFlags,
+    },
     /// Cancel a queued or running task.
     Cancel {
         id: String,
         #[command(flatten)]
         node: NodeFlags,
     },
-    /// List tasks, newest first.
+    /// List tasks, newest first, a page at a time.
     Tasks {
         /// Only tasks in this state.
         #[arg(long, value_enum)]
         state: Option<StateFilter>,
-        #[arg(long, default_value_t = 50)]
+        /// Only tasks that ended with this reason (timeout, out_of_memory, crashed(9),
+        /// backend_error, guest_panic, invalid_input, lease_lost, cancelled, deadline_passed,
+        /// dependency_failed).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Only tasks of this backend.
+        #[arg(long)]
+        backend: Option<String>,
+        /// Only tasks older than this task id: the `more:` line of the previous page.
+        #[arg(long, value_name = "ID")]
+        before: Option<String>,
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
         limit: u32,
         #[command(flatten)]
         node: NodeFlags,
@@ -224,8 +402,9 @@ pub struct NodeFlags {
 
 #[derive(Args, Debug)]
 pub struct Submit {
-    /// A built-in guest name or its program id, or the path of a RISC-V ELF. `aggregate`
-    /// with --of makes one proof of the proofs of other tasks.
+    /// A built-in guest name or its program id, the id of a program stored on the node
+    /// (`provernode programs upload`), or the path of a RISC-V ELF (uploaded first, once).
+    /// `aggregate` with --of makes one proof of the proofs of other tasks.
     pub program: String,
     /// The backend [default: trace; with --of, the backend of the tasks aggregated].
     #[arg(long, short)]
@@ -270,6 +449,10 @@ pub struct Submit {
     /// Wait for the task to end; write its proof (see --output) if it succeeded.
     #[arg(long)]
     pub wait: bool,
+    /// With --wait: give up after this many seconds (the task goes on). Until then the wait
+    /// survives the node restarting or being unreachable: it retries [default: no limit].
+    #[arg(long, value_name = "SECS", requires = "wait")]
+    pub wait_timeout_secs: Option<f64>,
     /// With --wait: where to write the proof [default: <id>.proof].
     #[arg(short, long)]
     pub output: Option<PathBuf>,

@@ -481,6 +481,7 @@ fn prove(args: &RunArgs, output: Option<PathBuf>, proof_kind: Option<String>) ->
         proof_kind,
         // A one-shot proof runs in this process, under no cage of ours.
         prover_memory_bytes: None,
+        split_po2: None,
     };
     let path = output.unwrap_or_else(|| {
         let stem = job.guest.map(|g| g.name.to_owned()).unwrap_or_else(|| {
@@ -498,7 +499,10 @@ fn prove(args: &RunArgs, output: Option<PathBuf>, proof_kind: Option<String>) ->
     // Before minutes of proving, not after.
     check_writable(&path)?;
     let started = Instant::now();
-    let envelope = job.backend.prove(&job.program, &job.input, &options)?;
+    let progress = Phase::start(format!("proving on {}", job.backend.name()), args.json);
+    let proved = job.backend.prove(&job.program, &job.input, &options);
+    progress.finish();
+    let envelope = proved?;
     let elapsed = started.elapsed();
     let bytes = envelope.encode()?;
     fs::write(&path, &bytes).with_context(|| format!("cannot write the proof to {}", path.display()))?;
@@ -536,6 +540,36 @@ fn prove(args: &RunArgs, output: Option<PathBuf>, proof_kind: Option<String>) ->
         ),
     ]);
     Ok(())
+}
+
+/// A long step shown while it runs: a spinner with the elapsed time on a
+/// terminal (stderr), one line otherwise; nothing with `--json` (scripts).
+struct Phase(Option<indicatif::ProgressBar>);
+
+impl Phase {
+    fn start(what: String, quiet: bool) -> Phase {
+        use std::io::IsTerminal;
+        if quiet {
+            return Phase(None);
+        }
+        if !std::io::stderr().is_terminal() {
+            eprintln!("{what}...");
+            return Phase(None);
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+            bar.set_style(style);
+        }
+        bar.set_message(what);
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Phase(Some(bar))
+    }
+
+    fn finish(self) {
+        if let Some(bar) = self.0 {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// Whether a file can be written at `path`: its directory exists and is

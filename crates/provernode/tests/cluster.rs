@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{children, kill9};
+use common::{children, kill9, Node};
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -156,8 +156,12 @@ impl Cluster {
     }
 
     fn add_agent(&mut self, broker: usize, env: &[(&str, &str)]) -> usize {
+        self.add_agent_with(broker, env, &[])
+    }
+
+    fn add_agent_with(&mut self, broker: usize, env: &[(&str, &str)], extra: &[&str]) -> usize {
         let i = self.agents.len();
-        let args: Vec<String> = [
+        let mut args: Vec<String> = [
             "agent",
             "--broker",
             &self.broker_url(broker),
@@ -175,6 +179,7 @@ impl Cluster {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
         self.agents
             .push(Proc::spawn(&format!("agent{i}"), self.dir.path(), &args, env));
         i
@@ -498,6 +503,342 @@ fn tokens_are_kept_to_their_roles() {
     );
 }
 
+fn doctor(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_provernode"))
+        .arg("doctor")
+        .args(args)
+        .env_remove("PROVERNODE_TOKEN")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// `doctor broker` reads PostgreSQL and its migrations without changing
+/// them; `doctor agent` tells a wrong agent token from an unreachable broker.
+#[test]
+fn doctor_checks_postgresql_its_migrations_and_the_agent_token() {
+    let mut c = Cluster::new(0);
+    let url = c.url.clone();
+    let broker = [
+        "broker",
+        "--database-url",
+        &url,
+        "--agent-token",
+        AGENT_TOKEN,
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let (ok, out) = doctor(&broker);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("WARN  migrations") && out.contains("0 applied"),
+        "{out}"
+    );
+    assert!(
+        out.contains("pass  clock") && out.contains("PostgreSQL's clock"),
+        "{out}"
+    );
+
+    c.brokers.push((free_port(), None));
+    c.start_broker(0);
+    let (ok, out) = doctor(&broker);
+    assert!(
+        ok && out.contains("pass  migrations") && out.contains("applied"),
+        "{out}"
+    );
+    assert!(
+        !out.contains(&c.url),
+        "the database URL (with its password) was printed: {out}"
+    );
+
+    let dead = c.url.replace(&format!(":{}/", c.pg.port()), ":1/");
+    let (ok, out) = doctor(&["broker", "--database-url", &dead, "--agent-token", AGENT_TOKEN]);
+    assert!(!ok && out.contains("FAIL  postgresql"), "{out}");
+
+    let url = c.broker_url(0);
+    let agent = |token: &str| {
+        let c = &c;
+        doctor(&[
+            "agent",
+            "--broker",
+            &url,
+            "--token",
+            token,
+            "--scratch-dir",
+            &c.dir.path().join("s").display().to_string(),
+        ])
+    };
+    let (ok, out) = agent(AGENT_TOKEN);
+    assert!(ok && out.contains("accepts this agent token"), "{out}");
+    let (ok, out) = agent(CLIENT_TOKEN);
+    assert!(
+        !ok && out.contains("refuses this agent token") && out.contains("not a client token"),
+        "{out}"
+    );
+    // An agent with a wrong token does not start (the same check, at start).
+    let out = Command::new(env!("CARGO_BIN_EXE_provernode"))
+        .args(["agent", "--broker", &url, "--token", "wrong", "--scratch-dir"])
+        .arg(c.dir.path().join("s2"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refusing to start") && stderr.contains("refuses this agent token"),
+        "{stderr}"
+    );
+}
+
+/// The metric families of one /metrics text: every one must have `# HELP`
+/// and be in the catalogue that the dashboard and alerts are checked against.
+fn check_families(what: &str, text: &str) -> Vec<String> {
+    let catalogue: Vec<&str> = provernode_node::telemetry::CATALOGUE
+        .iter()
+        .map(|(n, _, _)| *n)
+        .collect();
+    let mut families = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let name = rest.split_whitespace().next().unwrap().to_owned();
+            assert!(
+                text.contains(&format!("# HELP {name} ")),
+                "{what}: {name} has no # HELP"
+            );
+            assert!(
+                catalogue.contains(&name.as_str()),
+                "{what}: {name} is exported but not in telemetry::CATALOGUE"
+            );
+            families.push(name);
+        }
+    }
+    families
+}
+
+/// A real Prometheus (Debian's package) scrapes a node, a broker and an
+/// agent's status port; the metrics are queried through its HTTP API.
+#[test]
+fn a_real_prometheus_scrapes_a_node_a_broker_and_an_agent() {
+    let prometheus = Command::new("prometheus").arg("--version").output();
+    assert!(
+        prometheus.is_ok_and(|o| o.status.success()),
+        "prometheus is missing: install Debian's prometheus package (`apt-get install --no-install-recommends prometheus`; .ci/run does)"
+    );
+    let mut c = Cluster::new(1);
+    let status_port = free_port();
+    c.add_agent_with(0, &[], &["--status-listen", &format!("127.0.0.1:{status_port}")]);
+    let node_dir = c.dir.path().join("node");
+    let node = Node::start(&node_dir, &["--workers", "1"], &[]);
+    let id = c.submit(0, json!({"program": "fibonacci", "input": {"n": 30}}));
+    assert_eq!(c.wait_terminal(0, &id)["state"], "succeeded");
+    let nid = node.submit(common::fib(20));
+    assert_eq!(node.wait_terminal(&nid, LONG)["state"], "succeeded");
+
+    // Every family each role exports has help text and is catalogued.
+    let agent_text = c
+        .http
+        .get(format!("http://127.0.0.1:{status_port}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let agent_families = check_families("agent", &agent_text);
+    for f in [
+        "provernode_attempts_total",
+        "provernode_attempt_duration_seconds",
+        "provernode_prove_seconds",
+        "provernode_build_info",
+    ] {
+        assert!(
+            agent_families.iter().any(|a| a == f),
+            "the agent exports no {f}:\n{agent_text}"
+        );
+    }
+    assert!(
+        agent_text.contains("provernode_attempt_duration_seconds_bucket{"),
+        "durations must be histograms:\n{agent_text}"
+    );
+    let broker_text = c
+        .http
+        .get(format!("{}/metrics", c.broker_url(0)))
+        .bearer_auth(CLIENT_TOKEN)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    check_families("broker", &broker_text);
+    let node_text = node.metrics();
+    check_families("node", &node_text);
+    let ready: Value = c
+        .http
+        .get(format!("http://127.0.0.1:{status_port}/readyz"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(ready["ready"], true, "{ready}");
+    assert_eq!(ready["components"]["claims"]["status"], "ok", "{ready}");
+    assert!(
+        ready["components"]["backend:trace"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("warm"),
+        "{ready}"
+    );
+
+    let web_port = free_port();
+    let config = c.dir.path().join("prometheus.yml");
+    let node_target = node.base.trim_start_matches("http://").to_owned();
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: provernode-node\n    static_configs: [{{targets: ['{node_target}']}}]\n  - job_name: provernode-broker\n    authorization: {{credentials: {CLIENT_TOKEN}}}\n    static_configs: [{{targets: ['127.0.0.1:{}']}}]\n  - job_name: provernode-agent\n    static_configs: [{{targets: ['127.0.0.1:{status_port}']}}]\n",
+            c.brokers[0].0
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(c.dir.path().join("prometheus.log")).unwrap();
+    let mut prom = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            c.dir.path().join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{web_port}"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let query = |q: &str| -> Option<Vec<Value>> {
+        let v: Value = c
+            .http
+            .get(format!("http://127.0.0.1:{web_port}/api/v1/query"))
+            .query(&[("query", q)])
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        v["data"]["result"].as_array().cloned()
+    };
+    let started = Instant::now();
+    let mut last = None;
+    while started.elapsed() < Duration::from_secs(60) {
+        last = query("provernode_build_info");
+        if last.as_ref().is_some_and(|r| r.len() == 3) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let build = last.unwrap_or_default();
+    let mut roles: Vec<&str> = build
+        .iter()
+        .map(|r| r["metric"]["role"].as_str().unwrap())
+        .collect();
+    roles.sort();
+    let prom_log = std::fs::read_to_string(c.dir.path().join("prometheus.log")).unwrap_or_default();
+    assert_eq!(
+        roles,
+        ["agent", "broker", "run"],
+        "{build:?}\n{}",
+        tail(&prom_log)
+    );
+    let up = query("up").unwrap();
+    assert!(up.iter().all(|r| r["value"][1] == "1"), "{up:?}");
+    let attempts = query(r#"sum by (job) (provernode_attempts_total{outcome="succeeded"})"#).unwrap();
+    assert_eq!(
+        attempts.len(),
+        2,
+        "attempts from the node and the agent: {attempts:?}"
+    );
+    let queued = query(r#"max(provernode_tasks{state="succeeded"})"#).unwrap();
+    assert_eq!(queued[0]["value"][1], "1", "the broker's store count: {queued:?}");
+    let _ = prom.kill();
+    let _ = prom.wait();
+}
+
+/// Everything in a bundle, decompressed, as one text.
+fn bundle_text(path: &Path) -> String {
+    let out = Command::new("tar").arg("xzOf").arg(path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `provernode diagnose` of a broker (PostgreSQL with a password, client and
+/// agent tokens) and of an agent: the bundles hold what support needs, and
+/// no secret appears anywhere in them.
+#[test]
+fn support_bundles_hold_no_token_and_no_database_password() {
+    const PASSWORD: &str = "pg-S3cret-pw";
+    let mut c = Cluster::new(0);
+    c.url = c.url.replace("postgres@", &format!("postgres:{PASSWORD}@"));
+    assert!(c.url.contains(PASSWORD));
+    c.brokers.push((free_port(), None));
+    c.start_broker(0);
+    let status_port = free_port();
+    c.add_agent_with(0, &[], &["--status-listen", &format!("127.0.0.1:{status_port}")]);
+    let ok = c.submit(0, json!({"program": "fibonacci", "input": {"n": 12}}));
+    let bad = c.submit(
+        0,
+        json!({"program": "sha256-chain", "input": {"rounds": 1}, "max_cycles": 1000}),
+    );
+    assert_eq!(c.wait_terminal(0, &ok)["state"], "succeeded");
+    assert_ne!(c.wait_terminal(0, &bad)["state"], "succeeded");
+
+    let broker_bundle = c.dir.path().join("broker.tar.gz");
+    let out = Command::new(env!("CARGO_BIN_EXE_provernode"))
+        .args(["diagnose", "broker", "--database-url", &c.url, "--listen"])
+        .arg(format!("127.0.0.1:{}", c.brokers[0].0))
+        .args(["--client-token", CLIENT_TOKEN, "--agent-token", AGENT_TOKEN, "-o"])
+        .arg(&broker_bundle)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let agent_bundle = c.dir.path().join("agent.tar.gz");
+    let out = Command::new(env!("CARGO_BIN_EXE_provernode"))
+        .args([
+            "diagnose",
+            "agent",
+            "--broker",
+            &c.broker_url(0),
+            "--token",
+            AGENT_TOKEN,
+        ])
+        .args([
+            "--status-listen",
+            &format!("127.0.0.1:{status_port}"),
+            "--scratch-dir",
+        ])
+        .arg(c.dir.path().join("diag-scratch"))
+        .arg("-o")
+        .arg(&agent_bundle)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let broker = bundle_text(&broker_bundle);
+    let agent = bundle_text(&agent_bundle);
+    for (name, text) in [("broker", &broker), ("agent", &agent)] {
+        for secret in [PASSWORD, CLIENT_TOKEN, AGENT_TOKEN] {
+            assert!(!text.contains(secret), "the {name} bundle contains {secret}");
+        }
+        assert!(
+            text.contains("provernode_build_info"),
+            "{name}: no metrics snapshot"
+        );
+        assert!(text.contains("checks of `provernode"), "{name}: no doctor report");
+        assert!(text.contains("MemTotal"), "{name}: no system facts");
+    }
+    // What support needs from the queue: tasks by state and the failure's cause.
+    assert!(broker.contains("\"state\": \"succeeded\""), "{broker}");
+    assert!(
+        broker.contains("postgres://postgres:[redacted]@127.0.0.1"),
+        "the redacted URL is shown"
+    );
+    assert!(agent.contains("\"claims\""), "the agent's readiness: {agent}");
+}
+
 /// Issue 19, item 13: holding only an agent token, a proof with a flipped
 /// public output and a recomputed checksum was accepted, stored as the
 /// task's result, and failed `provernode verify`. The broker now verifies
@@ -615,4 +956,168 @@ fn an_aggregate_survives_an_agent_and_a_broker_killed_mid_flight() {
     let claims: Vec<_> = proofs.iter().map(|p| registry.claim_of(p).unwrap()).collect();
     let expected = provernode_core::aggregate::AggregateOutput::of_digests(claims).encode();
     c.assert_all_proved_once(0, &[aggregate], |_| expected.clone());
+}
+
+/// Every part of the split task `parent`, from broker `broker`'s task list.
+fn parts_of(c: &Cluster, broker: usize, parent: &str) -> Vec<Value> {
+    let list: Value = c
+        .http
+        .get(format!("{}/v1/tasks?limit=1000", c.broker_url(broker)))
+        .bearer_auth(CLIENT_TOKEN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    list["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["part"]["parent_id"] == parent)
+        .cloned()
+        .collect()
+}
+
+/// Issue 22's scenarios on one split proof, in turn: every agent takes
+/// part; an agent is SIGKILLed while it proves a segment; a broker is
+/// restarted mid-tree; a part's stored proof is damaged; the whole cluster
+/// (PostgreSQL included) is stopped and started mid-tree. It ends with one
+/// proof, the unsplit one byte for byte.
+#[test]
+fn a_split_proof_survives_a_killed_agent_a_restarted_broker_a_damaged_part_and_a_cluster_restart() {
+    use provernode_core::Backend as _;
+    let mut c = Cluster::new(2);
+    let split = ["--split-backends", "trace", "--split-po2", "13"];
+    // Parts take 200 ms each, so every fault lands with parts in flight.
+    let env = [("PROVERNODE_FAULT_PART_DELAY_MS", "200")];
+    for broker in [0, 1, 0] {
+        c.add_agent_with(broker, &env, &split);
+    }
+    let id = c.submit(1, json!({"program": "fibonacci", "input": {"n": 20000}}));
+    let t = c.wait_until(0, &id, |t| t["split"]["segments"].as_u64().is_some());
+    let segments = t["split"]["segments"].as_u64().unwrap();
+    assert!(segments >= 30, "{t}");
+
+    // An agent SIGKILLed (with its worker) while it proves a segment.
+    let start = Instant::now();
+    let victim = loop {
+        let held = parts_of(&c, 0, &id).into_iter().find_map(|p| {
+            let owner = p["lease"]["owner"].as_str()?.split('/').next()?.to_owned();
+            (p["state"] == "leased" && p["part"]["hi"].as_u64()? - p["part"]["lo"].as_u64()? == 1)
+                .then_some(owner)
+        });
+        if let Some(owner) = held {
+            break owner.trim_start_matches("agent").parse::<usize>().unwrap();
+        }
+        assert!(
+            start.elapsed() < LONG,
+            "no segment was ever leased:\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    for w in children(c.agents[victim].pid()) {
+        kill9(w);
+    }
+    c.agents[victim].kill9();
+    c.add_agent_with(1, &env, &split);
+
+    // A broker restarted mid-tree.
+    c.brokers[0].1.as_mut().unwrap().kill9();
+    std::thread::sleep(Duration::from_millis(500));
+    c.start_broker(0);
+
+    // A segment's stored proof damaged while it waits for its neighbour:
+    // one segment, under the parent's row lock, which the store also takes
+    // to join parts, and with the segment's own row locked, so that a join
+    // committed meanwhile (having read the proof before the damage) makes
+    // it fail `joined_into IS NULL` on the re-check. Without the locks a
+    // proof already joined could be damaged, and never read again.
+    let damage = format!(
+        "WITH parent AS MATERIALIZED (SELECT id FROM tasks WHERE id = '{id}' FOR UPDATE), \
+         damaged AS (UPDATE results SET envelope = substr(envelope, 1, 40) WHERE task_id IN \
+         (SELECT t.id FROM tasks t JOIN parent p ON t.parent_id = p.id WHERE t.state = 'succeeded' \
+          AND t.joined_into IS NULL AND t.part_hi - t.part_lo = 1 AND t.part_lo > 0 LIMIT 1 FOR UPDATE OF t) \
+         RETURNING task_id) SELECT task_id FROM damaged"
+    );
+    let start = Instant::now();
+    let damaged = loop {
+        let out = c.pg.psql(&c.url, &damage).unwrap();
+        if !out.trim().is_empty() {
+            break out.trim().to_owned();
+        }
+        assert!(start.elapsed() < LONG, "no segment ever waited for its neighbour");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+
+    // The whole cluster stopped (agents and brokers killed, PostgreSQL
+    // stopped) and started again mid-tree.
+    let t = c.wait_until(1, &id, |t| {
+        t["split"]["segments_proved"].as_u64().unwrap_or(0) >= 8
+    });
+    assert_eq!(t["state"], "leased", "still in progress: {t}");
+    for a in &mut c.agents {
+        for w in children(a.pid()) {
+            kill9(w);
+        }
+        a.kill9();
+    }
+    for b in &mut c.brokers {
+        if let Some(p) = b.1.as_mut() {
+            p.kill9();
+        }
+    }
+    c.pg.stop().unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    c.pg.restart().unwrap();
+    c.start_broker(0);
+    c.start_broker(1);
+    for broker in [0, 1, 0] {
+        c.add_agent_with(broker, &env, &split);
+    }
+
+    let t = c.wait_terminal(1, &id);
+    assert_eq!(t["state"], "succeeded", "{t}\n{}", c.logs());
+    assert_eq!(t["split"]["segments_proved"], segments, "{t}");
+    assert_eq!(t["split"]["joins_done"], segments - 1, "{t}");
+    let proof = c
+        .http
+        .get(format!("{}/v1/tasks/{id}/proof", c.broker_url(0)))
+        .bearer_auth(CLIENT_TOKEN)
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap()
+        .to_vec();
+    let whole = provernode_backend_trace::TraceBackend::new()
+        .prove(
+            &provernode_guests::find("fibonacci")
+                .unwrap()
+                .program(provernode_core::Abi::Risc0),
+            &20000u32.to_le_bytes(),
+            &provernode_core::ProveOptions::default(),
+        )
+        .unwrap()
+        .encode()
+        .unwrap();
+    assert_eq!(proof, whole, "the split proof is the unsplit one, byte for byte");
+
+    let parts = parts_of(&c, 0, &id);
+    assert_eq!(parts.len() as u64, 2 * segments - 1, "segments and joins");
+    let mut owners = std::collections::BTreeSet::new();
+    for part in &parts {
+        let pid = part["id"].as_str().unwrap();
+        let p = c.task(0, pid).unwrap();
+        assert_eq!(p["state"], "succeeded", "{p}");
+        let history = p["attempt_history"].as_array().unwrap();
+        let succeeded = history.iter().filter(|a| a["outcome"] == "succeeded").count();
+        // The damaged part was accepted, found damaged, and proved again.
+        let expected = if pid == damaged { 2 } else { 1 };
+        assert_eq!(succeeded, expected, "{p}");
+        for a in history {
+            owners.insert(a["owner"].as_str().unwrap().split('/').next().unwrap().to_owned());
+        }
+    }
+    for agent in ["agent0", "agent1", "agent2"] {
+        assert!(owners.contains(agent), "{agent} took no part: {owners:?}");
+    }
 }

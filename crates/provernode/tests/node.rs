@@ -499,13 +499,7 @@ fn an_idle_warm_worker_counts_against_the_budget_and_gives_its_memory_back() {
         let t = node.wait_terminal(&big, LONG);
         assert_eq!(t["terminal_reason"], "timeout", "{t}");
     }
-    let metrics = node
-        .http()
-        .get(format!("{}/metrics", node.base))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = node.metrics();
     let held: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("provernode_worker_memory_held_bytes "))
@@ -675,4 +669,154 @@ fn aggregates_survive_the_node_killed_mid_flight_and_a_failed_dependency_fails_t
         "{body}"
     );
     node.kill9();
+}
+
+/// Every part of the split task `parent`, from the task list.
+fn parts_of(node: &Node, parent: &str) -> Vec<Value> {
+    let list: Value = node
+        .http()
+        .get(format!("{}/v1/tasks?limit=1000", node.base))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    list["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["part"]["parent_id"] == parent)
+        .cloned()
+        .collect()
+}
+
+/// The proof `provernode prove` makes of the same program and input, in
+/// one process.
+fn unsplit_proof(dir: &std::path::Path, args: &[&str]) -> Vec<u8> {
+    let out = dir.join("unsplit.proof");
+    let status = Command::new(env!("CARGO_BIN_EXE_provernode"))
+        .arg("prove")
+        .args(args)
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::read(out).unwrap()
+}
+
+#[test]
+fn a_split_task_survives_the_node_killed_mid_tree_and_ends_in_the_unsplit_proof() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = ["--workers", "2", "--split-backends", "trace", "--split-po2", "13"];
+    // Parts take 150 ms each, so the kill lands with parts in flight.
+    let env = [("PROVERNODE_FAULT_PART_DELAY_MS", "150")];
+    let mut node = Node::start(&data, &args, &env);
+    let id = node.submit(fib(20000));
+    let t = node.wait_until(&id, LONG, |t| {
+        t["split"]["segments_proved"].as_u64().unwrap_or(0) >= 4
+    });
+    let segments = t["split"]["segments"].as_u64().unwrap();
+    assert!(segments >= 30, "{t}");
+    assert_eq!(t["state"], "leased", "{t}");
+    assert_eq!(t["lease"]["owner"], "split", "{t}");
+    node.kill9();
+    let node = Node::start(&data, &args, &env);
+    let t = node.wait_terminal(&id, LONG);
+    assert_eq!(t["state"], "succeeded", "{t}\n{}", node.log_text());
+    assert_eq!(t["split"]["segments_proved"], segments, "{t}");
+    assert_eq!(t["split"]["joins_done"], segments - 1, "{t}");
+    let proof = node.proof(&id);
+    assert_eq!(
+        proof,
+        unsplit_proof(dir.path(), &["fibonacci", "--n", "20000"]),
+        "the split proof is the unsplit one, byte for byte"
+    );
+    let parts = parts_of(&node, &id);
+    assert_eq!(parts.len() as u64, 2 * segments - 1, "segments and joins");
+    let mut lost = 0;
+    for part in &parts {
+        let p = node.task(part["id"].as_str().unwrap());
+        assert_eq!(p["state"], "succeeded", "{p}");
+        let history = p["attempt_history"].as_array().unwrap();
+        assert_eq!(
+            history.iter().filter(|a| a["outcome"] == "succeeded").count(),
+            1,
+            "{p}"
+        );
+        lost += history.iter().filter(|a| a["outcome"] == "lease_lost").count();
+    }
+    assert!(lost >= 1, "the kill cost the parts in flight an attempt each");
+
+    // Cancelling a split task cancels its parts; no part runs on.
+    let id = node.submit(fib(20001));
+    node.wait_until(&id, LONG, |t| {
+        t["split"]["segments_proved"].as_u64().unwrap_or(0) >= 2
+    });
+    let resp = node
+        .http()
+        .post(format!("{}/v1/tasks/{id}/cancel", node.base))
+        .send()
+        .unwrap();
+    assert!(resp.status().is_success());
+    let t = node.wait_terminal(&id, LONG);
+    assert_eq!(t["state"], "cancelled", "{t}");
+    let start = Instant::now();
+    loop {
+        let parts = parts_of(&node, &id);
+        let open = parts
+            .iter()
+            .filter(|p| matches!(p["state"].as_str(), Some("queued") | Some("leased")))
+            .count();
+        if open == 0 {
+            assert!(parts.iter().any(|p| p["state"] == "cancelled"));
+            break;
+        }
+        assert!(start.elapsed() < LONG, "{open} parts still open");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_task_without_a_timeout_gets_one_sized_from_its_cycles_and_the_measured_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Every attempt takes 4 s more than proving does; the default timeout is 2 s.
+    let args = ["--workers", "1", "--default-timeout-secs", "2"];
+    let env = [("PROVERNODE_FAULT_PROVE_DELAY_MS", "4000")];
+    let node = Node::start(&data, &args, &env);
+    let one_attempt = |extra: Value| {
+        let mut body = json!({"program": "fibonacci", "input": {"n": 1000}, "max_attempts": 1});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        node.submit(body)
+    };
+    // No rate is known yet: the default is all a task gets.
+    let t = node.wait_terminal(&one_attempt(json!({})), LONG);
+    assert_eq!(t["terminal_reason"], "timeout", "{t}");
+
+    let calibrated = Command::new(env!("CARGO_BIN_EXE_provernode"))
+        .args(["calibrate", "--backend", "trace", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&calibrated.stdout);
+    assert!(
+        calibrated.status.success(),
+        "{table}{}",
+        String::from_utf8_lossy(&calibrated.stderr)
+    );
+    assert!(
+        table.contains("| trace") && table.contains("calibrate"),
+        "{table}"
+    );
+
+    // Now a task that names no timeout gets 60 s + 3 × cycles / rate.
+    let t = node.wait_terminal(&one_attempt(json!({})), LONG);
+    assert_eq!(t["state"], "succeeded", "{t}\n{}", node.log_text());
+    assert!(node.log_text().contains("attempt timeout sized from its cycles"));
+    // A task that names its timeout keeps it.
+    let t = node.wait_terminal(&one_attempt(json!({"timeout_secs": 2})), LONG);
+    assert_eq!(t["terminal_reason"], "timeout", "{t}");
 }

@@ -7,6 +7,8 @@
 #![cfg(all(feature = "risc0", feature = "sp1"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic by design
 
+mod common;
+
 use std::path::PathBuf;
 
 use assert_cmd::Command;
@@ -100,4 +102,50 @@ fn an_sp1_process_reclaims_what_dead_ones_left_and_keeps_what_live_ones_hold() {
         );
     }
     drop(handle);
+}
+
+/// Issue 22 on the real backend, through the real node: a RISC Zero
+/// succinct task split into two 2^16-row segments, the node SIGKILLed once
+/// the first part is proved, restarted; the split task ends with one
+/// succinct receipt that verifies against the image id and the journal
+/// (the claim of the unsplit run). About 8 minutes on 2 cores, so it runs
+/// by hand: `cargo test --release --features risc0,sp1 -p provernode --test
+/// real_backends -- --ignored --nocapture`.
+#[test]
+#[ignore = "minutes of real proving; run by hand (see the comment)"]
+fn a_risc0_split_proof_survives_the_node_killed_mid_tree() {
+    use common::{verify, Node};
+    use std::time::Duration;
+    let long = Duration::from_secs(3600);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = ["--workers", "2", "--split-backends", "risc0", "--split-po2", "16"];
+    let mut node = Node::start(&data, &args, &[]);
+    let started = std::time::Instant::now();
+    let id = node.submit(serde_json::json!({
+        "program": "fibonacci", "input": {"n": 1500}, "backend": "risc0", "proof_kind": "succinct"
+    }));
+    let t = node.wait_until(&id, long, |t| {
+        t["split"]["segments_proved"].as_u64().unwrap_or(0) >= 1
+    });
+    assert_eq!(t["split"]["segments"], 2, "{t}");
+    eprintln!(
+        "first segment proved after {:.0} s; killing the node",
+        started.elapsed().as_secs_f64()
+    );
+    node.kill9();
+    let node = Node::start(&data, &args, &[]);
+    let t = node.wait_terminal(&id, long);
+    assert_eq!(t["state"], "succeeded", "{t}\n{}", node.log_text());
+    eprintln!("split proof done after {:.0} s", started.elapsed().as_secs_f64());
+    let proof = node.proof(&id);
+    let envelope = provernode_core::ProofEnvelope::decode(&proof).unwrap();
+    assert_eq!(envelope.proof_kind, "succinct");
+    let mut expected = 1500u32.to_le_bytes().to_vec();
+    expected.extend_from_slice(&provernode_guests::fibonacci(1500).to_le_bytes());
+    assert_eq!(
+        verify(&proof),
+        expected,
+        "the receipt verifies with the image id and this journal"
+    );
 }

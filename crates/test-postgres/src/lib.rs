@@ -201,6 +201,31 @@ impl TempPostgres {
         Ok(self.url(&name))
     }
 
+    /// Runs one SQL statement on `database_url` with `psql`, as an operator
+    /// (or an intruder) would, behind the node's back; returns what it
+    /// printed (unaligned, tuples only: `UPDATE 1` for an update).
+    pub fn psql(&self, database_url: &str, sql: &str) -> Result<String, String> {
+        let out = self
+            .command("psql")
+            .args([
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+                database_url,
+            ])
+            .output()
+            .map_err(|e| format!("cannot run psql: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("psql failed: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     pub fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }

@@ -30,6 +30,7 @@ pub async fn app(config: ApiConfig) -> (axum::Router, tempfile::TempDir) {
             r
         },
         metrics: None,
+        artifacts: None,
     };
     (router(state), dir)
 }

@@ -107,7 +107,13 @@ impl Node {
             }
             None => Command::new(&exe),
         };
-        cmd.args(["run", "--listen", "127.0.0.1:0", "--sqlite-synchronous", "normal"])
+        cmd.arg("run")
+            .args(if extra.contains(&"--listen") {
+                &[][..]
+            } else {
+                &["--listen", "127.0.0.1:0"][..]
+            })
+            .args(["--sqlite-synchronous", "normal"])
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
@@ -174,6 +180,16 @@ impl Node {
             .send()
             .unwrap()
             .json()
+            .unwrap()
+    }
+
+    /// The node's /metrics text.
+    pub fn metrics(&self) -> String {
+        self.http()
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .unwrap()
+            .text()
             .unwrap()
     }
 

@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Issue 22's figures: one proof split into parts, proved by a node's workers.
+
+    cargo build --release --features risc0          # or CI's heavy build
+    python3 scripts/measure-split.py --backend risc0 --program fibonacci --input '{"n": 100000}' \\
+        --po2 18 --workers 1 --workers 2 [--json docs/split.json]
+
+For each worker count it starts `provernode run` (each worker is what one
+agent of a cluster does; on one machine they share its cores), submits one
+succinct task that is split, waits for it, and reads the task and every
+part back from the API. It prints:
+  - wall time (submitted -> proof stored);
+  - the plan's time (one execution), each segment part (re-execute, prove,
+    lift) and each join, from the attempts' own start and end;
+  - the total proving time (sum over parts) and the critical path (plan +
+    the longest chain of segment and joins under the final join);
+  - the peak resident memory of the largest worker process;
+and, from the measured mean segment and join times, a schedule of the real
+tree (the node's online pairing of adjacent parts) for 4, 16 and 64 agents
+of this size: projected wall time and scaling efficiency, labelled as a
+projection. Only the standard library is used.
+"""
+import argparse, json, os, resource, shutil, subprocess, sys, tempfile, threading, time, urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def binary():
+    if os.environ.get("B"):
+        return os.environ["B"]
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/provernode-target"))
+    path = os.path.join(target, "release", "provernode")
+    if not os.path.exists(path):
+        sys.exit(f"{path} not found: build it with the backend first (or set B=)")
+    return path
+
+
+class Node:
+    def __init__(self, args, workers):
+        self.dir = tempfile.mkdtemp(prefix="provernode-split-")
+        self.proc = subprocess.Popen(
+            [binary(), "run", "--data-dir", os.path.join(self.dir, "data"), "--listen", "127.0.0.1:0",
+             "--workers", str(workers), "--split-backends", args.backend, "--split-po2", str(args.po2),
+             "--default-memory-limit-mib", str(args.memory_mib)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline().strip()
+        self.base = line.removeprefix("provernode listening on ")
+        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return json.loads(r.read())
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=120)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def attempt_secs(task):
+    done = [a for a in task["attempt_history"] if a["outcome"] in ("succeeded", "split")]
+    a = done[-1]
+    return (a["ended_ms"] - a["started_ms"]) / 1000.0
+
+
+def critical_path(parts_by_id, part):
+    """Seconds from the plan's end to this part's end along its longest chain."""
+    own = attempt_secs(part)
+    deps = part["depends_on"]
+    if not deps:
+        return own
+    return own + max(critical_path(parts_by_id, parts_by_id[d["id"]]) for d in deps)
+
+
+def schedule(segments, agents, plan_s, segment_s, join_s):
+    """Wall time of the node's tree on `agents` agents: segments queued at the
+    plan's end, each finished part joined at once with a free adjacent part
+    (the shorter when both are free), parts taken oldest first."""
+    t = plan_s
+    queue = [("s", i, i + 1) for i in range(segments)]
+    running = []  # (end, lo, hi)
+    done = []     # free finished ranges
+    free_agents = agents
+    while True:
+        while free_agents and queue:
+            kind, lo, hi = queue.pop(0)
+            running.append((t + (segment_s if kind == "s" else join_s), lo, hi))
+            free_agents -= 1
+        running.sort()
+        end, lo, hi = running.pop(0)
+        t = end
+        free_agents += 1
+        if lo == 0 and hi == segments:
+            return t
+        neighbours = sorted((r for r in done if r[1] == lo or r[0] == hi), key=lambda r: (r[1] - r[0], r[0]))
+        if neighbours:
+            n = neighbours[0]
+            done.remove(n)
+            queue.append(("j", min(lo, n[0]), max(hi, n[1])))
+        else:
+            done.append((lo, hi))
+
+
+def run(args, workers):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    node = Node(args, workers)
+    try:
+        body = {"program": args.program, "backend": args.backend,
+                "input": json.loads(args.input), "timeout_secs": 86400}
+        if args.backend == "risc0":
+            body["proof_kind"] = "succinct"  # what risc0 splits
+        tid = node.call("POST", "/v1/tasks", body)["id"]
+        while True:
+            task = node.call("GET", f"/v1/tasks/{tid}")
+            if task["state"] not in ("queued", "leased"):
+                break
+            time.sleep(1)
+        if task["state"] != "succeeded":
+            sys.exit(f"the task ended {task['state']}: {task.get('detail')}")
+        listed = node.call("GET", "/v1/tasks?limit=1000")["tasks"]
+        parts = [node.call("GET", f"/v1/tasks/{t['id']}") for t in listed
+                 if (t.get("part") or {}).get("parent_id") == tid]
+    finally:
+        node.stop()
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    by_id = {p["id"]: p for p in parts}
+    segments = [p for p in parts if p["part"]["hi"] - p["part"]["lo"] == 1]
+    joins = [p for p in parts if p["part"]["hi"] - p["part"]["lo"] > 1]
+    final = next(p for p in joins if p["part"]["lo"] == 0 and p["part"]["hi"] == len(segments))
+    plan_s = attempt_secs(task)
+    seg_s = [attempt_secs(p) for p in segments]
+    join_s = [attempt_secs(p) for p in joins]
+    row = {
+        "backend": args.backend, "program": args.program, "input": json.loads(args.input),
+        "segment_po2": args.po2, "workers": workers, "segments": len(segments), "cycles": task["cycles"],
+        "wall_s": (task["finished_ms"] - task["created_ms"]) / 1000.0,
+        "plan_s": plan_s, "segment_s": seg_s, "join_s": join_s,
+        "total_proving_s": plan_s + sum(seg_s) + sum(join_s),
+        "critical_path_s": plan_s + critical_path(by_id, final),
+        "peak_worker_rss_mib": max(peak_kib, before) / 1024.0,
+        "retried_parts": sum(1 for p in parts if p["attempts"] > 1),
+    }
+    return row
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backend", default="risc0")
+    p.add_argument("--program", default="fibonacci")
+    p.add_argument("--input", default='{"n": 100000}')
+    p.add_argument("--po2", type=int, default=18)
+    p.add_argument("--memory-mib", type=int, default=4096)
+    p.add_argument("--workers", type=int, action="append")
+    p.add_argument("--json", help="append the rows to this JSON file")
+    args = p.parse_args()
+    rows = [run(args, w) for w in (args.workers or [1, 2])]
+    for r in rows:
+        mean_seg = sum(r["segment_s"]) / len(r["segment_s"])
+        mean_join = sum(r["join_s"]) / max(1, len(r["join_s"]))
+        print(f"{r['program']} {r['input']} on {r['backend']}, 2^{r['segment_po2']} segments, "
+              f"{r['workers']} worker(s): {r['segments']} segments, {r['cycles']} cycles")
+        print(f"  wall {r['wall_s']:.1f} s; plan {r['plan_s']:.2f} s; segment parts mean {mean_seg:.1f} s "
+              f"(min {min(r['segment_s']):.1f}, max {max(r['segment_s']):.1f}); joins mean {mean_join:.1f} s; "
+              f"total proving {r['total_proving_s']:.1f} s; critical path {r['critical_path_s']:.1f} s; "
+              f"peak worker RSS {r['peak_worker_rss_mib']:.0f} MiB; parts retried {r['retried_parts']}")
+    base = rows[0]
+    mean_seg = sum(base["segment_s"]) / len(base["segment_s"])
+    mean_join = sum(base["join_s"]) / max(1, len(base["join_s"]))
+    one = schedule(base["segments"], 1, base["plan_s"], mean_seg, mean_join)
+    print(f"**projection** from the {base['workers']}-worker run's mean times "
+          f"(segment {mean_seg:.1f} s, join {mean_join:.1f} s), {base['segments']} segments:")
+    for agents in (1, 2, 4, 16, 64):
+        wall = schedule(base["segments"], agents, base["plan_s"], mean_seg, mean_join)
+        print(f"  {agents:>2} agents: {wall:8.1f} s, speed-up {one / wall:5.2f}, efficiency {one / wall / agents:6.1%}")
+    if args.json:
+        existing = []
+        if os.path.exists(args.json):
+            with open(args.json) as f:
+                existing = json.load(f)
+        with open(args.json, "w") as f:
+            json.dump(existing + rows, f, indent=1)
+            f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
