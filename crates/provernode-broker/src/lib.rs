@@ -24,7 +24,7 @@ use axum::Router;
 pub use api::ROUTES;
 pub use error::{ApiError, ErrorCode};
 pub use extract::{MAX_IDEMPOTENCY_KEY_CHARS, MAX_KIND_CHARS, MAX_NAME_CHARS};
-pub use serve::{serve, ServeLimits};
+pub use serve::{serve, ServeLimits, MAX_REFUSING};
 pub use state::{ApiConfig, ApiState};
 pub use sweeper::sweep_forever;
 

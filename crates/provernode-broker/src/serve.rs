@@ -5,14 +5,23 @@
 //! workers could no longer be started ("Too many open files"), so queued
 //! tasks failed for the machine's fault. Here:
 //! - at most `max_connections` connections are served at once; a client
-//!   beyond them is answered `503 overloaded` at once and disconnected, so
-//!   the accept queue keeps moving and a health check never hangs behind
-//!   idle connections;
+//!   beyond them is answered `503 overloaded` and disconnected within about
+//!   a second, so the accept queue keeps moving and a health check never
+//!   hangs behind idle connections. The answer waits for the client's
+//!   request (an answer that arrives before the request is sent is, to an
+//!   HTTP client, an unsolicited message: hyper reports it as a broken
+//!   connection, which is what CI saw for half of the refused requests),
+//!   and the connection is drained before it is closed (closing with the
+//!   request unread resets it, which can discard the answer). At most
+//!   `max_refusing` connections are refused that way at once; a newer one
+//!   closes the oldest (under a flood of idle connections, the oldest is
+//!   one of them, and the newest the health check that follows);
 //! - a connection that does not send a request's headers within
 //!   `header_timeout` (a slow client, or an idle keep-alive connection) is
 //!   closed, and so is a request whose body takes longer than `body_timeout`;
 //! - `accept` failing for lack of descriptors backs off instead of spinning.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,13 +29,25 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch, Semaphore};
 use tower_http::timeout::RequestBodyTimeoutLayer;
+
+/// The default of [`ServeLimits::max_refusing`].
+pub const MAX_REFUSING: usize = 32;
+
+/// How long a refused client has to send its request's headers, and then
+/// to read the answer.
+const REFUSAL_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, Debug)]
 pub struct ServeLimits {
     pub max_connections: usize,
+    /// Connections being answered `503 overloaded` at once (each holds a
+    /// descriptor for up to about 2 s; a newer one closes the oldest): the
+    /// descriptor reserve counts them.
+    pub max_refusing: usize,
     pub header_timeout: Duration,
     pub body_timeout: Duration,
     /// How long requests in flight may finish once stopping.
@@ -37,6 +58,7 @@ impl Default for ServeLimits {
     fn default() -> Self {
         ServeLimits {
             max_connections: 1024,
+            max_refusing: MAX_REFUSING,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
@@ -59,7 +81,12 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ServeLimits, mut 
         .header_read_timeout(limits.header_timeout)
         .keep_alive(true);
     let mut accept_backoff = Duration::from_millis(10);
-    let overloaded = overloaded_response(limits.max_connections);
+    // The connections being refused, oldest first: dropping one's sender
+    // ends its refusal, which then closes its connection and gives back
+    // its permit (so the descriptors they hold stay bounded).
+    let mut refusing: VecDeque<oneshot::Sender<()>> = VecDeque::new();
+    let refusal_permits = Arc::new(Semaphore::new(limits.max_refusing.max(1)));
+    let overloaded: Arc<str> = overloaded_response(limits.max_connections).into();
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -80,9 +107,33 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ServeLimits, mut 
             _ = stopped(&mut stop) => break,
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            // A fresh socket's send buffer is empty: this never blocks.
             metrics::counter!("provernode_http_connections_refused_total").increment(1);
-            let _ = stream.try_write(overloaded.as_bytes());
+            refusing.retain(|refusal| !refusal.is_closed());
+            let permit = match refusal_permits.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    // The oldest is most likely an idle connection of a
+                    // flood; the newest, a client about to send its
+                    // request. The oldest is closed, and its permit
+                    // awaited.
+                    refusing.pop_front();
+                    let freed = refusal_permits.clone().acquire_owned();
+                    match tokio::time::timeout(REFUSAL_WAIT, freed).await {
+                        Ok(Ok(permit)) => permit,
+                        _ => continue,
+                    }
+                }
+            };
+            let (refusal, evicted) = oneshot::channel::<()>();
+            refusing.push_back(refusal);
+            let answer = overloaded.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = refuse(stream, &answer) => {}
+                    _ = evicted => {}
+                }
+                drop(permit);
+            });
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -104,6 +155,34 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ServeLimits, mut 
     {
         tracing::warn!("requests still in flight after the shutdown grace period; closing them");
     }
+}
+
+/// Answers a connection beyond the cap with `answer`: after the client's
+/// request headers (or `REFUSAL_WAIT`), then waits up to `REFUSAL_WAIT`
+/// for the client to close, reading what it still sends, so that the close
+/// is a clean one.
+async fn refuse(mut stream: TcpStream, answer: &str) {
+    let mut buf = [0u8; 4096];
+    // The last bytes seen, so a `\r\n\r\n` split across reads is found.
+    let mut tail: Vec<u8> = Vec::with_capacity(buf.len() + 3);
+    let _ = tokio::time::timeout(REFUSAL_WAIT, async {
+        while let Ok(n @ 1..) = stream.read(&mut buf).await {
+            tail.extend_from_slice(&buf[..n]);
+            if tail.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+            let keep = tail.len().saturating_sub(3);
+            tail.drain(..keep);
+        }
+    })
+    .await;
+    let _ = tokio::time::timeout(REFUSAL_WAIT, async {
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await?;
+        while stream.read(&mut buf).await? > 0 {}
+        Ok::<(), std::io::Error>(())
+    })
+    .await;
 }
 
 /// The whole answer to a connection beyond the cap.

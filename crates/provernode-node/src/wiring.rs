@@ -182,13 +182,14 @@ pub(crate) fn raise_open_file_limit() -> Option<u64> {
 }
 
 /// The HTTP server's limits: the flags, with the connection cap kept below
-/// the descriptor limit (room left for the database, workers and logs).
+/// the descriptor limit (room left for the database, workers, logs and the
+/// connections being refused).
 pub(crate) fn serve_limits(
     http: &HttpFlags,
     workers: usize,
     open_files: Option<u64>,
 ) -> Result<ServeLimits, NodeError> {
-    let reserve = 128 + 16 * workers as u64;
+    let reserve = 128 + provernode_broker::MAX_REFUSING as u64 + 16 * workers as u64;
     let most = open_files
         .map(|n| n.saturating_sub(reserve).max(16))
         .unwrap_or(1024);
@@ -257,7 +258,7 @@ mod tests {
     fn connections_stay_below_the_descriptor_limit() {
         assert_eq!(
             serve_limits(&http(None), 2, Some(1024)).unwrap().max_connections,
-            1024 - 160
+            1024 - 192
         );
         assert_eq!(
             serve_limits(&http(None), 2, Some(1 << 20))
@@ -269,7 +270,7 @@ mod tests {
             serve_limits(&http(Some(5000)), 2, Some(4096))
                 .unwrap()
                 .max_connections,
-            4096 - 160
+            4096 - 192
         );
         assert_eq!(
             serve_limits(&http(Some(50)), 2, Some(4096))
