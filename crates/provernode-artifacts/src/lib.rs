@@ -42,6 +42,12 @@ const MANIFEST: &str = "manifest.json";
 const FILES: &str = "files";
 const FORMAT: u32 = 1;
 
+/// The kind of a backend's per-program keys (SP1's verifying key). They
+/// are a cache: a backend makes them again when they are missing, so an
+/// entry of this kind whose copies are both bad is dropped
+/// ([`Finding::Dropped`]) instead of failing the store.
+pub const KEYS_KIND: &str = "keys";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
     #[error("{action} {path}: {source}")]
@@ -82,10 +88,12 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
 /// One artifact as the manifest lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
-    /// Where it lies under `files/`: `program/<id>`, `sp1-keys/<id>`, or
-    /// an imported file's name under `file/`.
+    /// Where it lies under `files/`: `program/<id>`,
+    /// `keys/<backend>/<program id>-<backend version>`, or an imported
+    /// file's name under `file/`.
     pub name: String,
-    /// `program`, `sp1-keys`, `file`.
+    /// `program`, `keys` (a backend's per-program keys: a cache, see
+    /// [`KEYS_KIND`]), `file`.
     pub kind: String,
     pub size: u64,
     /// SHA-256 of the content, lowercase hex.
@@ -156,6 +164,12 @@ pub enum Finding {
     },
     /// Both copies are bad: the artifact cannot be used.
     Failed {
+        primary: String,
+        backup: String,
+    },
+    /// Both copies of a cache ([`KEYS_KIND`]) were bad: the entry is
+    /// removed, and its backend makes it again when it next needs it.
+    Dropped {
         primary: String,
         backup: String,
     },
@@ -233,7 +247,7 @@ impl Report {
 pub fn fix_for(entry: &Entry) -> String {
     match entry.kind.as_str() {
         "program" => "upload the program again (`provernode programs upload FILE`), then run `provernode artifacts verify`".into(),
-        "sp1-keys" => "nothing: the keys are set up again when a worker next needs them".into(),
+        KEYS_KIND => "nothing: the keys are set up again when a worker next needs them".into(),
         _ => format!(
             "import a good copy (`provernode artifacts import FILE --name {}`), then run `provernode artifacts verify`",
             entry.name.strip_prefix("file/").unwrap_or(&entry.name)
@@ -591,6 +605,10 @@ impl ArtifactStore {
                 backup,
                 fix: fix_for(&entry),
             }),
+            Finding::Dropped { .. } => {
+                self.remove_locked(name)?;
+                Err(ArtifactError::NotFound(name.to_owned()))
+            }
             _ => std::fs::read(&primary).map_err(io("reading", &primary)),
         }
     }
@@ -598,6 +616,11 @@ impl ArtifactStore {
     /// Removes an artifact (both copies and its manifest entry).
     pub fn remove(&self, name: &str) -> Result<bool, ArtifactError> {
         let _lock = self.lock()?;
+        self.remove_locked(name)
+    }
+
+    /// [`remove`](Self::remove), the lock held.
+    fn remove_locked(&self, name: &str) -> Result<bool, ArtifactError> {
         let mut artifacts = self.load()?.0.artifacts;
         let before = artifacts.len();
         artifacts.retain(|e| e.name != name);
@@ -620,6 +643,13 @@ impl ArtifactStore {
         let backup_bad = check_copy(&backup, entry, &mut *on_bytes);
         let (bad_copy, why, from, to) = match (primary_bad, backup_bad) {
             (None, None) => return Ok(Finding::Good),
+            (Some(p), Some(b)) if entry.kind == KEYS_KIND => {
+                tracing::warn!(artifact = %entry.name, primary = %p, backup = %b, "both copies of cached keys are bad; dropped (they are set up again when next needed)");
+                return Ok(Finding::Dropped {
+                    primary: p,
+                    backup: b,
+                });
+            }
             (Some(p), Some(b)) => {
                 return Ok(Finding::Failed {
                     primary: p,
@@ -675,6 +705,25 @@ impl ArtifactStore {
                 self.verify_one(entry, &mut on_bytes)?
             };
             findings.push((entry.clone(), finding));
+        }
+        let dropped: Vec<&str> = findings
+            .iter()
+            .filter(|(_, f)| matches!(f, Finding::Dropped { .. }))
+            .map(|(e, _)| e.name.as_str())
+            .collect();
+        if !dropped.is_empty() {
+            let kept = manifest
+                .artifacts
+                .iter()
+                .filter(|e| !dropped.contains(&e.name.as_str()))
+                .cloned()
+                .collect();
+            self.save(kept)?;
+            for name in dropped {
+                for copy in [Copy::Primary, Copy::Backup] {
+                    let _ = std::fs::remove_file(self.path_of(copy, name));
+                }
+            }
         }
         Ok(Report {
             findings,
@@ -772,6 +821,44 @@ mod tests {
         // A read repairs on the way too.
         std::fs::write(&primary, b"short").unwrap();
         assert_eq!(s.read("file/params").unwrap(), vec![7u8; 3000]);
+    }
+
+    #[test]
+    fn cached_keys_with_both_copies_bad_are_dropped_not_failed() {
+        let (_d, s) = store();
+        let damage = |s: &ArtifactStore, name: &str| {
+            for copy in [Copy::Primary, Copy::Backup] {
+                std::fs::write(s.path_of(copy, name), b"garbage").unwrap();
+            }
+        };
+        s.put("keys/sp1/abc-v1", KEYS_KIND, b"vk bytes", None).unwrap();
+        s.put("program/abc", "program", b"elf", None).unwrap();
+        damage(&s, "keys/sp1/abc-v1");
+        let r = s.verify(&mut |_| {}).unwrap();
+        assert_eq!(r.failed().count(), 0, "{r:?}");
+        assert!(r.failure_summary().is_none(), "{r:?}");
+        assert!(
+            r.findings
+                .iter()
+                .any(|(e, f)| e.name == "keys/sp1/abc-v1" && matches!(f, Finding::Dropped { .. })),
+            "{r:?}"
+        );
+        let names: Vec<String> = s.list().unwrap().into_iter().map(|e| e.name).collect();
+        assert_eq!(names, vec!["program/abc".to_owned()]);
+        assert!(!s.path_of(Copy::Primary, "keys/sp1/abc-v1").exists());
+        assert!(!s.path_of(Copy::Backup, "keys/sp1/abc-v1").exists());
+        // Met on a read instead: not found (so the backend sets them up
+        // again), and gone from the manifest.
+        s.put("keys/sp1/abc-v1", KEYS_KIND, b"vk bytes", None).unwrap();
+        damage(&s, "keys/sp1/abc-v1");
+        assert!(matches!(
+            s.read("keys/sp1/abc-v1"),
+            Err(ArtifactError::NotFound(_))
+        ));
+        assert!(s.entry("keys/sp1/abc-v1").unwrap().is_none());
+        // Any other kind with both copies bad still fails.
+        damage(&s, "program/abc");
+        assert_eq!(s.verify(&mut |_| {}).unwrap().failed().count(), 1);
     }
 
     #[test]

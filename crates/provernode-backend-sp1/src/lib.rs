@@ -23,6 +23,9 @@
 //! that a verifier with nothing but the envelope can recompute the
 //! verifying key of the program the envelope names.
 //!
+//! A program's verifying key can be saved and loaded (`keys`): the worker
+//! keeps it in the node's artifact store, so a new worker skips the set-up.
+//!
 //! Architecture invariant: like every backend, no queue, network or files,
 //! except SP1's own shared memory in `/dev/shm`, which [`leftovers`] reclaims
 //! after dead processes (it is not behind `prove`, so the workspace tests
@@ -30,6 +33,7 @@
 
 use std::time::Duration;
 
+pub mod keys;
 pub mod leftovers;
 #[cfg(feature = "prove")]
 mod prove;

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use provernode_core::aggregate::{self, AggregateInput, Claim};
 use provernode_core::{
-    proof_frame, sha256, Abi, Backend, BackendError, Execution, Leftover, Limits, Program, ProgramId,
-    ProofEnvelope, ProveOptions, Unavailable, Verified, VerifyError,
+    proof_frame, sha256, Abi, Backend, BackendError, Execution, KeysRefused, Leftover, Limits, Program,
+    ProgramId, ProofEnvelope, ProveOptions, Unavailable, Verified, VerifyError,
 };
 use sp1_core_executor::{ExecutionError, SP1CoreOpts};
 use sp1_sdk::blocking::{CpuProver, LightProver, ProveRequest, Prover};
@@ -527,6 +527,38 @@ impl Backend for Sp1Backend {
 
     fn program_key_is_cheap(&self) -> bool {
         false
+    }
+
+    fn saved_keys_name(&self, program: &Program) -> Option<String> {
+        Some(crate::keys::artifact_name(&program.id(), SP1_CIRCUIT_VERSION))
+    }
+
+    fn saved_keys(&self, program: &Program) -> Result<Option<Vec<u8>>, BackendError> {
+        let id = program.id();
+        let Some(pk) = self.keys.lock().map_err(prover_error)?.get(&id).cloned() else {
+            return Ok(None);
+        };
+        let vk = bincode::serialize(pk.verifying_key()).map_err(prover_error)?;
+        Ok(Some(crate::keys::encode(SP1_CIRCUIT_VERSION, &id, &vk)))
+    }
+
+    /// What SP1's set-up makes is the verifying key (`SP1ProvingKey` is
+    /// the key and the ELF; SP1's prover takes the ELF alone), so a loaded
+    /// key is the whole set-up.
+    fn load_keys(&self, program: &Program, bytes: &[u8]) -> Result<(), KeysRefused> {
+        Self::check_abi(program).map_err(|e| KeysRefused(e.to_string()))?;
+        let started = Instant::now();
+        let id = program.id();
+        let vk = crate::keys::decode(bytes, SP1_CIRCUIT_VERSION, &id)?;
+        let vk: SP1VerifyingKey = bincode::deserialize(vk)
+            .map_err(|e| KeysRefused(format!("their verifying key does not decode: {e}")))?;
+        let pk = Arc::new(SP1ProvingKey::new(vk, program.elf().into()));
+        self.keys
+            .lock()
+            .map_err(|e| KeysRefused(format!("internal: {e}")))?
+            .insert(id, pk);
+        phase("load keys", started, Some(program.name()));
+        Ok(())
     }
 
     fn start_up_is_costly(&self) -> bool {

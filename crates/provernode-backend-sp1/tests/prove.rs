@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic by design
 
 use std::sync::OnceLock;
+use std::time::Instant;
 
 #[path = "../../provernode-backend-trace/tests/official_cases/mod.rs"]
 mod official_cases;
@@ -131,6 +132,56 @@ fn a_core_proof_commits_what_trace_commits_and_verifies() {
             ),
         }
     }
+}
+
+/// Issue 24: the keys a set-up makes, saved, are loaded by another backend
+/// (another worker process, in a node) in milliseconds instead of SP1's
+/// set-up, and they are the same keys: the same verifying key, byte for
+/// byte, so the same vk hash and claim key. SP1's prover takes the ELF
+/// alone, the verifying key being all its set-up makes. Keys of another
+/// SP1 version or another program are refused, never used.
+#[test]
+fn saved_keys_load_instead_of_a_set_up_and_are_the_same_keys() {
+    let p = program("sha256-chain");
+    let warm = sp1();
+    warm.warm_up().unwrap();
+    let started = Instant::now();
+    warm.set_up(&p).unwrap();
+    let set_up = started.elapsed();
+    let saved = warm
+        .saved_keys(&p)
+        .unwrap()
+        .expect("a program set up has keys to save");
+    let name = warm.saved_keys_name(&p).unwrap();
+    assert!(name.starts_with(&format!("keys/sp1/{}-v", p.id())), "{name}");
+
+    let fresh = Sp1Backend::default();
+    assert_eq!(fresh.saved_keys(&p).unwrap(), None, "nothing set up yet");
+    let started = Instant::now();
+    fresh.load_keys(&p, &saved).unwrap();
+    let loaded = started.elapsed();
+    eprintln!(
+        "SP1 keys of sha256-chain ({} bytes saved): set-up {:.1} s, load {:.2} ms",
+        saved.len(),
+        set_up.as_secs_f64(),
+        loaded.as_secs_f64() * 1e3
+    );
+    assert_eq!(fresh.saved_keys(&p).unwrap().unwrap(), saved);
+    assert_eq!(fresh.program_key(&p).unwrap(), warm.program_key(&p).unwrap());
+    assert_eq!(fresh.claim_key(&p).unwrap(), warm.claim_key(&p).unwrap());
+
+    let other = Sp1Backend::default();
+    let why = other.load_keys(&program("fibonacci"), &saved).unwrap_err().0;
+    assert!(why.contains("keys of program"), "{why}");
+    // The version string follows magic (8), format (2) and its length (2).
+    let mut older = saved.clone();
+    older[12] = b'X';
+    let why = other.load_keys(&p, &older).unwrap_err().0;
+    assert!(why.contains("made by SP1 X"), "{why}");
+    let mut damaged = saved.clone();
+    damaged.truncate(saved.len() / 2);
+    assert!(other.load_keys(&p, &damaged).is_err());
+    assert_eq!(other.saved_keys(&p).unwrap(), None, "refused keys are not kept");
 }
 
 #[test]

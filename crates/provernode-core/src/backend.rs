@@ -168,6 +168,11 @@ pub enum VerifyError {
     Invalid { reason: String },
 }
 
+/// Why saved keys were not taken ([`Backend::load_keys`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("saved keys refused: {0}")]
+pub struct KeysRefused(pub String);
+
 /// Everything a backend can fail with. Messages name the program and, for
 /// guest faults, the pc, and say what to do.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -417,6 +422,29 @@ pub trait Backend: Send + Sync {
     /// unless asked.
     fn program_key_is_cheap(&self) -> bool {
         true
+    }
+
+    /// Where this backend's set-up keys for `program` are kept between
+    /// processes (an artifact name naming the backend's version, so keys
+    /// of another version are never even read), or `None` when it keeps
+    /// none (its set-up is cheap, or nothing of it can be serialised).
+    fn saved_keys_name(&self, _program: &Program) -> Option<String> {
+        None
+    }
+
+    /// The set-up keys of `program`, serialised for
+    /// [`load_keys`](Self::load_keys) in another process; `None` when this
+    /// backend keeps none or has not set `program` up.
+    fn saved_keys(&self, _program: &Program) -> Result<Option<Vec<u8>>, BackendError> {
+        Ok(None)
+    }
+
+    /// Takes keys that [`saved_keys`](Self::saved_keys) made instead of
+    /// setting them up again. Keys made by another version of the backend,
+    /// or for another program, or damaged, are refused (with why), never
+    /// used: the caller then sets them up as if there were none.
+    fn load_keys(&self, _program: &Program, _bytes: &[u8]) -> Result<(), KeysRefused> {
+        Err(KeysRefused("this backend keeps no keys".into()))
     }
 
     /// Whether this process may serve another attempt. A backend that had

@@ -19,8 +19,8 @@ pub mod split;
 mod task;
 
 pub use backend::{
-    Backend, BackendError, Execution, Fault, Leftover, Limits, ProveOptions, Unavailable, Verified,
-    VerifyError,
+    Backend, BackendError, Execution, Fault, KeysRefused, Leftover, Limits, ProveOptions, Unavailable,
+    Verified, VerifyError,
 };
 pub use envelope::{EnvelopeError, ProofEnvelope, ENVELOPE_FORMAT_VERSION, ENVELOPE_MAGIC};
 pub use ids::{Digest, DigestParseError, ProgramId};

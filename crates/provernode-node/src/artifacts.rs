@@ -262,6 +262,13 @@ fn record_repairs(report: &Report) {
             .increment(1);
         tracing::warn!(artifact = %entry.name, %copy, why, "artifact copy repaired");
     }
+    for (entry, finding) in &report.findings {
+        if let Finding::Dropped { primary, backup } = finding {
+            metrics::counter!("provernode_artifacts_dropped_total", "kind" => entry.kind.clone())
+                .increment(1);
+            tracing::warn!(artifact = %entry.name, primary = %primary, backup = %backup, "cached keys had no good copy and are dropped; the backend sets them up again when it next needs them");
+        }
+    }
     if let Some((copy, why)) = &report.manifest_repaired {
         tracing::warn!(%copy, why = %why, "the artifact manifest's copy was bad and is rewritten from the other");
     }

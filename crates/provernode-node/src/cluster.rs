@@ -149,8 +149,12 @@ pub async fn agent(args: AgentArgs, worker_exe: std::path::PathBuf) -> Result<()
     let metrics = crate::telemetry::install("agent");
     let artifacts = Arc::new(args.artifacts.open(own_dir.path())?);
     let blocked_backends = Arc::new(std::sync::RwLock::new(Vec::new()));
-    let _artifacts_check =
-        crate::artifacts::start(artifacts, readiness.clone(), blocked_backends.clone(), None);
+    let _artifacts_check = crate::artifacts::start(
+        artifacts.clone(),
+        readiness.clone(),
+        blocked_backends.clone(),
+        None,
+    );
     let (status_stop_tx, status_stop_rx) = watch::channel(false);
     let status_server = match args.status_listen {
         Some(addr) => {
@@ -171,7 +175,15 @@ pub async fn agent(args: AgentArgs, worker_exe: std::path::PathBuf) -> Result<()
     };
     let config = AgentConfig {
         owner: name.clone(),
-        slots: slot_configs(&args.slots, &scratch, &worker_exe, &limiter, &registry, &records),
+        slots: slot_configs(
+            &args.slots,
+            &scratch,
+            &worker_exe,
+            &limiter,
+            &registry,
+            &records,
+            Some(&artifacts),
+        ),
         backends: backends.clone(),
         lease_ttl,
         max_claim_memory_bytes: args

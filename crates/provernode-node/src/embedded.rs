@@ -104,13 +104,21 @@ pub async fn start(args: &RunNode, worker_exe: PathBuf) -> Result<RunningNode, N
     let scratch = scratch_root(&fallback_scratch);
     let registry = Registry::default();
     let backends: Vec<String> = registry.available().map(|b| b.name().to_owned()).collect();
-    let slots = slot_configs(&args.slots, &scratch, &worker_exe, &limiter, &registry, &records);
+    let artifacts = Arc::new(args.artifacts.open(data_dir.path())?);
+    let slots = slot_configs(
+        &args.slots,
+        &scratch,
+        &worker_exe,
+        &limiter,
+        &registry,
+        &records,
+        Some(&artifacts),
+    );
     let memory_budget = memory_budget_bytes(&args.slots);
     let metrics = crate::telemetry::install("run");
     let wake = Arc::new(Notify::new());
     let readiness = Arc::new(Readiness::new());
     let dyn_store: Arc<dyn Store> = store.clone();
-    let artifacts = Arc::new(args.artifacts.open(data_dir.path())?);
     let blocked_backends = Arc::new(std::sync::RwLock::new(Vec::new()));
     let _artifacts_check = crate::artifacts::start(
         artifacts.clone(),

@@ -53,6 +53,7 @@ pub const CATALOGUE: &[(&str, Kind, &str)] = &[
     ("provernode_artifacts", Kind::Gauge, "Artifacts in this node's or agent's manifest."),
     ("provernode_artifacts_failing", Kind::Gauge, "Artifacts with no good copy after the last verification (readiness is false while above 0)."),
     ("provernode_artifacts_repaired_total", Kind::Counter, "Artifact copies found damaged or missing and rewritten from the other copy (or, for a program, from the database). Labels: kind, copy (primary, backup)."),
+    ("provernode_artifacts_dropped_total", Kind::Counter, "Cached keys (kind keys) whose copies were both bad, dropped from the store; the backend sets them up again when it next needs them. Label: kind."),
     ("provernode_artifacts_verify_seconds", Kind::Gauge, "How long the last verification of every artifact took."),
     ("provernode_artifacts_verified_bytes", Kind::Gauge, "Bytes hashed by the last verification (both copies of every artifact)."),
     ("provernode_store_connections_discarded_total", Kind::Counter, "Database connections discarded after an interrupted transaction."),

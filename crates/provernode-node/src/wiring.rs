@@ -97,6 +97,7 @@ pub(crate) fn slot_configs(
     limiter: &LimiterKind,
     registry: &Registry,
     record_dir: &Path,
+    artifacts: Option<&provernode_artifacts::ArtifactStore>,
 ) -> Vec<SlotConfig> {
     let warm = WorkerMode::Warm {
         max_attempts: flags.warm_max_attempts.max(1),
@@ -136,10 +137,22 @@ pub(crate) fn slot_configs(
         leftovers.remove_leftovers();
     });
     let env = worker_environment();
+    // Workers keep the keys their backends set up (SP1) in the artifact
+    // store, and load them from there instead of setting them up again.
+    let mut exe_args = vec!["worker".to_owned()];
+    if let Some(store) = artifacts {
+        for (flag, dir) in [
+            ("--artifacts-dir", store.root()),
+            ("--artifacts-backup-dir", store.backup_dir()),
+        ] {
+            let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+            exe_args.extend([flag.to_owned(), dir.display().to_string()]);
+        }
+    }
     (0..flags.workers)
         .map(|i| SlotConfig {
             exe: worker_exe.to_path_buf(),
-            exe_args: vec!["worker".into()],
+            exe_args: exe_args.clone(),
             name: format!("w{i}"),
             scratch: scratch.to_path_buf(),
             limiter: limiter.clone(),

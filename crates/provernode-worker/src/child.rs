@@ -6,12 +6,22 @@
 //! backend says this process must not serve another attempt). Answers
 //! `ping` with `pong` (the node checks an idle worker before giving it
 //! work). Exits when stdin closes (the parent went away).
+//!
+//! With an artifact store (`--artifacts-dir`), a backend whose set-up makes
+//! keys it can save (SP1) loads them from the store instead of setting the
+//! program up, and saves the ones it had to make. The store is a cache
+//! here: keys that cannot be read, are refused or cannot be saved are said
+//! (`note` lines, which the node logs) and made again, never an attempt's
+//! failure.
 
+use std::collections::HashSet;
 use std::io::{BufRead, Write};
 use std::path::Path;
+use std::time::Instant;
 
+use provernode_artifacts::{ArtifactError, ArtifactStore, KEYS_KIND};
 use provernode_backends::Registry;
-use provernode_core::{Limits, Program, ProveOptions};
+use provernode_core::{Backend, BackendError, Limits, Program, ProgramId, ProveOptions};
 
 use crate::protocol::{self, Request, Response, PROTOCOL_PREFIX};
 
@@ -57,7 +67,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ChildError + '_ {
 }
 
 /// Serves attempts until stdin closes.
-pub fn serve(dir: &Path, registry: &Registry) -> Result<(), ChildError> {
+pub fn serve(dir: &Path, registry: &Registry, keys: Option<&ArtifactStore>) -> Result<(), ChildError> {
     let stdout = std::io::stdout();
     let say = |line: &str| -> Result<(), ChildError> {
         let mut out = stdout.lock();
@@ -66,6 +76,10 @@ pub fn serve(dir: &Path, registry: &Registry) -> Result<(), ChildError> {
             .map_err(io(Path::new("<stdout>")))
     };
     say("ready")?;
+    let mut keys = Keys {
+        store: keys,
+        ready: HashSet::new(),
+    };
     for line in std::io::stdin().lock().lines() {
         let line = line.map_err(io(Path::new("<stdin>")))?;
         if line == "ping" {
@@ -76,7 +90,7 @@ pub fn serve(dir: &Path, registry: &Registry) -> Result<(), ChildError> {
             .strip_prefix("run ")
             .and_then(|n| n.trim().parse().ok())
             .ok_or_else(|| ChildError::Control(line.clone()))?;
-        let response = attempt(dir, n, registry, &say)?;
+        let response = attempt(dir, n, registry, &mut keys, &say)?;
         let tmp = dir.join(format!("resp-{n}.json.tmp"));
         let json = serde_json::to_vec(&response).map_err(|source| ChildError::Request {
             path: tmp.display().to_string(),
@@ -92,6 +106,74 @@ pub fn serve(dir: &Path, registry: &Registry) -> Result<(), ChildError> {
         say(&format!("done {n}"))?;
     }
     Ok(())
+}
+
+/// Program set-ups through the artifact store, and the programs this
+/// process has set up already (their keys live in the backend now).
+struct Keys<'a> {
+    store: Option<&'a ArtifactStore>,
+    ready: HashSet<(&'static str, ProgramId)>,
+}
+
+impl Keys<'_> {
+    /// Sets `program` up on `backend`: from saved keys when the store has
+    /// good ones for this backend version, else by the backend, then
+    /// saving what it made. What happened goes to `notes`.
+    fn set_up(
+        &mut self,
+        backend: &dyn Backend,
+        program: &Program,
+        notes: &mut Vec<String>,
+    ) -> Result<(), BackendError> {
+        let known = (backend.name(), program.id());
+        let (Some(store), Some(name)) = (self.store, backend.saved_keys_name(program)) else {
+            return backend.set_up(program);
+        };
+        if self.ready.contains(&known) {
+            return backend.set_up(program);
+        }
+        let started = Instant::now();
+        let loaded = match store.read(&name) {
+            Ok(bytes) => match backend.load_keys(program, &bytes) {
+                Ok(()) => {
+                    notes.push(format!(
+                        "keys of {} loaded from artifact {name} in {} ms instead of set up",
+                        program.name(),
+                        started.elapsed().as_millis()
+                    ));
+                    true
+                }
+                Err(why) => {
+                    notes.push(format!("artifact {name}: {why}; setting the keys up again"));
+                    false
+                }
+            },
+            Err(ArtifactError::NotFound(_)) => false,
+            Err(e) => {
+                notes.push(format!("cannot read saved keys: {e}; setting them up again"));
+                false
+            }
+        };
+        let started = Instant::now();
+        backend.set_up(program)?;
+        if !loaded {
+            let set_up_ms = started.elapsed().as_millis();
+            match backend.saved_keys(program) {
+                Ok(Some(bytes)) => match store.put(&name, KEYS_KIND, &bytes, None) {
+                    Ok(_) => notes.push(format!(
+                        "keys of {} set up in {set_up_ms} ms, saved as artifact {name} ({} bytes)",
+                        program.name(),
+                        bytes.len()
+                    )),
+                    Err(e) => notes.push(format!("cannot save the keys of {}: {e}", program.name())),
+                },
+                Ok(None) => {}
+                Err(e) => notes.push(format!("cannot serialise the keys of {}: {e}", program.name())),
+            }
+        }
+        self.ready.insert(known);
+        Ok(())
+    }
 }
 
 /// Fault injection for the scenario tests: attempts take this much longer,
@@ -114,6 +196,7 @@ fn attempt(
     dir: &Path,
     n: u64,
     registry: &Registry,
+    keys: &mut Keys<'_>,
     say: &dyn Fn(&str) -> Result<(), ChildError>,
 ) -> Result<Response, ChildError> {
     let req_path = dir.join(protocol::request_json(n));
@@ -139,7 +222,14 @@ fn attempt(
         Ok(p) => p,
         Err(e) => return Ok(failed(provernode_core::Cause::BackendError, false, e.to_string())),
     };
-    if let Err(e) = backend.warm_up().and_then(|()| backend.set_up(&program)) {
+    let mut notes = Vec::new();
+    let set_up = backend
+        .warm_up()
+        .and_then(|()| keys.set_up(backend.as_ref(), &program, &mut notes));
+    for note in notes {
+        say(&format!("note {n} {}", note.replace('\n', " ")))?;
+    }
+    if let Err(e) = set_up {
         let (cause, retryable) = e.classify();
         return Ok(failed(cause, retryable, e.to_string()));
     }
@@ -182,5 +272,205 @@ fn attempt(
             let (cause, retryable) = e.classify();
             Ok(failed(cause, retryable, e.to_string()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // tests panic by design
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Mutex;
+
+    use provernode_core::{Abi, Execution, KeysRefused, ProofEnvelope, Unavailable, Verified, VerifyError};
+
+    use super::*;
+
+    /// A backend whose set-up makes keys (as SP1's does), counting its
+    /// set-ups and loads.
+    #[derive(Default)]
+    struct Keyed {
+        version: &'static str,
+        keys: Mutex<HashSet<ProgramId>>,
+        set_ups: AtomicU32,
+        loads: AtomicU32,
+    }
+
+    impl Backend for Keyed {
+        fn name(&self) -> &'static str {
+            "keyed"
+        }
+        fn version(&self) -> String {
+            self.version.into()
+        }
+        fn abis(&self) -> &'static [Abi] {
+            &[Abi::Sp1]
+        }
+        fn proof_kinds(&self) -> &'static [&'static str] {
+            &["core"]
+        }
+        fn available(&self) -> Result<(), Unavailable> {
+            Ok(())
+        }
+        fn set_up(&self, program: &Program) -> Result<(), BackendError> {
+            if self.keys.lock().unwrap().insert(program.id()) {
+                self.set_ups.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(())
+        }
+        fn saved_keys_name(&self, program: &Program) -> Option<String> {
+            Some(format!("keys/keyed/{}-{}", program.id(), self.version))
+        }
+        fn saved_keys(&self, program: &Program) -> Result<Option<Vec<u8>>, BackendError> {
+            Ok(self
+                .keys
+                .lock()
+                .unwrap()
+                .contains(&program.id())
+                .then(|| format!("{} {}", self.version, program.id()).into_bytes()))
+        }
+        fn load_keys(&self, program: &Program, bytes: &[u8]) -> Result<(), KeysRefused> {
+            if bytes != format!("{} {}", self.version, program.id()).as_bytes() {
+                return Err(KeysRefused("not mine".into()));
+            }
+            self.loads.fetch_add(1, Ordering::SeqCst);
+            self.keys.lock().unwrap().insert(program.id());
+            Ok(())
+        }
+        fn execute(&self, _: &Program, _: &[u8], _: &Limits) -> Result<Execution, BackendError> {
+            Err(BackendError::Prover {
+                backend: "keyed".into(),
+                message: "not in this test".into(),
+            })
+        }
+        fn prove(&self, _: &Program, _: &[u8], _: &ProveOptions) -> Result<ProofEnvelope, BackendError> {
+            Err(BackendError::Prover {
+                backend: "keyed".into(),
+                message: "not in this test".into(),
+            })
+        }
+        fn verify(&self, _: &ProofEnvelope) -> Result<Verified, BackendError> {
+            Err(VerifyError::MalformedProof {
+                reason: "not in this test".into(),
+            }
+            .into())
+        }
+    }
+
+    fn program() -> Program {
+        provernode_guests::find("fibonacci").unwrap().program(Abi::Sp1)
+    }
+
+    #[test]
+    fn keys_are_saved_once_made_and_loaded_by_the_next_process_instead_of_set_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::open(&dir.path().join("a"), &dir.path().join("b"), "test").unwrap();
+        let program = program();
+        // The first process sets the program up and saves its keys.
+        let first = Keyed {
+            version: "v1",
+            ..Keyed::default()
+        };
+        let mut keys = Keys {
+            store: Some(&store),
+            ready: HashSet::new(),
+        };
+        let mut notes = Vec::new();
+        keys.set_up(&first, &program, &mut notes).unwrap();
+        keys.set_up(&first, &program, &mut notes).unwrap();
+        assert_eq!(first.set_ups.load(Ordering::SeqCst), 1);
+        assert!(
+            notes.len() == 1 && notes[0].contains("saved as artifact keys/keyed/"),
+            "{notes:?}"
+        );
+        let entry = store
+            .entry(&first.saved_keys_name(&program).unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(entry.kind, KEYS_KIND);
+        assert_eq!(entry.needed_by, None, "a cache never blocks a backend");
+        // A new process (a fresh worker) loads them: no set-up.
+        let second = Keyed {
+            version: "v1",
+            ..Keyed::default()
+        };
+        let mut keys = Keys {
+            store: Some(&store),
+            ready: HashSet::new(),
+        };
+        let mut notes = Vec::new();
+        keys.set_up(&second, &program, &mut notes).unwrap();
+        assert_eq!(
+            (
+                second.set_ups.load(Ordering::SeqCst),
+                second.loads.load(Ordering::SeqCst)
+            ),
+            (0, 1)
+        );
+        assert!(
+            notes[0].contains("loaded from artifact") && notes[0].contains("instead of set up"),
+            "{notes:?}"
+        );
+        // Keys the backend refuses (another program's, or damaged before
+        // they were stored) are made again and replace the stored ones.
+        let third = Keyed {
+            version: "v1",
+            ..Keyed::default()
+        };
+        store
+            .put(
+                &third.saved_keys_name(&program).unwrap(),
+                KEYS_KIND,
+                b"garbage",
+                None,
+            )
+            .unwrap();
+        let mut keys = Keys {
+            store: Some(&store),
+            ready: HashSet::new(),
+        };
+        let mut notes = Vec::new();
+        keys.set_up(&third, &program, &mut notes).unwrap();
+        assert_eq!(
+            (
+                third.set_ups.load(Ordering::SeqCst),
+                third.loads.load(Ordering::SeqCst)
+            ),
+            (1, 0)
+        );
+        assert!(
+            notes[0].contains("saved keys refused: not mine; setting the keys up again"),
+            "{notes:?}"
+        );
+        assert!(notes[1].contains("saved as artifact"), "{notes:?}");
+        // Another version looks under another name: sets up, never reads v1's.
+        let upgraded = Keyed {
+            version: "v2",
+            ..Keyed::default()
+        };
+        let mut keys = Keys {
+            store: Some(&store),
+            ready: HashSet::new(),
+        };
+        keys.set_up(&upgraded, &program, &mut Vec::new()).unwrap();
+        assert_eq!(
+            (
+                upgraded.set_ups.load(Ordering::SeqCst),
+                upgraded.loads.load(Ordering::SeqCst)
+            ),
+            (1, 0)
+        );
+        // Without a store, a plain set-up.
+        let alone = Keyed {
+            version: "v1",
+            ..Keyed::default()
+        };
+        let mut keys = Keys {
+            store: None,
+            ready: HashSet::new(),
+        };
+        let mut notes = Vec::new();
+        keys.set_up(&alone, &program, &mut notes).unwrap();
+        assert_eq!(alone.set_ups.load(Ordering::SeqCst), 1);
+        assert!(notes.is_empty());
     }
 }

@@ -5,7 +5,9 @@
 //! timeout starts here), `provernode-worker: retire` (optional: replace this
 //! worker after the attempt), `provernode-worker: cycles N C` (optional:
 //! the attempt's cycle count, when the request asks for it so the slot can
-//! size the timeout) and `provernode-worker: done N` out; data goes through files in
+//! size the timeout), `provernode-worker: note N TEXT` (optional: something
+//! the node logs, such as keys loaded from the artifact store instead of
+//! set up) and `provernode-worker: done N` out; data goes through files in
 //! the private directory: `req-N.json`, `req-N.elf`, `req-N.input`, and back
 //! `resp-N.json` (written atomically) plus `resp-N.proof`.
 

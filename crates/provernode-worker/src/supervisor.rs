@@ -546,6 +546,7 @@ impl Slot {
         let mut started_at = Instant::now();
         let mut timeout = spec.timeout;
         let cycles_prefix = format!("{PROTOCOL_PREFIX}cycles {n} ");
+        let note_prefix = format!("{PROTOCOL_PREFIX}note {n} ");
         let mut started = false;
         let mut retire_asked = false;
         let mut tick = tokio::time::interval(Duration::from_millis(50));
@@ -593,6 +594,15 @@ impl Slot {
                             }
                         }
                         Ok(Some(l)) if l == retire_line => retire_asked = true,
+                        Ok(Some(l)) if l.starts_with(&note_prefix) => {
+                            tracing::info!(
+                                slot = %self.config.name,
+                                task = %spec.task_id,
+                                backend = %spec.backend,
+                                "{}",
+                                &l[note_prefix.len()..]
+                            );
+                        }
                         Ok(Some(_)) => {}
                         _ => break Ending::Exited,
                     },

@@ -108,6 +108,10 @@ fn verify(store: &ArtifactStore, json: bool) -> Result<()> {
                     Finding::Failed { primary, backup } => {
                         ("failed", format!("primary: {primary}; backup: {backup}"))
                     }
+                    Finding::Dropped { primary, backup } => (
+                        "dropped",
+                        format!("primary: {primary}; backup: {backup}; set up again when next needed"),
+                    ),
                 };
                 serde_json::json!({"name": e.name, "kind": e.kind, "finding": finding, "detail": detail})
             })
@@ -137,6 +141,10 @@ fn verify(store: &ArtifactStore, json: bool) -> Result<()> {
                     "FAILED    {} (primary: {primary}; backup: {backup}); {}",
                     e.name,
                     provernode_artifacts::fix_for(e)
+                ),
+                Finding::Dropped { primary, backup } => println!(
+                    "dropped   {} (primary: {primary}; backup: {backup}; cached keys, set up again when next needed)",
+                    e.name
                 ),
             }
         }

@@ -323,6 +323,13 @@ pub enum Command {
         /// The node that started this worker: the worker dies with it.
         #[arg(long)]
         parent: Option<u32>,
+        /// The node's artifact store: keys a backend set up (SP1) are loaded from it instead of
+        /// set up again, and saved to it when made.
+        #[arg(long, requires = "artifacts_backup_dir")]
+        artifacts_dir: Option<PathBuf>,
+        /// The artifact store's backup copy.
+        #[arg(long, requires = "artifacts_dir")]
+        artifacts_backup_dir: Option<PathBuf>,
     },
     /// Submit a task to a node; prints its id.
     Submit(Submit),

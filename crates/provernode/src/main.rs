@@ -101,11 +101,27 @@ fn dispatch(cli: cli::Cli, role: Option<provernode_node::config::RoleConfig>) ->
             print!("{}", provernode_broker::openapi_json());
             Ok(())
         }
-        Command::Worker { dir, parent } => {
+        Command::Worker {
+            dir,
+            parent,
+            artifacts_dir,
+            artifacts_backup_dir,
+        } => {
             if let Some(parent) = parent {
                 provernode_worker::child::bind_to_parent(parent)?;
             }
-            provernode_worker::child::serve(&dir, &provernode_backends::Registry::default())?;
+            let keys = match (artifacts_dir, artifacts_backup_dir) {
+                (Some(primary), Some(backup)) => Some(
+                    provernode_artifacts::ArtifactStore::open(
+                        &primary,
+                        &backup,
+                        provernode_node::version_line(),
+                    )
+                    .context("cannot open the artifact store for keys")?,
+                ),
+                _ => None,
+            };
+            provernode_worker::child::serve(&dir, &provernode_backends::Registry::default(), keys.as_ref())?;
             Ok(())
         }
         Command::Demo { backends, workers } => runtime()?.block_on(demo::run(&backends, workers)),

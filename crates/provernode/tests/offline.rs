@@ -82,4 +82,12 @@ fn a_node_without_a_network_proves_on_every_built_backend() {
             "{backend} did not prove offline:\n{stdout}"
         );
     }
+    // SP1's worker kept the keys it set up in the artifact store, for the
+    // next worker to load instead.
+    if backends.iter().any(|b| b == "sp1") {
+        assert!(
+            node_log.contains("saved as artifact keys/sp1/"),
+            "the SP1 worker saved no keys:\n{node_log}"
+        );
+    }
 }
