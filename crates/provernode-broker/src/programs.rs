@@ -84,6 +84,40 @@ async fn keep_as_artifact(state: &ApiState, id: &ProgramId, elf: &[u8]) {
     }
 }
 
+/// A deleted program's artifacts go with it: its copy, and the keys
+/// backends saved for it (`keys/<backend>/<id>-<version>`). Logged, not
+/// the request's failure: the database no longer holds the program, and a
+/// leftover artifact costs only disk.
+async fn forget_artifacts(state: &ApiState, id: &ProgramId) {
+    let Some(artifacts) = state.artifacts.clone() else {
+        return;
+    };
+    let program = format!("program/{id}");
+    let keys_of = format!("/{id}-");
+    let forgotten = tokio::task::spawn_blocking(move || {
+        let names: Vec<String> = artifacts
+            .list()?
+            .into_iter()
+            .map(|e| e.name)
+            .filter(|name| *name == program || (name.starts_with("keys/") && name.contains(&keys_of)))
+            .collect();
+        for name in &names {
+            artifacts.remove(name)?;
+        }
+        Ok::<usize, provernode_artifacts::ArtifactError>(names.len())
+    })
+    .await;
+    match forgotten {
+        Ok(Ok(n)) => tracing::debug!(program = %id, artifacts = n, "the deleted program's artifacts removed"),
+        Ok(Err(e)) => {
+            tracing::warn!(program = %id, error = %e, "could not remove the deleted program's artifacts")
+        }
+        Err(e) => {
+            tracing::warn!(program = %id, error = %e, "could not remove the deleted program's artifacts")
+        }
+    }
+}
+
 fn parse_program_id(id: &str) -> Result<ProgramId, ApiError> {
     id.parse().map(ProgramId).map_err(|_| {
         bad(
@@ -234,6 +268,7 @@ pub(crate) async fn delete(
     match state.store.delete_program(&id).await? {
         DeleteProgramOutcome::Deleted => {
             tracing::info!(program = %id, "program deleted");
+            forget_artifacts(&state, &id).await;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         DeleteProgramOutcome::NotFound => Err(bad(ErrorCode::NotFound, format!("no program {id} is stored on this node"))),

@@ -162,11 +162,35 @@ fn a_program_uploaded_once_serves_every_task_that_names_it() {
     let out = provernode(dir.path(), &["programs", "list", "--node", &node.base]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(&spare_id) && text.contains("spare.elf"), "{text}");
+    // Kept in the artifact store too; with it, keys a backend saved for it.
+    let artifacts = node.data_dir.join("artifacts");
+    let copy = artifacts.join("files/program").join(&spare_id);
+    assert_eq!(std::fs::read(&copy).unwrap(), spare);
+    let keys_name = format!("keys/sp1/{spare_id}-v6.1.0");
+    provernode_artifacts::ArtifactStore::open(&artifacts, &node.data_dir.join("artifacts-backup"), "test")
+        .unwrap()
+        .put(&keys_name, provernode_artifacts::KEYS_KIND, b"keys", None)
+        .unwrap();
     let out = provernode(
         dir.path(),
         &["programs", "delete", &spare_id, "--node", &node.base],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Its artifacts went with it.
+    assert!(!copy.exists());
+    let left: Vec<String> = provernode_artifacts::ArtifactStore::open(
+        &artifacts,
+        &node.data_dir.join("artifacts-backup"),
+        "test",
+    )
+    .unwrap()
+    .list()
+    .unwrap()
+    .into_iter()
+    .map(|e| e.name)
+    .filter(|name| name.contains(&spare_id))
+    .collect();
+    assert!(left.is_empty(), "{left:?}");
     let out = provernode(
         dir.path(),
         &["programs", "delete", &spare_id, "--node", &node.base],
