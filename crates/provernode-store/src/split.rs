@@ -86,6 +86,16 @@ pub(crate) const FINISH_PARENT: &str = "UPDATE tasks SET state = 'succeeded', ca
 pub(crate) const INSERT_RESULT: &str =
     "INSERT INTO results (task_id, envelope, created_ms) VALUES (?1, ?2, ?3)";
 
+/// Once a split task has ended, its parts' proofs are spent (the parent
+/// holds the final one, or failed): their results are deleted, and the
+/// inputs of its ended parts (a join's carries both proofs it joins)
+/// emptied. The part rows stay, as the record of what ran; a part's
+/// `GET /proof` then says it has none.
+pub(crate) const FORGET_PART_PROOFS: &str =
+    "DELETE FROM results WHERE task_id IN (SELECT id FROM tasks WHERE parent_id = ?1)";
+pub(crate) const FORGET_PART_INPUTS: &str = "UPDATE tasks SET input = ?2 \
+     WHERE parent_id = ?1 AND state IN ('succeeded', 'failed', 'cancelled', 'quarantined')";
+
 /// A split task one of whose parts ended without a proof fails, naming it.
 pub(crate) const FAIL_SPLIT_PARENTS: &str = "UPDATE tasks SET state = 'failed', cause = 'dependency_failed', \
         detail = (SELECT 'part ' || c.id || ' (segments ' || c.part_lo || '..' || c.part_hi || ') ended ' \
@@ -94,14 +104,16 @@ pub(crate) const FAIL_SPLIT_PARENTS: &str = "UPDATE tasks SET state = 'failed', 
                   ORDER BY c.part_lo LIMIT 1), \
         lease_owner = NULL, finished_ms = ?1, updated_ms = ?1 \
      WHERE state = 'leased' AND split_segments IS NOT NULL AND EXISTS (SELECT 1 FROM tasks c \
-        WHERE c.parent_id = tasks.id AND c.state IN ('failed', 'cancelled', 'quarantined'))";
+        WHERE c.parent_id = tasks.id AND c.state IN ('failed', 'cancelled', 'quarantined')) \
+     RETURNING id";
 
 /// The unfinished parts of a split task that ended are cancelled.
 pub(crate) const CANCEL_ORPHAN_PARTS: &str = "UPDATE tasks SET state = 'cancelled', cause = 'cancelled', \
         detail = 'its split task ' || parent_id || ' ended ' || (SELECT p.state FROM tasks p WHERE p.id = tasks.parent_id), \
         lease_token = NULL, lease_owner = NULL, lease_expires_ms = NULL, finished_ms = ?1, updated_ms = ?1 \
      WHERE parent_id IS NOT NULL AND state IN ('queued', 'leased') AND EXISTS (SELECT 1 FROM tasks p \
-        WHERE p.id = tasks.parent_id AND p.state IN ('succeeded', 'failed', 'cancelled', 'quarantined'))";
+        WHERE p.id = tasks.parent_id AND p.state IN ('succeeded', 'failed', 'cancelled', 'quarantined')) \
+     RETURNING parent_id";
 pub(crate) const CLOSE_ORPHAN_ATTEMPTS: &str = "UPDATE attempts SET ended_ms = ?1, outcome = 'cancelled', \
         detail = 'its split task ended' \
      WHERE ended_ms IS NULL AND task_id IN (SELECT id FROM tasks WHERE parent_id IS NOT NULL AND state = 'cancelled')";
@@ -258,6 +270,7 @@ macro_rules! split_glue {
                             .bind(now)
                             .execute(&mut **tx)
                             .await?;
+                        Self::forget_part_proofs(tx, parent).await?;
                     }
                     return Ok(());
                 }
@@ -355,23 +368,51 @@ macro_rules! split_glue {
                 tx: &mut sqlx::Transaction<'_, $db>,
                 now: i64,
             ) -> Result<u64, $crate::StoreError> {
-                let failed = sqlx::query(&$sql($crate::split::FAIL_SPLIT_PARENTS))
+                let failed: Vec<String> = sqlx::query_scalar(&$sql($crate::split::FAIL_SPLIT_PARENTS))
                     .bind(now)
-                    .execute(&mut **tx)
-                    .await?
-                    .rows_affected();
-                let cancelled = sqlx::query(&$sql($crate::split::CANCEL_ORPHAN_PARTS))
+                    .fetch_all(&mut **tx)
+                    .await?;
+                let cancelled: Vec<String> = sqlx::query_scalar(&$sql($crate::split::CANCEL_ORPHAN_PARTS))
                     .bind(now)
-                    .execute(&mut **tx)
-                    .await?
-                    .rows_affected();
-                if cancelled > 0 {
+                    .fetch_all(&mut **tx)
+                    .await?;
+                if !cancelled.is_empty() {
                     sqlx::query(&$sql($crate::split::CLOSE_ORPHAN_ATTEMPTS))
                         .bind(now)
                         .execute(&mut **tx)
                         .await?;
                 }
-                Ok(failed + cancelled)
+                // A failed parent's parts are cancelled by the next round
+                // (the caller loops until nothing changes), which names the
+                // parent here again: its proofs go once all have ended.
+                let mut ended: Vec<&String> = failed.iter().chain(&cancelled).collect();
+                ended.sort();
+                ended.dedup();
+                for parent in ended {
+                    Self::forget_part_proofs(tx, parent).await?;
+                }
+                Ok((failed.len() + cancelled.len()) as u64)
+            }
+
+            /// Deletes what the parts of the ended split task `parent` kept
+            /// of their proofs ([`FORGET_PART_PROOFS`]).
+            async fn forget_part_proofs(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                parent: &str,
+            ) -> Result<(), $crate::StoreError> {
+                let proofs = sqlx::query(&$sql($crate::split::FORGET_PART_PROOFS))
+                    .bind(parent)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                let inputs = sqlx::query(&$sql($crate::split::FORGET_PART_INPUTS))
+                    .bind(parent)
+                    .bind(Vec::<u8>::new())
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                tracing::debug!(parent, proofs, inputs, "a split task ended: its parts' proofs deleted");
+                Ok(())
             }
 
             async fn do_split_progress(

@@ -29,6 +29,41 @@ enum Database {
 }
 
 impl Fixture {
+    /// A count, read on a connection of its own.
+    async fn count(&self, sql: &str) -> i64 {
+        use sqlx::Connection;
+        match &self.database {
+            Database::Sqlite(path) => {
+                let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                    .await
+                    .unwrap();
+                let n = sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap();
+                c.close().await.unwrap();
+                n
+            }
+            Database::Postgres(url) => {
+                let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+                let n = sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap();
+                c.close().await.unwrap();
+                n
+            }
+        }
+    }
+
+    /// Part proofs and part inputs still kept for the split task `parent`.
+    async fn part_proofs_kept(&self, parent: provernode_store::TaskId) -> (i64, i64) {
+        (
+            self.count(&format!(
+                "SELECT COUNT(*) FROM results WHERE task_id IN (SELECT id FROM tasks WHERE parent_id = '{parent}')"
+            ))
+            .await,
+            self.count(&format!(
+                "SELECT COUNT(*) FROM tasks WHERE parent_id = '{parent}' AND length(input) > 0"
+            ))
+            .await,
+        )
+    }
+
     /// Runs `sql` on a connection of its own, as an intruder would.
     async fn tamper(&self, sql: &str) {
         use sqlx::Connection;
@@ -1078,6 +1113,11 @@ async fn a_split_task_is_joined_as_its_parts_arrive_and_ends_with_the_final_join
         f.store.claim(&claim_req("w")).await.unwrap().is_none(),
         "nothing is left"
     );
+    // The parts' proofs and inputs are spent: deleted with the parent's end
+    // (the rows stay), the parent's own proof kept.
+    assert_eq!(f.part_proofs_kept(parent).await, (0, 0));
+    assert_eq!(f.store.proof(segments[0]).await.unwrap(), None);
+    assert!(f.store.proof(parent).await.unwrap().is_some());
 }
 
 async fn a_damaged_part_proof_is_proved_again_and_a_failed_part_fails_its_split_task(f: Fixture) {
@@ -1115,6 +1155,11 @@ async fn a_damaged_part_proof_is_proved_again_and_a_failed_part_fails_its_split_
         detail.contains(&last.id.to_string()) && detail.contains("segments 0..2"),
         "{detail}"
     );
+    assert_eq!(
+        f.part_proofs_kept(parent).await,
+        (0, 0),
+        "a failed split's part proofs go too"
+    );
 }
 
 async fn cancelling_a_split_task_cancels_its_parts_and_their_holders_see_it(f: Fixture) {
@@ -1138,6 +1183,7 @@ async fn cancelling_a_split_task_cancels_its_parts_and_their_holders_see_it(f: F
     let attempts = f.store.attempts(segments[1]).await.unwrap();
     assert_eq!(attempts[0].outcome.as_deref(), Some("cancelled"));
     assert!(f.store.claim(&claim_req("w")).await.unwrap().is_none());
+    assert_eq!(f.part_proofs_kept(parent).await, (0, 0));
 }
 
 async fn proving_rates_average_long_attempts_and_a_calibration_replaces_them(f: Fixture) {
