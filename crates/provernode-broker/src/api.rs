@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use provernode_core::{Abi, ComponentStatus, Program, ProgramId, TaskLimits, TaskState};
 use provernode_guests::InputArgs;
-use provernode_store::{CancelOutcome, ListFilter, NewTask, TaskId, TaskRecord};
+use provernode_store::{CancelOutcome, ListFilter, NewTask, PartsFilter, TaskId, TaskRecord};
 use std::collections::BTreeMap;
 
 use provernode_api::{
@@ -804,6 +804,10 @@ pub(crate) struct ListQuery {
     reason: Option<String>,
     /// Only tasks of this backend.
     backend: Option<String>,
+    /// Only the parts (segments and joins) of this split task.
+    parent: Option<String>,
+    /// List split tasks' parts too (default: only the tasks clients submitted; `parent` lists one split task's parts).
+    parts: Option<bool>,
 }
 
 #[utoipa::path(
@@ -848,6 +852,16 @@ pub(crate) async fn list(
             b => b,
         },
         limit: q.limit.unwrap_or(100).clamp(1, 1000),
+        parts: match (q.parent, q.parts) {
+            (Some(parent), _) => PartsFilter::Of(Uuid::parse_str(&parent).map_err(|_| {
+                bad(
+                    ErrorCode::InvalidRequest,
+                    format!("parent must be a task id, not {parent:?}"),
+                )
+            })?),
+            (None, Some(true)) => PartsFilter::Include,
+            (None, _) => PartsFilter::Exclude,
+        },
         max_bytes: LIST_MAX_BYTES,
         before: q
             .before

@@ -56,6 +56,10 @@ pub struct ListPage {
     /// Tasks older than this id: the previous page's `next_before`.
     pub before: Option<String>,
     pub limit: u32,
+    /// Only the parts of this split task.
+    pub parent: Option<String>,
+    /// Split tasks' parts too (the node lists only submitted tasks by default).
+    pub parts: bool,
 }
 
 #[derive(Clone)]
@@ -144,10 +148,14 @@ impl NodeClient {
             ("before", &page.before),
             ("reason", &page.reason),
             ("backend", &page.backend),
+            ("parent", &page.parent),
         ] {
             if let Some(v) = value {
                 query.push((name, v.clone()));
             }
+        }
+        if page.parts {
+            query.push(("parts", "true".to_owned()));
         }
         self.json(self.request(reqwest::Method::GET, "/v1/tasks").query(&query))
             .await

@@ -340,6 +340,20 @@ pub struct ListFilter {
     /// Stop adding tasks once their variable-size fields (name, detail,
     /// public output) pass this many bytes; at least one task is returned.
     pub max_bytes: usize,
+    /// Which parts of split tasks to list.
+    pub parts: PartsFilter,
+}
+
+/// Which parts of split tasks (their segments and joins) a list holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PartsFilter {
+    /// Every task, parts included.
+    #[default]
+    Include,
+    /// Only tasks that are no split task's part (what clients submitted).
+    Exclude,
+    /// Only the parts of this split task.
+    Of(TaskId),
 }
 
 impl Default for ListFilter {
@@ -351,6 +365,7 @@ impl Default for ListFilter {
             limit: 100,
             before: None,
             max_bytes: 8 << 20,
+            parts: PartsFilter::Include,
         }
     }
 }

@@ -22,8 +22,8 @@ use crate::rows::{
 };
 use crate::{
     AttemptFailure, AttemptRecord, CancelOutcome, ClaimRequest, Completion, FailureOutcome, Lease, LeaseRef,
-    LeaseStatus, ListFilter, NewTask, ReleaseOutcome, Store, StoreError, Submitted, SweepReport, TaskId,
-    TaskRecord,
+    LeaseStatus, ListFilter, NewTask, PartsFilter, ReleaseOutcome, Store, StoreError, Submitted, SweepReport,
+    TaskId, TaskRecord,
 };
 
 type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -407,14 +407,22 @@ impl PgStore {
             "SELECT {TASK_COLUMNS} FROM tasks \
              WHERE ($1::TEXT IS NULL OR state = $1) AND ($2::TEXT IS NULL OR id < $2) \
              AND ($4::TEXT IS NULL OR cause = $4) AND ($5::TEXT IS NULL OR backend = $5) \
+             AND (NOT $6 OR parent_id IS NULL) AND ($7::TEXT IS NULL OR parent_id = $7) \
              ORDER BY id DESC LIMIT $3"
         );
+        let (no_parts, parent) = match filter.parts {
+            PartsFilter::Include => (false, None),
+            PartsFilter::Exclude => (true, None),
+            PartsFilter::Of(parent) => (false, Some(parent.to_string())),
+        };
         let query = sqlx::query(&sql)
             .bind(filter.state.map(|s| s.as_str()))
             .bind(filter.before.map(|b| b.to_string()))
             .bind(i64::from(filter.limit.clamp(1, 1000)))
             .bind(filter.reason.clone())
-            .bind(filter.backend.clone());
+            .bind(filter.backend.clone())
+            .bind(no_parts)
+            .bind(parent);
         tasks_up_to(query.fetch(&self.pool), filter.max_bytes).await
     }
 

@@ -22,8 +22,8 @@ use uuid::Uuid;
 
 use crate::{
     AttemptFailure, AttemptRecord, CancelOutcome, ClaimRequest, Completion, FailureOutcome, Lease, LeaseRef,
-    LeaseStatus, ListFilter, NewTask, ReleaseOutcome, Store, StoreError, Submitted, SweepReport, TaskId,
-    TaskRecord,
+    LeaseStatus, ListFilter, NewTask, PartsFilter, ReleaseOutcome, Store, StoreError, Submitted, SweepReport,
+    TaskId, TaskRecord,
 };
 
 /// How hard SQLite works to keep a commit on disk.
@@ -507,6 +507,15 @@ impl SqliteStore {
         }
         if let Some(backend) = &filter.backend {
             q.push(" AND backend = ").push_bind(backend.clone());
+        }
+        match filter.parts {
+            PartsFilter::Include => {}
+            PartsFilter::Exclude => {
+                q.push(" AND parent_id IS NULL");
+            }
+            PartsFilter::Of(parent) => {
+                q.push(" AND parent_id = ").push_bind(parent.to_string());
+            }
         }
         q.push(" ORDER BY id DESC LIMIT ")
             .push_bind(i64::from(filter.limit.clamp(1, 1000)));

@@ -1113,6 +1113,33 @@ async fn a_split_task_is_joined_as_its_parts_arrive_and_ends_with_the_final_join
         f.store.claim(&claim_req("w")).await.unwrap().is_none(),
         "nothing is left"
     );
+    // Lists: parts left out, or only one split task's.
+    let ids = |tasks: Vec<provernode_store::TaskRecord>| -> Vec<provernode_store::TaskId> {
+        tasks.into_iter().map(|t| t.id).collect()
+    };
+    let submitted = ids(f
+        .store
+        .list(&ListFilter {
+            parts: provernode_store::PartsFilter::Exclude,
+            ..ListFilter::default()
+        })
+        .await
+        .unwrap());
+    assert_eq!(submitted, vec![parent]);
+    let family = f
+        .store
+        .list(&ListFilter {
+            parts: provernode_store::PartsFilter::Of(parent),
+            ..ListFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(family.len(), 4 + 3, "4 segments and 3 joins");
+    assert!(family.iter().all(|t| t.parent_id == Some(parent)));
+    assert_eq!(
+        ids(f.store.list(&ListFilter::default()).await.unwrap()).len(),
+        1 + 7
+    );
     // The parts' proofs and inputs are spent: deleted with the parent's end
     // (the rows stay), the parent's own proof kept.
     assert_eq!(f.part_proofs_kept(parent).await, (0, 0));

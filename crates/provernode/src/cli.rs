@@ -387,6 +387,12 @@ pub enum Command {
         /// Only tasks older than this task id: the `more:` line of the previous page.
         #[arg(long, value_name = "ID")]
         before: Option<String>,
+        /// Only the parts (segments and joins) of this split task.
+        #[arg(long, value_name = "ID", conflicts_with = "parts")]
+        parent: Option<String>,
+        /// List split tasks' parts too (by default only the tasks clients submitted are listed).
+        #[arg(long)]
+        parts: bool,
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
         limit: u32,
         #[command(flatten)]

@@ -167,6 +167,8 @@ fn dispatch(cli: cli::Cli, role: Option<provernode_node::config::RoleConfig>) ->
             reason,
             backend,
             before,
+            parent,
+            parts,
             limit,
             node,
             json,
@@ -177,6 +179,8 @@ fn dispatch(cli: cli::Cli, role: Option<provernode_node::config::RoleConfig>) ->
                 backend,
                 before,
                 limit,
+                parent,
+                parts,
             };
             runtime()?.block_on(client::tasks(&page, &node, json))
         }

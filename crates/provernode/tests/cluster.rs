@@ -962,7 +962,10 @@ fn an_aggregate_survives_an_agent_and_a_broker_killed_mid_flight() {
 fn parts_of(c: &Cluster, broker: usize, parent: &str) -> Vec<Value> {
     let list: Value = c
         .http
-        .get(format!("{}/v1/tasks?limit=1000", c.broker_url(broker)))
+        .get(format!(
+            "{}/v1/tasks?limit=1000&parent={parent}",
+            c.broker_url(broker)
+        ))
         .bearer_auth(CLIENT_TOKEN)
         .send()
         .unwrap()

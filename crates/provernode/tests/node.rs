@@ -675,7 +675,7 @@ fn aggregates_survive_the_node_killed_mid_flight_and_a_failed_dependency_fails_t
 fn parts_of(node: &Node, parent: &str) -> Vec<Value> {
     let list: Value = node
         .http()
-        .get(format!("{}/v1/tasks?limit=1000", node.base))
+        .get(format!("{}/v1/tasks?limit=1000&parent={parent}", node.base))
         .send()
         .unwrap()
         .json()
@@ -747,6 +747,47 @@ fn a_split_task_survives_the_node_killed_mid_tree_and_ends_in_the_unsplit_proof(
         lost += history.iter().filter(|a| a["outcome"] == "lease_lost").count();
     }
     assert!(lost >= 1, "the kill cost the parts in flight an attempt each");
+    // Lists hold what clients submitted; parts come with `parts` or
+    // `parent`, and the CLI's `tasks --parent` shows the tree.
+    let listed = |query: &str| -> Vec<String> {
+        let list: Value = node
+            .http()
+            .get(format!("{}/v1/tasks?limit=1000{query}", node.base))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        list["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let default = listed("");
+    assert!(default.contains(&id), "{default:?}");
+    assert!(parts
+        .iter()
+        .all(|p| !default.contains(&p["id"].as_str().unwrap().to_owned())));
+    let everything = listed("&parts=true");
+    assert_eq!(everything.len(), default.len() + parts.len(), "{everything:?}");
+    let out = Command::new(env!("CARGO_BIN_EXE_provernode"))
+        .args(["tasks", "--parent", &id, "--limit", "1000", "--node", &node.base])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        table.lines().filter(|l| l.contains("join of segments")).count() as u64,
+        segments - 1,
+        "{table}"
+    );
+    let bad = node
+        .http()
+        .get(format!("{}/v1/tasks?parent=nope", node.base))
+        .send()
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
 
     // Cancelling a split task cancels its parts; no part runs on.
     let id = node.submit(fib(20001));
