@@ -90,7 +90,7 @@ pub fn router(state: ApiState) -> Router {
     info(
         title = "provernode node API",
         version = "1",
-        description = "The HTTP API of `provernode run` and `provernode broker`. Every error is JSON {\"error\": {\"code\", \"message\"}} with a stable code. /v1 and /metrics need `Authorization: Bearer <token>` when the node has a token (always, when it listens beyond loopback; the scheme is case-insensitive). The agent API (/v1/agent/...) is served by cluster brokers only and accepts agent tokens only; client tokens are refused there, and agent tokens on the client API. Beyond --max-http-connections a client is answered 503 overloaded at once. Generated from the code: `provernode openapi`."
+        description = "The HTTP API of `provernode run` and `provernode broker`. Every error is JSON {\"error\": {\"code\", \"message\"}} with a stable code. /v1 and /metrics need `Authorization: Bearer <token>` when the node has a token (always, when it listens beyond loopback; the scheme is case-insensitive). The agent API (/v1/agent/...) is served by cluster brokers only and accepts agent tokens only; client tokens are refused there, and agent tokens on the client API. Beyond --max-http-connections a client is answered 503 overloaded as soon as it has sent its request. Generated from the code: `provernode openapi`."
     ),
     paths(
         api::submit,
