@@ -120,7 +120,8 @@ def run(args, workers):
             time.sleep(1)
         if task["state"] != "succeeded":
             sys.exit(f"the task ended {task['state']}: {task.get('detail')}")
-        listed = node.call("GET", "/v1/tasks?limit=1000")["tasks"]
+        # task lists hold submitted tasks only; ?parent= lists one split task's parts
+        listed = node.call("GET", f"/v1/tasks?parent={tid}&limit=1000")["tasks"]
         parts = [node.call("GET", f"/v1/tasks/{t['id']}") for t in listed
                  if (t.get("part") or {}).get("parent_id") == tid]
     finally:
