@@ -21,6 +21,7 @@ use provernode_core::aggregate::AggregateInput;
 use provernode_core::{BackendError, Limits, ProofEnvelope, ProveOptions};
 use serde::{Deserialize, Serialize};
 
+use crate::render::Machines;
 use crate::measure::{host, peak_rss_bytes, reset_peak_rss, seconds, settings_from};
 use crate::{BenchError, Target};
 
@@ -343,9 +344,19 @@ fn memory(b: u64) -> String {
 
 /// The batch table and the per-claim summary, in Markdown.
 pub fn batch_markdown(rows: &[BatchRow]) -> String {
+    // Rows of several machines get a `machine` column and a legend, as in
+    // the backend table; projections keep their own machine's number, since
+    // a slope is taken within one machine's rows only (see `group`).
+    let machines = Machines::of(rows.iter().map(|r| r.host.as_str()));
     let mut md = String::new();
-    md.push_str("| backend | kind | N | | N proofs: prove | N proofs: verify | N proofs: bytes | aggregate: prove | aggregate: verify | aggregate: bytes | aggregate: cycles | aggregate: peak memory |\n");
-    md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str(&format!(
+        "| backend | kind |{} N | | N proofs: prove | N proofs: verify | N proofs: bytes | aggregate: prove | aggregate: verify | aggregate: bytes | aggregate: cycles | aggregate: peak memory |\n",
+        machines.header()
+    ));
+    md.push_str(&format!(
+        "|---|---|{}---|---|---|---|---|---|---|---|---|---|\n",
+        machines.separator()
+    ));
     let mut all = with_projections(rows);
     all.sort_by_key(|(r, _)| {
         (
@@ -355,13 +366,15 @@ pub fn batch_markdown(rows: &[BatchRow]) -> String {
                 .unwrap_or(usize::MAX),
             r.proof_kind.clone(),
             r.n,
+            machines.index(&r.host),
         )
     });
     for (r, measured) in &all {
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} |{} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.backend,
             r.proof_kind,
+            machines.cell(machines.index(&r.host)),
             r.n,
             if *measured { "measured" } else { "**projection**" },
             duration(r.inner_prove_seconds),
@@ -377,15 +390,20 @@ pub fn batch_markdown(rows: &[BatchRow]) -> String {
     md.push_str(
         "\nOne more claim, from the smallest and largest measured N of each backend (the slope):\n\n",
     );
-    md.push_str("| backend | kind | prove per claim | bytes per claim | verify per claim | break-even N (verification) |\n|---|---|---|---|---|---|\n");
+    md.push_str(&format!(
+        "| backend | kind |{} prove per claim | bytes per claim | verify per claim | break-even N (verification) |\n|---|---|{}---|---|---|---|\n",
+        machines.header(),
+        machines.separator()
+    ));
     for g in group(rows).values() {
         let (Some(first), Some(per)) = (g.first(), per_claim(g)) else {
             continue;
         };
         md.push_str(&format!(
-            "| {} | {} | {} | {:.0} B | {} | {} |\n",
+            "| {} | {} |{} {} | {:.0} B | {} | {} |\n",
             first.backend,
             first.proof_kind,
+            machines.cell(machines.index(&first.host)),
             duration(per.prove_seconds),
             per.bytes,
             duration(per.verify_seconds.max(0.0)),
@@ -395,13 +413,7 @@ pub fn batch_markdown(rows: &[BatchRow]) -> String {
             ),
         ));
     }
-    let hosts: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.host.as_str()).collect();
-    if !hosts.is_empty() {
-        md.push_str(&format!(
-            "\nMeasured on: {}.\n",
-            hosts.into_iter().collect::<Vec<_>>().join("; ")
-        ));
-    }
+    md.push_str(&machines.render());
     md
 }
 
@@ -453,6 +465,23 @@ mod tests {
         assert!(md.contains("| risc0 | succinct | 64 | **projection** |"), "{md}");
         assert!(md.contains("| risc0 | succinct | 4 | measured |"), "{md}");
         assert!(md.contains("N ≥ 2"), "{md}");
+    }
+
+    #[test]
+    fn rows_of_two_machines_say_which_and_slopes_stay_within_one() {
+        let mut other = row(8, 900.0, 0.021, 260_000);
+        other.host = "2 × Other CPU, 24 GiB".into();
+        let rows = [row(4, 200.0, 0.021, 260_000), row(8, 400.0, 0.021, 260_000), other];
+        let md = batch_markdown(&rows);
+        // Two measured rows make machine 1; the lone row is machine 2.
+        assert!(md.contains("| risc0 | succinct | 1 | 8 | measured | "), "{md}");
+        assert!(md.contains("| risc0 | succinct | 2 | 8 | measured | "), "{md}");
+        assert!(md.contains("| risc0 | succinct | 1 | 64 | **projection** |"), "{md}");
+        // One size on machine 2: no slope, so nothing projected from it.
+        assert!(!md.contains("| risc0 | succinct | 2 | 64 |"), "{md}");
+        assert!(md.contains("\nMachine 1: 2 × CPU, 23 GiB.\n"), "{md}");
+        assert!(md.contains("\nMachine 2: 2 × Other CPU, 24 GiB.\n"), "{md}");
+        assert!(!md.contains("Measured on"), "{md}");
     }
 
     #[test]

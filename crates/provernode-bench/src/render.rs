@@ -60,7 +60,7 @@ impl<'a> SettingsLegend<'a> {
         }
     }
 
-    fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         for (i, settings) in self.0.iter().enumerate() {
             let list: Vec<String> = settings.iter().map(|(k, v)| format!("`{k}={v}`")).collect();
@@ -120,25 +120,27 @@ fn seconds_range(bits: &BTreeSet<u64>) -> String {
 /// from another machine does not renumber the rest. With one machine the
 /// table says so under it; with several, a `machine` column says where each
 /// row was measured and a legend says what each machine is.
-struct Machines<'a>(Vec<&'a str>);
+/// The batch table (`batch.rs`) numbers its machines the same way.
+pub(crate) struct Machines<'a>(Vec<&'a str>);
 
 impl<'a> Machines<'a> {
-    fn of(rows: &[&'a Row]) -> Self {
+    /// `hosts`: every row's host, once per row.
+    pub(crate) fn of(hosts: impl IntoIterator<Item = &'a str>) -> Self {
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for r in rows {
-            *counts.entry(r.host.as_str()).or_default() += 1;
+        for host in hosts {
+            *counts.entry(host).or_default() += 1;
         }
         let mut hosts: Vec<(&str, usize)> = counts.into_iter().collect();
         hosts.sort_by_key(|(host, count)| (std::cmp::Reverse(*count), *host));
         Machines(hosts.into_iter().map(|(host, _)| host).collect())
     }
 
-    fn several(&self) -> bool {
+    pub(crate) fn several(&self) -> bool {
         self.0.len() > 1
     }
 
     /// The extra header cells, separator cells and row cell: empty for one machine.
-    fn header(&self) -> &'static str {
+    pub(crate) fn header(&self) -> &'static str {
         if self.several() {
             " machine |"
         } else {
@@ -146,7 +148,7 @@ impl<'a> Machines<'a> {
         }
     }
 
-    fn separator(&self) -> &'static str {
+    pub(crate) fn separator(&self) -> &'static str {
         if self.several() {
             "---|"
         } else {
@@ -155,11 +157,11 @@ impl<'a> Machines<'a> {
     }
 
     /// The machine's place in the legend (every row's host is in it).
-    fn index(&self, host: &str) -> usize {
+    pub(crate) fn index(&self, host: &str) -> usize {
         self.0.iter().position(|h| *h == host).unwrap_or(usize::MAX)
     }
 
-    fn cell(&self, index: usize) -> String {
+    pub(crate) fn cell(&self, index: usize) -> String {
         if self.several() {
             format!(" {} |", index.saturating_add(1))
         } else {
@@ -167,7 +169,7 @@ impl<'a> Machines<'a> {
         }
     }
 
-    fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         match self.0.as_slice() {
             [] => String::new(),
             [one] => format!("\nMeasured on: {one}.\n"),
@@ -183,7 +185,7 @@ impl<'a> Machines<'a> {
 /// The results as Markdown: one table of proofs, one of fixed costs.
 pub fn markdown(rows: &[Row]) -> String {
     let mut rows: Vec<&Row> = rows.iter().collect();
-    let machines = Machines::of(&rows);
+    let machines = Machines::of(rows.iter().map(|r| r.host.as_str()));
     rows.sort_by_key(|r| (order(r), machines.index(&r.host)));
     let legend = SettingsLegend::of(&rows);
     let mut out = String::new();
