@@ -21,8 +21,8 @@ use provernode_core::aggregate::AggregateInput;
 use provernode_core::{BackendError, Limits, ProofEnvelope, ProveOptions};
 use serde::{Deserialize, Serialize};
 
-use crate::render::Machines;
 use crate::measure::{host, peak_rss_bytes, reset_peak_rss, seconds, settings_from};
+use crate::render::Machines;
 use crate::{BenchError, Target};
 
 /// The sizes the table shows for every backend (measured or projected).
@@ -471,12 +471,19 @@ mod tests {
     fn rows_of_two_machines_say_which_and_slopes_stay_within_one() {
         let mut other = row(8, 900.0, 0.021, 260_000);
         other.host = "2 × Other CPU, 24 GiB".into();
-        let rows = [row(4, 200.0, 0.021, 260_000), row(8, 400.0, 0.021, 260_000), other];
+        let rows = [
+            row(4, 200.0, 0.021, 260_000),
+            row(8, 400.0, 0.021, 260_000),
+            other,
+        ];
         let md = batch_markdown(&rows);
         // Two measured rows make machine 1; the lone row is machine 2.
         assert!(md.contains("| risc0 | succinct | 1 | 8 | measured | "), "{md}");
         assert!(md.contains("| risc0 | succinct | 2 | 8 | measured | "), "{md}");
-        assert!(md.contains("| risc0 | succinct | 1 | 64 | **projection** |"), "{md}");
+        assert!(
+            md.contains("| risc0 | succinct | 1 | 64 | **projection** |"),
+            "{md}"
+        );
         // One size on machine 2: no slope, so nothing projected from it.
         assert!(!md.contains("| risc0 | succinct | 2 | 64 |"), "{md}");
         assert!(md.contains("\nMachine 1: 2 × CPU, 23 GiB.\n"), "{md}");

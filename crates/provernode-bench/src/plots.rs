@@ -7,6 +7,7 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use crate::batch::with_projections;
+use crate::render::Machines;
 use crate::{BatchRow, BenchError, Row};
 
 const COLOURS: [RGBColor; 6] = [
@@ -97,9 +98,11 @@ fn series_chart(
 }
 
 /// Prove time against cycles, one line per backend and kind (default
-/// settings, one machine: the first host of the rows).
+/// settings, one machine: machine 1 of the table, the host of most rows).
 pub fn plot_prove_time(rows: &[Row], path: &Path) -> Result<(), BenchError> {
-    let host = rows.first().map(|r| r.host.clone()).unwrap_or_default();
+    let host = Machines::of(rows.iter().map(|r| r.host.as_str()))
+        .first()
+        .unwrap_or_default();
     let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.settings.is_empty() && r.host == host) {
         series
@@ -123,9 +126,15 @@ pub fn plot_prove_time(rows: &[Row], path: &Path) -> Result<(), BenchError> {
 /// An aggregate's prove time against N, measured (filled) and projected
 /// (hollow), one line per backend and kind.
 pub fn plot_aggregate_cost(rows: &[BatchRow], path: &Path) -> Result<(), BenchError> {
+    // One machine, as in the batch table's slopes: a line through points of
+    // two hosts would draw a growth no machine has.
+    let host = Machines::of(rows.iter().map(|r| r.host.as_str()))
+        .first()
+        .unwrap_or_default();
+    let rows: Vec<BatchRow> = rows.iter().filter(|r| r.host == host).cloned().collect();
     let mut measured: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     let mut projected: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for (r, is_measured) in with_projections(rows) {
+    for (r, is_measured) in with_projections(&rows) {
         let name = format!("{} {}", r.backend, r.proof_kind);
         let point = (f64::from(r.n), r.aggregate_prove_seconds);
         if is_measured {
@@ -142,10 +151,57 @@ pub fn plot_aggregate_cost(rows: &[BatchRow], path: &Path) -> Result<(), BenchEr
     }
     series_chart(
         path,
-        "Aggregate prove time against N (hollow: projection)",
+        &format!("Aggregate prove time against N ({host}; hollow: projection)"),
         "claims in the aggregate (N)",
         "aggregate prove time (s)",
         &measured,
         &projected,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(n: u32, prove: f64, host: &str) -> BatchRow {
+        BatchRow {
+            backend: "risc0".into(),
+            backend_version: "3".into(),
+            proof_kind: "succinct".into(),
+            inner: "fibonacci n=10+i".into(),
+            n,
+            inner_prove_seconds: 60.0 * f64::from(n),
+            inner_verify_seconds: 0.02 * f64::from(n),
+            inner_proof_bytes: 250_000 * u64::from(n),
+            aggregate_prove_seconds: prove,
+            aggregate_verify_seconds: 0.021,
+            aggregate_proof_bytes: 260_000,
+            aggregate_cycles: 10_000 * u64::from(n),
+            aggregate_peak_rss_bytes: Some(1 << 30),
+            host: host.into(),
+            settings: BTreeMap::new(),
+        }
+    }
+
+    fn svg(rows: &[BatchRow], name: &str) -> String {
+        let path = std::env::temp_dir().join(format!("provernode-plot-{}-{name}.svg", std::process::id()));
+        plot_aggregate_cost(rows, &path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        text
+    }
+
+    #[test]
+    fn the_aggregate_plot_shows_one_machine_whatever_others_measured() {
+        let one = [
+            batch(4, 200.0, "2 × CPU, 23 GiB"),
+            batch(8, 400.0, "2 × CPU, 23 GiB"),
+        ];
+        let mut with_other = one.to_vec();
+        with_other.push(batch(8, 900.0, "2 × Other CPU, 24 GiB"));
+        let alone = svg(&one, "alone");
+        assert!(alone.contains("2 × CPU, 23 GiB"), "the title names the machine");
+        // Another machine's row must not bend the line or its projection.
+        assert_eq!(svg(&with_other, "with-other"), alone);
+    }
 }

@@ -135,6 +135,11 @@ impl<'a> Machines<'a> {
         Machines(hosts.into_iter().map(|(host, _)| host).collect())
     }
 
+    /// Machine 1: the host of most rows (what a plot of one machine shows).
+    pub(crate) fn first(&self) -> Option<&'a str> {
+        self.0.first().copied()
+    }
+
     pub(crate) fn several(&self) -> bool {
         self.0.len() > 1
     }
