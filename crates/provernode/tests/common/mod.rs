@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test file uses some of them
 
+pub mod cluster;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
