@@ -1,7 +1,8 @@
 //! The binary as `.ci/run` builds it, with the real backends (`--features
 //! risc0,sp1`): every backend says it is available, and an SP1 process
 //! reclaims the shared memory a dead one left in `/dev/shm` while keeping
-//! what a live process holds. Proofs themselves are tested in each
+//! what a live process holds; a RISC Zero proof split across a cluster's
+//! agents survives their faults. Proofs themselves are tested in each
 //! backend's `tests/prove.rs`.
 
 #![cfg(all(feature = "risc0", feature = "sp1"))]
@@ -147,5 +148,170 @@ fn a_risc0_split_proof_survives_the_node_killed_mid_tree() {
         verify(&proof),
         expected,
         "the receipt verifies with the image id and this journal"
+    );
+}
+
+/// Issue 22's cluster scenario with real parts: a RISC Zero succinct proof
+/// split into two segments of 2^16 rows, through a PostgreSQL cluster of
+/// two brokers and three agents proving one part at a time. An agent is
+/// SIGKILLed (with its worker) while it holds a segment, and a third agent
+/// joins, which takes the dead one's segment once its lease expires; the
+/// other segment, proved meanwhile, is damaged in storage while it waits
+/// for its neighbour; broker 0 is restarted while the neighbour is proved.
+/// It ends with one succinct receipt that verifies against the image id and
+/// the unsplit run's journal, each part accepted once (the damaged segment
+/// twice), every agent having taken part. About 5 minutes on 2 cores. (The whole cluster stopped and
+/// started mid-tree runs with trace parts in `tests/cluster.rs`: with real
+/// parts it would only add minutes of proving lost and redone.)
+#[test]
+fn a_risc0_split_proof_through_a_cluster_survives_a_killed_agent_a_damaged_segment_and_a_restarted_broker() {
+    use common::cluster::{parts_of, Cluster, CLIENT_TOKEN};
+    use common::{children, kill9};
+    use std::collections::BTreeSet;
+    use std::time::{Duration, Instant};
+
+    let mut c = Cluster::new(2);
+    c.patience = Duration::from_secs(3600);
+    let split = ["--split-backends", "risc0", "--split-po2", "16"];
+    for broker in [0, 1] {
+        c.add_agent_with(broker, &[], &split);
+    }
+    let started = Instant::now();
+    let id = c.submit(
+        1,
+        serde_json::json!({"program": "fibonacci", "input": {"n": 1500},
+                           "backend": "risc0", "proof_kind": "succinct"}),
+    );
+
+    // The first agent seen proving a segment dies with its worker; the
+    // other proves its own segment, then (once the dead one's lease has
+    // expired) the dead one's.
+    let segment_owner = |p: &serde_json::Value| -> Option<String> {
+        let owner = p["lease"]["owner"].as_str()?.split('/').next()?.to_owned();
+        (p["state"] == "leased" && p["part"]["hi"].as_u64()? - p["part"]["lo"].as_u64()? == 1)
+            .then_some(owner)
+    };
+    let victim = loop {
+        let held = parts_of(&c, 0, &id).iter().find_map(segment_owner);
+        if let Some(owner) = held {
+            let i = owner.trim_start_matches("agent").parse::<usize>().unwrap();
+            if !children(c.agents[i].pid()).is_empty() {
+                break i;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "no segment was ever proved:\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let t = c.task(0, &id).unwrap();
+    assert_eq!(t["split"]["segments"], 2, "{t}");
+    for w in children(c.agents[victim].pid()) {
+        kill9(w);
+    }
+    c.agents[victim].kill9();
+    eprintln!(
+        "agent{victim} killed holding a segment after {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    // The newcomer starts each part 15 s late, so that the segment proved
+    // by the survivor always waits for its neighbour (the damage below
+    // needs that window; without it both segments could end together).
+    let late = [("PROVERNODE_FAULT_PART_DELAY_MS", "15000")];
+    c.add_agent_with(0, &late, &split);
+
+    // The segment proved first, damaged while its neighbour is proved
+    // (locks as in tests/cluster.rs: a join committed meanwhile makes the
+    // re-check `joined_into IS NULL` fail, so no joined proof is damaged).
+    let damage = format!(
+        "WITH parent AS MATERIALIZED (SELECT id FROM tasks WHERE id = '{id}' FOR UPDATE), \
+         damaged AS (UPDATE results SET envelope = substr(envelope, 1, 40) WHERE task_id IN \
+         (SELECT t.id FROM tasks t JOIN parent p ON t.parent_id = p.id WHERE t.state = 'succeeded' \
+          AND t.joined_into IS NULL AND t.part_hi - t.part_lo = 1 LIMIT 1 FOR UPDATE OF t) \
+         RETURNING task_id) SELECT task_id FROM damaged"
+    );
+    let damaged = loop {
+        let out = c.pg.psql(&c.url, &damage).unwrap();
+        if !out.trim().is_empty() {
+            break out.trim().to_owned();
+        }
+        assert!(
+            started.elapsed() < c.patience,
+            "no segment ever waited for its neighbour:\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!(
+        "segment {damaged} damaged after {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Broker 0 restarted while the neighbour is being proved (by the
+    // newcomer, which talks to broker 0).
+    c.brokers[0].1.as_mut().unwrap().kill9();
+    std::thread::sleep(Duration::from_millis(500));
+    c.start_broker(0);
+
+    let t = c.wait_terminal(1, &id);
+    assert_eq!(t["state"], "succeeded", "{t}\n{}", c.logs());
+    eprintln!("split proof done after {:.0} s", started.elapsed().as_secs_f64());
+    assert_eq!(t["split"]["segments_proved"], 2, "{t}");
+    assert_eq!(t["split"]["joins_done"], 1, "{t}");
+    let proof = c
+        .http
+        .get(format!("{}/v1/tasks/{id}/proof", c.broker_url(0)))
+        .bearer_auth(CLIENT_TOKEN)
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap()
+        .to_vec();
+    let envelope = provernode_core::ProofEnvelope::decode(&proof).unwrap();
+    assert_eq!(envelope.proof_kind, "succinct");
+    let mut expected = 1500u32.to_le_bytes().to_vec();
+    expected.extend_from_slice(&provernode_guests::fibonacci(1500).to_le_bytes());
+    assert_eq!(
+        common::verify(&proof),
+        expected,
+        "the receipt verifies with the image id and the unsplit run's journal"
+    );
+
+    let parts = parts_of(&c, 0, &id);
+    assert_eq!(parts.len(), 3, "two segments and their join: {parts:?}");
+    let mut provers = BTreeSet::new();
+    let mut victim_lost_one = false;
+    for part in &parts {
+        let pid = part["id"].as_str().unwrap();
+        let p = c.task(0, pid).unwrap();
+        assert_eq!(p["state"], "succeeded", "{p}");
+        let history = p["attempt_history"].as_array().unwrap();
+        let succeeded: Vec<_> = history.iter().filter(|a| a["outcome"] == "succeeded").collect();
+        let expected = if pid == damaged { 2 } else { 1 };
+        assert_eq!(succeeded.len(), expected, "{p}");
+        for a in &succeeded {
+            provers.insert(a["owner"].as_str().unwrap().split('/').next().unwrap().to_owned());
+        }
+        victim_lost_one |= history.iter().any(|a| {
+            a["outcome"] == "lease_lost"
+                && a["owner"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("agent{victim}/"))
+        });
+    }
+    assert!(
+        victim_lost_one,
+        "the killed agent's attempt is recorded as lease_lost: {parts:?}"
+    );
+    let survivors: BTreeSet<String> = (0..3)
+        .filter(|&i| i != victim)
+        .map(|i| format!("agent{i}"))
+        .collect();
+    assert!(
+        survivors.is_subset(&provers),
+        "every live agent proves a part: {provers:?}"
     );
 }
