@@ -161,7 +161,7 @@ fn a_risc0_split_proof_survives_the_node_killed_mid_tree() {
 /// again with the neighbour still in flight, and three new agents finish.
 /// It ends with one succinct receipt that verifies against the image id and
 /// the unsplit run's journal, each part accepted once (the damaged segment
-/// twice), proved by agents from before and after the restart. About 7
+/// twice), proved by agents from before and after the restart. About 6
 /// minutes on 2 cores.
 #[test]
 fn a_risc0_split_proof_through_a_cluster_survives_a_killed_agent_a_damaged_segment_and_restarts() {
