@@ -7,8 +7,8 @@
 
 mod common;
 
-use common::cluster::{free_port, parts_of, tail, Cluster, AGENT_TOKEN, CLIENT_TOKEN, LONG};
-use common::{children, kill9, Node};
+use common::cluster::{free_port, parts_of, segment_holder, tail, Cluster, AGENT_TOKEN, CLIENT_TOKEN, LONG};
+use common::Node;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -82,10 +82,7 @@ fn an_agent_killed_mid_attempt_loses_a_counted_attempt_and_the_task_completes_el
     let victim = owner.trim_start_matches("agent").parse::<usize>().unwrap();
     let started = Instant::now();
     // The agent and its worker die together, as when a machine is lost.
-    for w in children(c.agents[victim].pid()) {
-        kill9(w);
-    }
-    c.agents[victim].kill9();
+    c.kill_agent(victim);
     c.wait_until(0, &id, |t| t["attempts"].as_u64() == Some(2));
     let noticed = started.elapsed();
     let t = c.wait_terminal(0, &id);
@@ -663,10 +660,7 @@ fn an_aggregate_survives_an_agent_and_a_broker_killed_mid_flight() {
         .unwrap()
         .to_owned();
     let victim = owner.trim_start_matches("agent").parse::<usize>().unwrap();
-    for w in children(c.agents[victim].pid()) {
-        kill9(w);
-    }
-    c.agents[victim].kill9();
+    c.kill_agent(victim);
     c.brokers[0].1.as_mut().unwrap().kill9();
     std::thread::sleep(Duration::from_secs(1));
     c.start_broker(0);
@@ -674,17 +668,7 @@ fn an_aggregate_survives_an_agent_and_a_broker_killed_mid_flight() {
     c.assert_all_proved_once(1, &inner, |i| chain_output(30000 + i as u32));
     let proofs: Vec<ProofEnvelope> = inner
         .iter()
-        .map(|id| {
-            let bytes = c
-                .http
-                .get(format!("{}/v1/tasks/{id}/proof", c.broker_url(0)))
-                .bearer_auth(CLIENT_TOKEN)
-                .send()
-                .unwrap()
-                .bytes()
-                .unwrap();
-            ProofEnvelope::decode(&bytes).unwrap()
-        })
+        .map(|id| ProofEnvelope::decode(&c.proof(0, id)).unwrap())
         .collect();
     let registry = provernode_backends::Registry::default();
     let claims: Vec<_> = proofs.iter().map(|p| registry.claim_of(p).unwrap()).collect();
@@ -715,13 +699,8 @@ fn a_split_proof_survives_a_killed_agent_a_restarted_broker_a_damaged_part_and_a
     // An agent SIGKILLed (with its worker) while it proves a segment.
     let start = Instant::now();
     let victim = loop {
-        let held = parts_of(&c, 0, &id).into_iter().find_map(|p| {
-            let owner = p["lease"]["owner"].as_str()?.split('/').next()?.to_owned();
-            (p["state"] == "leased" && p["part"]["hi"].as_u64()? - p["part"]["lo"].as_u64()? == 1)
-                .then_some(owner)
-        });
-        if let Some(owner) = held {
-            break owner.trim_start_matches("agent").parse::<usize>().unwrap();
+        if let Some(holder) = parts_of(&c, 0, &id).iter().find_map(segment_holder) {
+            break holder;
         }
         assert!(
             start.elapsed() < LONG,
@@ -730,10 +709,7 @@ fn a_split_proof_survives_a_killed_agent_a_restarted_broker_a_damaged_part_and_a
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    for w in children(c.agents[victim].pid()) {
-        kill9(w);
-    }
-    c.agents[victim].kill9();
+    c.kill_agent(victim);
     c.add_agent_with(1, &env, &split);
 
     // A broker restarted mid-tree.
@@ -741,24 +717,12 @@ fn a_split_proof_survives_a_killed_agent_a_restarted_broker_a_damaged_part_and_a
     std::thread::sleep(Duration::from_millis(500));
     c.start_broker(0);
 
-    // A segment's stored proof damaged while it waits for its neighbour:
-    // one segment, under the parent's row lock, which the store also takes
-    // to join parts, and with the segment's own row locked, so that a join
-    // committed meanwhile (having read the proof before the damage) makes
-    // it fail `joined_into IS NULL` on the re-check. Without the locks a
-    // proof already joined could be damaged, and never read again.
-    let damage = format!(
-        "WITH parent AS MATERIALIZED (SELECT id FROM tasks WHERE id = '{id}' FOR UPDATE), \
-         damaged AS (UPDATE results SET envelope = substr(envelope, 1, 40) WHERE task_id IN \
-         (SELECT t.id FROM tasks t JOIN parent p ON t.parent_id = p.id WHERE t.state = 'succeeded' \
-          AND t.joined_into IS NULL AND t.part_hi - t.part_lo = 1 AND t.part_lo > 0 LIMIT 1 FOR UPDATE OF t) \
-         RETURNING task_id) SELECT task_id FROM damaged"
-    );
+    // A segment's stored proof (not the first's) damaged while it waits
+    // for its neighbour.
     let start = Instant::now();
     let damaged = loop {
-        let out = c.pg.psql(&c.url, &damage).unwrap();
-        if !out.trim().is_empty() {
-            break out.trim().to_owned();
+        if let Some(part) = c.damage_a_waiting_segment(&id, 1) {
+            break part;
         }
         assert!(start.elapsed() < LONG, "no segment ever waited for its neighbour");
         std::thread::sleep(Duration::from_millis(10));
@@ -770,39 +734,13 @@ fn a_split_proof_survives_a_killed_agent_a_restarted_broker_a_damaged_part_and_a
         t["split"]["segments_proved"].as_u64().unwrap_or(0) >= 8
     });
     assert_eq!(t["state"], "leased", "still in progress: {t}");
-    for a in &mut c.agents {
-        for w in children(a.pid()) {
-            kill9(w);
-        }
-        a.kill9();
-    }
-    for b in &mut c.brokers {
-        if let Some(p) = b.1.as_mut() {
-            p.kill9();
-        }
-    }
-    c.pg.stop().unwrap();
-    std::thread::sleep(Duration::from_secs(1));
-    c.pg.restart().unwrap();
-    c.start_broker(0);
-    c.start_broker(1);
-    for broker in [0, 1, 0] {
-        c.add_agent_with(broker, &env, &split);
-    }
+    c.restart_everything(&[0, 1, 0], &env, &split);
 
     let t = c.wait_terminal(1, &id);
     assert_eq!(t["state"], "succeeded", "{t}\n{}", c.logs());
     assert_eq!(t["split"]["segments_proved"], segments, "{t}");
     assert_eq!(t["split"]["joins_done"], segments - 1, "{t}");
-    let proof = c
-        .http
-        .get(format!("{}/v1/tasks/{id}/proof", c.broker_url(0)))
-        .bearer_auth(CLIENT_TOKEN)
-        .send()
-        .unwrap()
-        .bytes()
-        .unwrap()
-        .to_vec();
+    let proof = c.proof(0, &id);
     let whole = provernode_backend_trace::TraceBackend::new()
         .prove(
             &provernode_guests::find("fibonacci")

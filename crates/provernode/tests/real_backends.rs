@@ -165,8 +165,8 @@ fn a_risc0_split_proof_survives_the_node_killed_mid_tree() {
 /// minutes on 2 cores.
 #[test]
 fn a_risc0_split_proof_through_a_cluster_survives_a_killed_agent_a_damaged_segment_and_restarts() {
-    use common::cluster::{parts_of, Cluster, CLIENT_TOKEN};
-    use common::{children, kill9};
+    use common::children;
+    use common::cluster::{parts_of, segment_holder, Cluster};
     use std::collections::BTreeSet;
     use std::time::{Duration, Instant};
 
@@ -186,17 +186,10 @@ fn a_risc0_split_proof_through_a_cluster_survives_a_killed_agent_a_damaged_segme
     // The first agent seen proving a segment dies with its worker; the
     // other proves its own segment, then (once the dead one's lease has
     // expired) the dead one's.
-    let segment_owner = |p: &serde_json::Value| -> Option<String> {
-        let owner = p["lease"]["owner"].as_str()?.split('/').next()?.to_owned();
-        (p["state"] == "leased" && p["part"]["hi"].as_u64()? - p["part"]["lo"].as_u64()? == 1)
-            .then_some(owner)
-    };
     let victim = loop {
-        let held = parts_of(&c, 0, &id).iter().find_map(segment_owner);
-        if let Some(owner) = held {
-            let i = owner.trim_start_matches("agent").parse::<usize>().unwrap();
-            if !children(c.agents[i].pid()).is_empty() {
-                break i;
+        if let Some(holder) = parts_of(&c, 0, &id).iter().find_map(segment_holder) {
+            if !children(c.agents[holder].pid()).is_empty() {
+                break holder;
             }
         }
         assert!(
@@ -208,10 +201,7 @@ fn a_risc0_split_proof_through_a_cluster_survives_a_killed_agent_a_damaged_segme
     };
     let t = c.task(0, &id).unwrap();
     assert_eq!(t["split"]["segments"], 2, "{t}");
-    for w in children(c.agents[victim].pid()) {
-        kill9(w);
-    }
-    c.agents[victim].kill9();
+    c.kill_agent(victim);
     eprintln!(
         "agent{victim} killed holding a segment after {:.0} s",
         started.elapsed().as_secs_f64()
@@ -224,20 +214,10 @@ fn a_risc0_split_proof_through_a_cluster_survives_a_killed_agent_a_damaged_segme
     let late = [("PROVERNODE_FAULT_PART_DELAY_MS", "60000")];
     c.add_agent_with(0, &late, &split);
 
-    // The segment proved first, damaged while its neighbour is proved
-    // (locks as in tests/cluster.rs: a join committed meanwhile makes the
-    // re-check `joined_into IS NULL` fail, so no joined proof is damaged).
-    let damage = format!(
-        "WITH parent AS MATERIALIZED (SELECT id FROM tasks WHERE id = '{id}' FOR UPDATE), \
-         damaged AS (UPDATE results SET envelope = substr(envelope, 1, 40) WHERE task_id IN \
-         (SELECT t.id FROM tasks t JOIN parent p ON t.parent_id = p.id WHERE t.state = 'succeeded' \
-          AND t.joined_into IS NULL AND t.part_hi - t.part_lo = 1 LIMIT 1 FOR UPDATE OF t) \
-         RETURNING task_id) SELECT task_id FROM damaged"
-    );
+    // The segment proved first, damaged while its neighbour is proved.
     let damaged = loop {
-        let out = c.pg.psql(&c.url, &damage).unwrap();
-        if !out.trim().is_empty() {
-            break out.trim().to_owned();
+        if let Some(part) = c.damage_a_waiting_segment(&id, 0) {
+            break part;
         }
         assert!(
             started.elapsed() < Duration::from_secs(1200),
@@ -261,28 +241,10 @@ fn a_risc0_split_proof_through_a_cluster_survives_a_killed_agent_a_damaged_segme
     // killed, PostgreSQL stopped) and started again while the neighbour
     // is still in flight; three new agents finish the tree.
     let t = c.wait_until(0, &id, |t| {
-        t["state"] != "leased" || parts_of(&c, 0, &id).iter().any(|p| segment_owner(p).is_some())
+        t["state"] != "leased" || parts_of(&c, 0, &id).iter().any(|p| segment_holder(p).is_some())
     });
     assert_eq!(t["state"], "leased", "still in progress: {t}");
-    for a in &mut c.agents {
-        for w in children(a.pid()) {
-            kill9(w);
-        }
-        a.kill9();
-    }
-    for b in &mut c.brokers {
-        if let Some(p) = b.1.as_mut() {
-            p.kill9();
-        }
-    }
-    c.pg.stop().unwrap();
-    std::thread::sleep(Duration::from_secs(1));
-    c.pg.restart().unwrap();
-    c.start_broker(0);
-    c.start_broker(1);
-    for broker in [0, 1, 0] {
-        c.add_agent_with(broker, &[], &split);
-    }
+    c.restart_everything(&[0, 1, 0], &[], &split);
     eprintln!(
         "the cluster stopped and started again after {:.0} s",
         started.elapsed().as_secs_f64()
@@ -293,15 +255,7 @@ fn a_risc0_split_proof_through_a_cluster_survives_a_killed_agent_a_damaged_segme
     eprintln!("split proof done after {:.0} s", started.elapsed().as_secs_f64());
     assert_eq!(t["split"]["segments_proved"], 2, "{t}");
     assert_eq!(t["split"]["joins_done"], 1, "{t}");
-    let proof = c
-        .http
-        .get(format!("{}/v1/tasks/{id}/proof", c.broker_url(0)))
-        .bearer_auth(CLIENT_TOKEN)
-        .send()
-        .unwrap()
-        .bytes()
-        .unwrap()
-        .to_vec();
+    let proof = c.proof(0, &id);
     let envelope = provernode_core::ProofEnvelope::decode(&proof).unwrap();
     assert_eq!(envelope.proof_kind, "succinct");
     let mut expected = 1500u32.to_le_bytes().to_vec();

@@ -304,3 +304,82 @@ pub fn parts_of(c: &Cluster, broker: usize, parent: &str) -> Vec<Value> {
         .cloned()
         .collect()
 }
+
+impl Cluster {
+    /// Agent `i` and its workers SIGKILLed together, as when a machine is
+    /// lost (workers live in process groups of their own).
+    pub fn kill_agent(&mut self, i: usize) {
+        for w in children(self.agents[i].pid()) {
+            kill9(w);
+        }
+        self.agents[i].kill9();
+    }
+
+    /// The whole cluster stopped and started again: every agent (with its
+    /// workers) and broker killed, PostgreSQL stopped and restarted, the
+    /// brokers started, and one new agent per entry of `agents_on` (the
+    /// broker it talks to) with `env` and `extra` arguments.
+    pub fn restart_everything(&mut self, agents_on: &[usize], env: &[(&str, &str)], extra: &[&str]) {
+        for i in 0..self.agents.len() {
+            self.kill_agent(i);
+        }
+        for b in &mut self.brokers {
+            if let Some(p) = b.1.as_mut() {
+                p.kill9();
+            }
+        }
+        self.pg.stop().unwrap();
+        std::thread::sleep(Duration::from_secs(1));
+        self.pg.restart().unwrap();
+        for i in 0..self.brokers.len() {
+            self.start_broker(i);
+        }
+        for &broker in agents_on {
+            self.add_agent_with(broker, env, extra);
+        }
+    }
+
+    /// The stored proof of task `id`, from broker `broker`.
+    pub fn proof(&self, broker: usize, id: &str) -> Vec<u8> {
+        self.http
+            .get(format!("{}/v1/tasks/{id}/proof", self.broker_url(broker)))
+            .bearer_auth(CLIENT_TOKEN)
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap()
+            .to_vec()
+    }
+
+    /// Damages the stored proof of one segment of split task `parent`
+    /// (from segment `min_lo` on) that succeeded and waits for its
+    /// neighbour, and returns its id; `None` while no segment waits. It
+    /// locks the parent's row, which the store also takes to join parts,
+    /// and the segment's own, so that a join committed meanwhile (having
+    /// read the proof before the damage) makes the re-check `joined_into
+    /// IS NULL` fail: without the locks a proof already joined could be
+    /// damaged, and never read again.
+    pub fn damage_a_waiting_segment(&self, parent: &str, min_lo: u32) -> Option<String> {
+        let damage = format!(
+            "WITH parent AS MATERIALIZED (SELECT id FROM tasks WHERE id = '{parent}' FOR UPDATE), \
+             damaged AS (UPDATE results SET envelope = substr(envelope, 1, 40) WHERE task_id IN \
+             (SELECT t.id FROM tasks t JOIN parent p ON t.parent_id = p.id WHERE t.state = 'succeeded' \
+              AND t.joined_into IS NULL AND t.part_hi - t.part_lo = 1 AND t.part_lo >= {min_lo} \
+              LIMIT 1 FOR UPDATE OF t) \
+             RETURNING task_id) SELECT task_id FROM damaged"
+        );
+        let out = self.pg.psql(&self.url, &damage).unwrap();
+        let id = out.trim();
+        (!id.is_empty()).then(|| id.to_owned())
+    }
+}
+
+/// The agent (its index, from its name `agentN`) that holds a lease on
+/// `part` if it is a segment (one segment wide); `None` otherwise.
+pub fn segment_holder(part: &Value) -> Option<usize> {
+    let owner = part["lease"]["owner"].as_str()?.split('/').next()?;
+    let one_segment = part["part"]["hi"].as_u64()? - part["part"]["lo"].as_u64()? == 1;
+    (part["state"] == "leased" && one_segment)
+        .then(|| owner.trim_start_matches("agent").parse().ok())
+        .flatten()
+}
