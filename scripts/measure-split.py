@@ -3,7 +3,7 @@
 
     cargo build --release --features risc0          # or CI's heavy build
     python3 scripts/measure-split.py --backend risc0 --program fibonacci --input '{"n": 100000}' \\
-        --po2 18 --workers 1 --workers 2 [--json docs/split.json]
+        --po2 18 --workers 1 --workers 2 [--json docs/split.json --machine LABEL]
 
 For each worker count it starts `provernode run` (each worker is what one
 agent of a cluster does; on one machine they share its cores), submits one
@@ -154,9 +154,26 @@ def main():
     p.add_argument("--po2", type=int, default=18)
     p.add_argument("--memory-mib", type=int, default=4096)
     p.add_argument("--workers", type=int, action="append")
-    p.add_argument("--json", help="append the rows to this JSON file")
+    p.add_argument("--json", help="append each row to this JSON file as soon as it is measured")
+    p.add_argument("--machine", help="a label for this machine, stored in each row (rows from different "
+                   "instances are not comparable as a speed-up)")
     args = p.parse_args()
-    rows = [run(args, w) for w in (args.workers or [1, 2])]
+    rows = []
+    for w in args.workers or [1, 2]:
+        row = run(args, w)
+        if args.machine:
+            row["machine"] = args.machine
+        rows.append(row)
+        # Written at once: a run of several worker counts takes hours, and a
+        # row measured is not lost if a later one is interrupted.
+        if args.json:
+            existing = []
+            if os.path.exists(args.json):
+                with open(args.json) as f:
+                    existing = json.load(f)
+            with open(args.json, "w") as f:
+                json.dump(existing + [row], f, indent=1)
+                f.write("\n")
     for r in rows:
         mean_seg = sum(r["segment_s"]) / len(r["segment_s"])
         mean_join = sum(r["join_s"]) / max(1, len(r["join_s"]))
@@ -175,14 +192,6 @@ def main():
     for agents in (1, 2, 4, 16, 64):
         wall = schedule(base["segments"], agents, base["plan_s"], mean_seg, mean_join)
         print(f"  {agents:>2} agents: {wall:8.1f} s, speed-up {one / wall:5.2f}, efficiency {one / wall / agents:6.1%}")
-    if args.json:
-        existing = []
-        if os.path.exists(args.json):
-            with open(args.json) as f:
-                existing = json.load(f)
-        with open(args.json, "w") as f:
-            json.dump(existing + rows, f, indent=1)
-            f.write("\n")
 
 
 if __name__ == "__main__":
