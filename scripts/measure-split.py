@@ -14,7 +14,9 @@ part back from the API. It prints:
     lift) and each join, from the attempts' own start and end;
   - the total proving time (sum over parts) and the critical path (plan +
     the longest chain of segment and joins under the final join);
-  - the peak resident memory of the largest worker process;
+  - the peak resident memory of the largest worker process (the kernel's
+    maximum over this script's descendants so far: with several worker
+    counts in one invocation, a later row can show an earlier run's peak);
 and, from the measured mean segment and join times, a schedule of the real
 tree (the node's online pairing of adjacent parts) for 4, 16 and 64 agents
 of this size: projected wall time and scaling efficiency, labelled as a
