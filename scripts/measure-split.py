@@ -14,15 +14,17 @@ part back from the API. It prints:
     lift) and each join, from the attempts' own start and end;
   - the total proving time (sum over parts) and the critical path (plan +
     the longest chain of segment and joins under the final join);
-  - the peak resident memory of the largest worker process (the kernel's
-    maximum over this script's descendants so far: with several worker
-    counts in one invocation, a later row can show an earlier run's peak);
+  - the peak resident memory of the largest process of that run (the node
+    or one of its workers): the larger of each live descendant's VmHWM,
+    sampled every second, and the kernel's maximum over the node and the
+    workers it reaped, read when the node exits (so each row is its own
+    run's peak, whatever ran before it in the same invocation);
 and, from the measured mean segment and join times, a schedule of the real
 tree (the node's online pairing of adjacent parts) for 4, 16 and 64 agents
 of this size: projected wall time and scaling efficiency, labelled as a
 projection. Only the standard library is used.
 """
-import argparse, json, os, resource, shutil, subprocess, sys, tempfile, threading, time, urllib.request
+import argparse, json, os, shutil, subprocess, sys, tempfile, threading, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -47,6 +49,7 @@ class Node:
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = self.proc.stdout.readline().strip()
         self.base = line.removeprefix("provernode listening on ")
+        self.peak_kib = 0
         threading.Thread(target=self.proc.stdout.read, daemon=True).start()
 
     def call(self, method, path, body=None):
@@ -56,10 +59,63 @@ class Node:
         with urllib.request.urlopen(req, timeout=120) as r:
             return json.loads(r.read())
 
+    def sample_peak(self):
+        """Folds the VmHWM of the node and every live descendant into peak_kib."""
+        for pid in descendants(self.proc.pid):
+            self.peak_kib = max(self.peak_kib, vm_hwm_kib(pid))
+
     def stop(self):
+        """Stops the node; returns its run's peak RSS in KiB."""
+        self.sample_peak()
         self.proc.terminate()
-        self.proc.wait(timeout=120)
+        # wait4 rather than Popen.wait: its rusage is this node's alone (its
+        # own peak and that of the workers it reaped), where RUSAGE_CHILDREN
+        # would carry an earlier run's peak into this row.
+        deadline = time.monotonic() + 120
+        while True:
+            pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                _, status, usage = os.wait4(self.proc.pid, 0)
+                break
+            time.sleep(0.2)
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
         shutil.rmtree(self.dir, ignore_errors=True)
+        return max(self.peak_kib, usage.ru_maxrss)
+
+
+def descendants(root):
+    """root and its live descendants, from /proc."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                # the command name may hold spaces: fields follow the last ')'
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def vm_hwm_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def attempt_secs(task):
@@ -107,8 +163,8 @@ def schedule(segments, agents, plan_s, segment_s, join_s):
 
 
 def run(args, workers):
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     node = Node(args, workers)
+    peak_kib = None
     try:
         body = {"program": args.program, "backend": args.backend,
                 "input": json.loads(args.input), "timeout_secs": 86400}
@@ -119,6 +175,7 @@ def run(args, workers):
             task = node.call("GET", f"/v1/tasks/{tid}")
             if task["state"] not in ("queued", "leased"):
                 break
+            node.sample_peak()
             time.sleep(1)
         if task["state"] != "succeeded":
             sys.exit(f"the task ended {task['state']}: {task.get('detail')}")
@@ -126,8 +183,7 @@ def run(args, workers):
         listed = node.call("GET", f"/v1/tasks?parent={tid}&limit=1000")["tasks"]
         parts = [node.call("GET", f"/v1/tasks/{t['id']}") for t in listed]
     finally:
-        node.stop()
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        peak_kib = node.stop()
     by_id = {p["id"]: p for p in parts}
     segments = [p for p in parts if p["part"]["hi"] - p["part"]["lo"] == 1]
     joins = [p for p in parts if p["part"]["hi"] - p["part"]["lo"] > 1]
@@ -142,7 +198,7 @@ def run(args, workers):
         "plan_s": plan_s, "segment_s": seg_s, "join_s": join_s,
         "total_proving_s": plan_s + sum(seg_s) + sum(join_s),
         "critical_path_s": plan_s + critical_path(by_id, final),
-        "peak_worker_rss_mib": max(peak_kib, before) / 1024.0,
+        "peak_worker_rss_mib": peak_kib / 1024.0,
         "retried_parts": sum(1 for p in parts if p["attempts"] > 1),
     }
     return row
