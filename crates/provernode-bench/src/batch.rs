@@ -22,7 +22,7 @@ use provernode_core::{BackendError, Limits, ProofEnvelope, ProveOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::measure::{host, peak_rss_bytes, reset_peak_rss, seconds, settings_from};
-use crate::render::Machines;
+use crate::render::{Machines, SettingsLegend};
 use crate::{BenchError, Target};
 
 /// The sizes the table shows for every backend (measured or projected).
@@ -348,6 +348,9 @@ pub fn batch_markdown(rows: &[BatchRow]) -> String {
     // the backend table; projections keep their own machine's number, since
     // a slope is taken within one machine's rows only (see `group`).
     let machines = Machines::of(rows.iter().map(|r| r.host.as_str()));
+    // Rows under other settings (SP1's worker pools) say so, lettered as in
+    // the backend table, with their own legend under this one.
+    let legend = SettingsLegend::of(rows.iter().map(|r| &r.settings));
     let mut md = String::new();
     md.push_str(&format!(
         "| backend | kind |{} N | | N proofs: prove | N proofs: verify | N proofs: bytes | aggregate: prove | aggregate: verify | aggregate: bytes | aggregate: cycles | aggregate: peak memory |\n",
@@ -364,7 +367,8 @@ pub fn batch_markdown(rows: &[BatchRow]) -> String {
                 .iter()
                 .position(|b| *b == r.backend)
                 .unwrap_or(usize::MAX),
-            r.proof_kind.clone(),
+            // a settings' rows together, after the defaults'
+            legend.kind(&r.proof_kind, &r.settings),
             r.n,
             machines.index(&r.host),
         )
@@ -373,7 +377,7 @@ pub fn batch_markdown(rows: &[BatchRow]) -> String {
         md.push_str(&format!(
             "| {} | {} |{} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.backend,
-            r.proof_kind,
+            legend.kind(&r.proof_kind, &r.settings),
             machines.cell(machines.index(&r.host)),
             r.n,
             if *measured { "measured" } else { "**projection**" },
@@ -402,7 +406,7 @@ pub fn batch_markdown(rows: &[BatchRow]) -> String {
         md.push_str(&format!(
             "| {} | {} |{} {} | {:.0} B | {} | {} |\n",
             first.backend,
-            first.proof_kind,
+            legend.kind(&first.proof_kind, &first.settings),
             machines.cell(machines.index(&first.host)),
             duration(per.prove_seconds),
             per.bytes,
@@ -414,6 +418,7 @@ pub fn batch_markdown(rows: &[BatchRow]) -> String {
         ));
     }
     md.push_str(&machines.render());
+    md.push_str(&legend.render());
     md
 }
 
@@ -489,6 +494,34 @@ mod tests {
         assert!(md.contains("\nMachine 1: 2 × CPU, 23 GiB.\n"), "{md}");
         assert!(md.contains("\nMachine 2: 2 × Other CPU, 24 GiB.\n"), "{md}");
         assert!(!md.contains("Measured on"), "{md}");
+    }
+
+    #[test]
+    fn rows_under_other_settings_say_so_and_slope_apart() {
+        let tuned = |n, prove| {
+            let mut r = row(n, prove, 0.021, 260_000);
+            r.settings = BTreeMap::from([("SP1_WORKER_NUM_CORE_WORKERS".to_owned(), "1".to_owned())]);
+            r
+        };
+        let rows = [
+            row(4, 200.0, 0.021, 260_000),
+            row(8, 400.0, 0.021, 260_000),
+            tuned(2, 100.0),
+            tuned(4, 300.0),
+        ];
+        let md = batch_markdown(&rows);
+        assert!(
+            md.contains("| risc0 | succinct (settings A) | 2 | measured | "),
+            "{md}"
+        );
+        assert!(md.contains("| risc0 | succinct | 4 | measured | "), "{md}");
+        assert!(
+            md.contains("\nSettings A: `SP1_WORKER_NUM_CORE_WORKERS=1`.\n"),
+            "{md}"
+        );
+        // Each settings has its own slope: 50 s a claim by default, 100 s tuned.
+        assert!(md.contains("| risc0 | succinct | 50.0 s |"), "{md}");
+        assert!(md.contains("| risc0 | succinct (settings A) | 100 s |"), "{md}");
     }
 
     #[test]

@@ -30,15 +30,13 @@ fn order(row: &Row) -> (String, u64, usize, String, BTreeMap<String, String>) {
 /// order: a kind cell says `composite (settings A)` and a legend under the
 /// tables lists each, so a long list (SP1's worker pools) does not widen
 /// every row.
-struct SettingsLegend<'a>(Vec<&'a BTreeMap<String, String>>);
+pub(crate) struct SettingsLegend<'a>(Vec<&'a BTreeMap<String, String>>);
 
 impl<'a> SettingsLegend<'a> {
-    fn of(rows: &[&'a Row]) -> Self {
-        let distinct: BTreeSet<&BTreeMap<String, String>> = rows
-            .iter()
-            .map(|r| &r.settings)
-            .filter(|s| !s.is_empty())
-            .collect();
+    /// The legend of the rows whose settings are `settings`.
+    pub(crate) fn of(settings: impl IntoIterator<Item = &'a BTreeMap<String, String>>) -> Self {
+        let distinct: BTreeSet<&BTreeMap<String, String>> =
+            settings.into_iter().filter(|s| !s.is_empty()).collect();
         SettingsLegend(distinct.into_iter().collect())
     }
 
@@ -53,7 +51,7 @@ impl<'a> SettingsLegend<'a> {
         }
     }
 
-    fn kind(&self, proof_kind: &str, settings: &BTreeMap<String, String>) -> String {
+    pub(crate) fn kind(&self, proof_kind: &str, settings: &BTreeMap<String, String>) -> String {
         match self.0.iter().position(|s| *s == settings) {
             Some(i) => format!("{proof_kind} (settings {})", Self::letter(i)),
             None => proof_kind.to_owned(),
@@ -192,7 +190,7 @@ pub fn markdown(rows: &[Row]) -> String {
     let mut rows: Vec<&Row> = rows.iter().collect();
     let machines = Machines::of(rows.iter().map(|r| r.host.as_str()));
     rows.sort_by_key(|r| (order(r), machines.index(&r.host)));
-    let legend = SettingsLegend::of(&rows);
+    let legend = SettingsLegend::of(rows.iter().map(|r| &r.settings));
     let mut out = String::new();
     out.push_str(&format!(
         "| program | input | backend | kind |{} cycles | prove | verify (avg) | proof size | peak memory |\n",
