@@ -361,7 +361,8 @@ pub fn batch_markdown(rows: &[BatchRow]) -> String {
         machines.separator()
     ));
     let mut all = with_projections(rows);
-    all.sort_by_key(|(r, _)| {
+    // cached: the key holds a formatted label, built once a row
+    all.sort_by_cached_key(|(r, _)| {
         (
             ["trace", "risc0", "sp1"]
                 .iter()
