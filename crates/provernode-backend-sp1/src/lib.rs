@@ -72,6 +72,55 @@ pub fn min_default_timeout(proof_kind: Option<&str>) -> Duration {
     }
 }
 
+/// SP1's proving pools and their queues, which it sizes for large machines
+/// (4 core provers, 8 recursion provers, ...) and reads from the
+/// environment of the proving process (sp1-prover's `worker/config.rs`).
+pub const WORKER_POOL_VARIABLES: &[&str] = &[
+    "SP1_WORKER_CORE_BUFFER_SIZE",
+    "SP1_WORKER_NUM_CORE_WORKERS",
+    "SP1_WORKER_NUM_PREPARE_REDUCE_WORKERS",
+    "SP1_WORKER_NUM_RECURSION_EXECUTOR_WORKERS",
+    "SP1_WORKER_NUM_RECURSION_PROVER_WORKERS",
+    "SP1_WORKER_NUM_SETUP_WORKERS",
+    "SP1_WORKER_NUM_SPLICING_WORKERS",
+    "SP1_WORKER_PREPARE_REDUCE_BUFFER_SIZE",
+    "SP1_WORKER_RECURSION_EXECUTOR_BUFFER_SIZE",
+    "SP1_WORKER_RECURSION_PROVER_BUFFER_SIZE",
+    "SP1_WORKER_SETUP_BUFFER_SIZE",
+    "SP1_WORKER_SPLICING_BUFFER_SIZE",
+];
+
+/// One attempt's memory below which the node sets SP1's pools to 1. With
+/// SP1's default pools an aggregate of two compressed proofs was killed at
+/// 24.3 GB resident on a 24 GiB machine, and a compressed fibonacci proof
+/// peaked at 17.1 GiB; with every pool at 1 they took 17.4 and 13.9 GiB,
+/// for 11-25 % more time (docs/backends.md). The defaults were seen to fit
+/// only on a 126 GiB machine, so the line is drawn above the largest
+/// failure seen, with room.
+pub const SMALL_POOLS_BELOW_BYTES: u64 = 32 << 30;
+
+/// The `SP1_WORKER_*` settings a worker gets when one attempt can have
+/// `attempt_memory_bytes`: every pool and queue at 1 below
+/// [`SMALL_POOLS_BELOW_BYTES`] (or when the memory is unknown, since a
+/// slower proof beats one the kernel kills), nothing above it, and
+/// nothing when the operator set any `SP1_WORKER_*` variable: then SP1
+/// gets exactly what the operator chose.
+pub fn worker_settings(
+    inherited: &[(String, String)],
+    attempt_memory_bytes: Option<u64>,
+) -> Vec<(String, String)> {
+    if inherited.iter().any(|(name, _)| name.starts_with("SP1_WORKER_")) {
+        return Vec::new();
+    }
+    if attempt_memory_bytes.is_some_and(|m| m >= SMALL_POOLS_BELOW_BYTES) {
+        return Vec::new();
+    }
+    WORKER_POOL_VARIABLES
+        .iter()
+        .map(|name| ((*name).to_owned(), "1".to_owned()))
+        .collect()
+}
+
 /// Proof kinds SP1 has that cannot be made on this kind of machine, and why.
 pub const UNAVAILABLE_KINDS: &[(&str, &str)] = &[
     (
@@ -83,3 +132,41 @@ pub const UNAVAILABLE_KINDS: &[(&str, &str)] = &[
         "SP1's PLONK wrapping needs gnark (its Docker image or a Go >= 1.24 toolchain at build time) and circuit files downloaded at run time; provernode builds neither in, so use `compressed` and wrap elsewhere",
     ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn small_attempts_get_every_pool_at_one() {
+        let inherited = vars(&[("PATH", "/usr/bin"), ("SP1_PROVER", "cpu")]);
+        for memory in [Some(16 << 30), Some(SMALL_POOLS_BELOW_BYTES - 1), None] {
+            let settings = worker_settings(&inherited, memory);
+            assert_eq!(settings.len(), WORKER_POOL_VARIABLES.len(), "{memory:?}");
+            for (name, value) in &settings {
+                assert!(WORKER_POOL_VARIABLES.contains(&name.as_str()), "{name}");
+                assert_eq!(value, "1");
+            }
+        }
+    }
+
+    #[test]
+    fn large_attempts_keep_sp1s_defaults() {
+        assert!(worker_settings(&[], Some(SMALL_POOLS_BELOW_BYTES)).is_empty());
+        assert!(worker_settings(&[], Some(126 << 30)).is_empty());
+    }
+
+    #[test]
+    fn an_operators_choice_is_never_overridden() {
+        let inherited = vars(&[("SP1_WORKER_NUM_CORE_WORKERS", "4")]);
+        assert!(worker_settings(&inherited, Some(8 << 30)).is_empty());
+        assert!(worker_settings(&inherited, None).is_empty());
+    }
+}

@@ -516,6 +516,14 @@ impl Backend for Sp1Backend {
         UNAVAILABLE_KINDS
     }
 
+    fn worker_settings(
+        &self,
+        inherited: &[(String, String)],
+        attempt_memory_bytes: Option<u64>,
+    ) -> Vec<(String, String)> {
+        crate::worker_settings(inherited, attempt_memory_bytes)
+    }
+
     fn warm_up(&self) -> Result<(), BackendError> {
         self.prover().map(|_| ())
     }

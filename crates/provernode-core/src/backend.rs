@@ -353,6 +353,20 @@ pub trait Backend: Send + Sync {
         Duration::ZERO
     }
 
+    /// Environment variables that this backend's prover reads itself and
+    /// that its worker processes should get on a machine where one attempt
+    /// can have `attempt_memory_bytes` (`None`: unknown), when the operator's
+    /// `inherited` variables (what workers get already) set none of them.
+    /// SP1 sizes its proving pools for large machines; on a small one the
+    /// node sets them to 1 so that its proofs fit. Empty by default.
+    fn worker_settings(
+        &self,
+        _inherited: &[(String, String)],
+        _attempt_memory_bytes: Option<u64>,
+    ) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
     /// Proof kinds this backend has but cannot make here, each with the
     /// reason (SP1's gnark-wrapped kinds), so that a request for one is
     /// refused with it.

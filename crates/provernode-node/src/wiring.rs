@@ -78,6 +78,37 @@ pub(crate) fn total_memory_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// The memory one attempt can have when every slot proves at once: the
+/// memory budget shared by the slots.
+fn attempt_memory_bytes(flags: &SlotFlags) -> Option<u64> {
+    memory_budget_bytes(flags).map(|budget| budget / flags.workers.max(1) as u64)
+}
+
+/// What workers get: the node's variables that pass to workers, plus the
+/// settings each available backend asks for on a machine of this size
+/// when the operator set none of them (SP1's pools at 1 below 32 GiB an
+/// attempt: `Backend::worker_settings`). Logged, since they change how
+/// fast and how large proofs are.
+fn worker_env(registry: &Registry, attempt_memory_bytes: Option<u64>) -> Vec<(String, String)> {
+    let inherited = worker_environment();
+    let mut env = inherited.clone();
+    for backend in registry.available() {
+        let settings = backend.worker_settings(&inherited, attempt_memory_bytes);
+        if settings.is_empty() {
+            continue;
+        }
+        let listed: Vec<String> = settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        tracing::info!(
+            backend = backend.name(),
+            attempt_memory_mib = attempt_memory_bytes.map(|m| m >> 20),
+            settings = %listed.join(" "),
+            "workers get these settings for attempts of this size; set any of them on the node to choose yourself"
+        );
+        env.extend(settings);
+    }
+    env
+}
+
 /// Backends whose tasks should go to a slot already warm for them: those
 /// whose start-up is costly (SP1's prover, minutes).
 pub(crate) fn warm_first(registry: &Registry) -> Vec<String> {
@@ -136,7 +167,7 @@ pub(crate) fn slot_configs(
     let after_worker_exit = ExitHook::new(move || {
         leftovers.remove_leftovers();
     });
-    let env = worker_environment();
+    let env = worker_env(registry, attempt_memory_bytes(flags));
     // Workers keep the keys their backends set up (SP1) in the artifact
     // store, and load them from there instead of setting them up again.
     let mut exe_args = vec!["worker".to_owned()];

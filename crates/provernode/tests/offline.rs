@@ -45,7 +45,7 @@ fn a_node_without_a_network_proves_on_every_built_backend() {
          ip link set lo up\n\
          if ip -o link | grep -v ': lo:' | grep -q .; then echo 'an interface besides lo' >&2; exit 3; fi\n\
          if getent hosts deb.debian.org >/dev/null 2>&1; then echo 'names resolve' >&2; exit 3; fi\n\
-         {exe} run --data-dir {dir}/data --listen 127.0.0.1:17979 --sqlite-synchronous normal 2> {dir}/node.log &\n\
+         {exe} run --data-dir {dir}/data --listen 127.0.0.1:17979 --sqlite-synchronous normal --memory-budget-mib 20480 2> {dir}/node.log &\n\
          node=$!\n\
          trap 'kill $node 2>/dev/null || true' EXIT\n\
          tries=0\n\
@@ -88,6 +88,12 @@ fn a_node_without_a_network_proves_on_every_built_backend() {
         assert!(
             node_log.contains("saved as artifact keys/sp1/"),
             "the SP1 worker saved no keys:\n{node_log}"
+        );
+        // 20 GiB shared by the node's 2 slots is below the 32 GiB an attempt
+        // at which SP1's own pool sizes fit, so its workers got them at 1.
+        assert!(
+            node_log.contains("SP1_WORKER_NUM_CORE_WORKERS=1"),
+            "the SP1 workers did not get SP1's pools at 1 on a 20 GiB budget:\n{node_log}"
         );
     }
 }
