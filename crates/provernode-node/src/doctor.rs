@@ -188,6 +188,7 @@ pub async fn examine(role: Role<'_>, mode: Mode) -> Report {
             checks.push(memory_limits(&detect_limiter()));
             checks.push(shm(Path::new("/dev/shm"), &registry, a.slots.workers));
             checks.push(memory_floors(&registry, total_memory_bytes()));
+            checks.push(worker_settings(&registry, &a.slots));
             checks.extend(directory("data directory", &a.data_dir));
             checks.push(artifacts(&a.artifacts, &a.data_dir));
             checks.push(token_for(a.listen, a.token.is_some(), "--token"));
@@ -199,6 +200,7 @@ pub async fn examine(role: Role<'_>, mode: Mode) -> Report {
             checks.push(memory_limits(&detect_limiter()));
             checks.push(shm(Path::new("/dev/shm"), &registry, a.slots.workers));
             checks.push(memory_floors(&registry, total_memory_bytes()));
+            checks.push(worker_settings(&registry, &a.slots));
             checks.extend(directory("scratch directory", &a.scratch_dir));
             checks.push(artifacts(&a.artifacts, &a.scratch_dir));
             checks.extend(broker(&a.broker, &a.token, mode).await);
@@ -364,6 +366,32 @@ fn shm(dir: &Path, registry: &Registry, workers: usize) -> Check {
         return Check::warn("/dev/shm", found, fix);
     }
     Check::pass("/dev/shm", found)
+}
+
+/// What the node adds to its workers' environment for their backends on
+/// attempts of this size (informational: the log says it at start too).
+fn worker_settings(registry: &Registry, slots: &crate::settings::SlotFlags) -> Check {
+    let attempt = crate::wiring::attempt_memory_bytes(slots);
+    let size = attempt.map_or_else(|| "unknown memory".to_owned(), gib);
+    let given =
+        crate::wiring::backend_worker_settings(registry, &provernode_worker::worker_environment(), attempt);
+    if given.is_empty() {
+        return Check::pass(
+            "worker settings",
+            format!("backends keep their own settings (attempts of {size})"),
+        );
+    }
+    let listed: Vec<String> = given
+        .iter()
+        .map(|(backend, settings)| format!("{backend}: {}", crate::wiring::listed(settings)))
+        .collect();
+    Check::pass(
+        "worker settings",
+        format!(
+            "attempts of {size}, so workers get {}; export any of them to choose yourself",
+            listed.join("; ")
+        ),
+    )
 }
 
 fn memory_floors(registry: &Registry, total: Option<u64>) -> Check {

@@ -80,28 +80,43 @@ pub(crate) fn total_memory_bytes() -> Option<u64> {
 
 /// The memory one attempt can have when every slot proves at once: the
 /// memory budget shared by the slots.
-fn attempt_memory_bytes(flags: &SlotFlags) -> Option<u64> {
+pub(crate) fn attempt_memory_bytes(flags: &SlotFlags) -> Option<u64> {
     memory_budget_bytes(flags).map(|budget| budget / flags.workers.max(1) as u64)
 }
 
+/// The settings each available backend asks its workers to get on
+/// attempts of this size, given what they inherit from the node
+/// (`Backend::worker_settings`: SP1's pools at 1 below 32 GiB an attempt,
+/// unless the operator set any `SP1_WORKER_*`). Only backends that ask.
+pub(crate) fn backend_worker_settings(
+    registry: &Registry,
+    inherited: &[(String, String)],
+    attempt_memory_bytes: Option<u64>,
+) -> Vec<(&'static str, Vec<(String, String)>)> {
+    registry
+        .available()
+        .map(|b| (b.name(), b.worker_settings(inherited, attempt_memory_bytes)))
+        .filter(|(_, settings)| !settings.is_empty())
+        .collect()
+}
+
+/// `NAME=value ...`, as an operator would export them.
+pub(crate) fn listed(settings: &[(String, String)]) -> String {
+    let pairs: Vec<String> = settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    pairs.join(" ")
+}
+
 /// What workers get: the node's variables that pass to workers, plus the
-/// settings each available backend asks for on a machine of this size
-/// when the operator set none of them (SP1's pools at 1 below 32 GiB an
-/// attempt: `Backend::worker_settings`). Logged, since they change how
-/// fast and how large proofs are.
+/// settings backends ask for on attempts of this size. Logged, since they
+/// change how fast and how large proofs are.
 fn worker_env(registry: &Registry, attempt_memory_bytes: Option<u64>) -> Vec<(String, String)> {
     let inherited = worker_environment();
     let mut env = inherited.clone();
-    for backend in registry.available() {
-        let settings = backend.worker_settings(&inherited, attempt_memory_bytes);
-        if settings.is_empty() {
-            continue;
-        }
-        let listed: Vec<String> = settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    for (backend, settings) in backend_worker_settings(registry, &inherited, attempt_memory_bytes) {
         tracing::info!(
-            backend = backend.name(),
+            backend,
             attempt_memory_mib = attempt_memory_bytes.map(|m| m >> 20),
-            settings = %listed.join(" "),
+            settings = %listed(&settings),
             "workers get these settings for attempts of this size; set any of them on the node to choose yourself"
         );
         env.extend(settings);

@@ -45,6 +45,7 @@ fn a_node_without_a_network_proves_on_every_built_backend() {
          ip link set lo up\n\
          if ip -o link | grep -v ': lo:' | grep -q .; then echo 'an interface besides lo' >&2; exit 3; fi\n\
          if getent hosts deb.debian.org >/dev/null 2>&1; then echo 'names resolve' >&2; exit 3; fi\n\
+         {exe} doctor run --data-dir {dir}/data --memory-budget-mib 20480 > {dir}/doctor.txt 2>&1 || true
          {exe} run --data-dir {dir}/data --listen 127.0.0.1:17979 --sqlite-synchronous normal --memory-budget-mib 20480 2> {dir}/node.log &\n\
          node=$!\n\
          trap 'kill $node 2>/dev/null || true' EXIT\n\
@@ -94,6 +95,11 @@ fn a_node_without_a_network_proves_on_every_built_backend() {
         assert!(
             node_log.contains("SP1_WORKER_NUM_CORE_WORKERS=1"),
             "the SP1 workers did not get SP1's pools at 1 on a 20 GiB budget:\n{node_log}"
+        );
+        let doctor = std::fs::read_to_string(dir.path().join("doctor.txt")).unwrap_or_default();
+        assert!(
+            doctor.contains("SP1_WORKER_NUM_CORE_WORKERS=1"),
+            "`doctor run` does not say the SP1 workers get SP1's pools at 1:\n{doctor}"
         );
     }
 }
