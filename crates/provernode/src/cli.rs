@@ -296,7 +296,7 @@ pub enum Command {
         role: RoleArgs,
     },
     /// Preflight checks of this machine for a role, each with what was found and the exact
-    /// fix: memory cgroup, /dev/shm, memory against each backend's floor, disk, permissions
+    /// fix: memory cgroup, /dev/shm, memory against each backend's floor, the settings workers get for their backends, disk, permissions
     /// and filesystem, port, tokens, PostgreSQL and migrations (broker), the broker and its
     /// token (agent), backends, open files, clock. Exits non-zero if any check fails; the
     /// roles run the same checks when they start.
