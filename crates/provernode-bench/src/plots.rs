@@ -7,7 +7,7 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use crate::batch::with_projections;
-use crate::render::Machines;
+use crate::render::{Machines, SettingsLegend};
 use crate::{BatchRow, BenchError, Row};
 
 const COLOURS: [RGBColor; 6] = [
@@ -123,19 +123,23 @@ pub fn plot_prove_time(rows: &[Row], path: &Path) -> Result<(), BenchError> {
     )
 }
 
-/// An aggregate's prove time against N, measured (filled) and projected
-/// (hollow), one line per backend and kind.
-pub fn plot_aggregate_cost(rows: &[BatchRow], path: &Path) -> Result<(), BenchError> {
-    // One machine, as in the batch table's slopes: a line through points of
-    // two hosts would draw a growth no machine has.
-    let host = Machines::of(rows.iter().map(|r| r.host.as_str()))
-        .first()
-        .unwrap_or_default();
-    let rows: Vec<BatchRow> = rows.iter().filter(|r| r.host == host).cloned().collect();
-    let mut measured: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    let mut projected: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for (r, is_measured) in with_projections(&rows) {
-        let name = format!("{} {}", r.backend, r.proof_kind);
+/// Points of one plot: series name to (x, y), measured and projected.
+type Series = BTreeMap<String, Vec<(f64, f64)>>;
+
+/// The aggregate plot's lines: one per backend, kind, settings and machine,
+/// named as the batch table names them (`sp1 compressed (settings A),
+/// machine 2`), so that a line never joins two machines' points (it would
+/// draw a growth no machine has) and every row of the table is on it.
+fn aggregate_series(rows: &[BatchRow]) -> (Series, Series) {
+    let machines = Machines::of(rows.iter().map(|r| r.host.as_str()));
+    let legend = SettingsLegend::of(rows.iter().map(|r| &r.settings));
+    let mut measured = Series::new();
+    let mut projected = Series::new();
+    for (r, is_measured) in with_projections(rows) {
+        let mut name = format!("{} {}", r.backend, legend.kind(&r.proof_kind, &r.settings));
+        if machines.several() {
+            name.push_str(&format!(", machine {}", machines.index(&r.host).saturating_add(1)));
+        }
         let point = (f64::from(r.n), r.aggregate_prove_seconds);
         if is_measured {
             measured.entry(name).or_default().push(point);
@@ -143,15 +147,30 @@ pub fn plot_aggregate_cost(rows: &[BatchRow], path: &Path) -> Result<(), BenchEr
             projected.entry(name).or_default().push(point);
         }
     }
+    for pts in measured.values_mut().chain(projected.values_mut()) {
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
     // A projection line starts at the last measured point.
     for (name, pts) in projected.iter_mut() {
         if let Some(last) = measured.get(name).and_then(|m| m.last()) {
             pts.insert(0, *last);
         }
     }
+    (measured, projected)
+}
+
+/// An aggregate's prove time against N, measured (filled) and projected
+/// (hollow), one line per backend, kind, settings and machine.
+pub fn plot_aggregate_cost(rows: &[BatchRow], path: &Path) -> Result<(), BenchError> {
+    let machines = Machines::of(rows.iter().map(|r| r.host.as_str()));
+    let (measured, projected) = aggregate_series(rows);
+    let title = match (machines.several(), machines.first()) {
+        (false, Some(host)) => format!("Aggregate prove time against N ({host}; hollow: projection)"),
+        _ => "Aggregate prove time against N (machines as in the batch table; hollow: projection)".to_owned(),
+    };
     series_chart(
         path,
-        &format!("Aggregate prove time against N ({host}; hollow: projection)"),
+        &title,
         "claims in the aggregate (N)",
         "aggregate prove time (s)",
         &measured,
@@ -192,16 +211,49 @@ mod tests {
     }
 
     #[test]
-    fn the_aggregate_plot_shows_one_machine_whatever_others_measured() {
-        let one = [
+    fn each_machine_and_setting_gets_its_own_line_named_as_in_the_table() {
+        let mut rows = vec![
+            batch(4, 200.0, "2 × CPU, 23 GiB"),
+            batch(8, 400.0, "2 × CPU, 23 GiB"),
+            batch(8, 900.0, "2 × Other CPU, 24 GiB"),
+        ];
+        let mut pooled = batch(2, 500.0, "2 × Other CPU, 24 GiB");
+        pooled.backend = "sp1".into();
+        pooled.proof_kind = "compressed".into();
+        pooled.settings = BTreeMap::from([("SP1_WORKER_NUM_CORE_WORKERS".to_owned(), "1".to_owned())]);
+        rows.push(pooled.clone());
+        pooled.n = 4;
+        pooled.aggregate_prove_seconds = 700.0;
+        rows.push(pooled);
+        let (measured, projected) = aggregate_series(&rows);
+        let names: Vec<&str> = measured.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "risc0 succinct, machine 1",
+                "risc0 succinct, machine 2",
+                "sp1 compressed (settings A), machine 2"
+            ]
+        );
+        // Machine 2's lone risc0 point does not bend machine 1's line.
+        assert_eq!(measured["risc0 succinct, machine 1"], [(4.0, 200.0), (8.0, 400.0)]);
+        assert_eq!(measured["risc0 succinct, machine 2"], [(8.0, 900.0)]);
+        // Projections continue their own line from its last measured point:
+        // sp1 at 100 s a claim from N = 4, never from another machine's row.
+        let sp1 = &projected["sp1 compressed (settings A), machine 2"];
+        assert_eq!(sp1[0], (4.0, 700.0));
+        assert!(sp1.contains(&(8.0, 1100.0)), "{sp1:?}");
+        assert!(!projected.contains_key("risc0 succinct, machine 2"), "one point has no slope");
+    }
+
+    #[test]
+    fn one_machines_plot_names_it_and_draws() {
+        let rows = [
             batch(4, 200.0, "2 × CPU, 23 GiB"),
             batch(8, 400.0, "2 × CPU, 23 GiB"),
         ];
-        let mut with_other = one.to_vec();
-        with_other.push(batch(8, 900.0, "2 × Other CPU, 24 GiB"));
-        let alone = svg(&one, "alone");
-        assert!(alone.contains("2 × CPU, 23 GiB"), "the title names the machine");
-        // Another machine's row must not bend the line or its projection.
-        assert_eq!(svg(&with_other, "with-other"), alone);
+        let (measured, _) = aggregate_series(&rows);
+        assert_eq!(measured.keys().collect::<Vec<_>>(), ["risc0 succinct"]);
+        assert!(svg(&rows, "alone").contains("2 × CPU, 23 GiB"), "the title names the machine");
     }
 }
