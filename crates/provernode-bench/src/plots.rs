@@ -138,7 +138,10 @@ fn aggregate_series(rows: &[BatchRow]) -> (Series, Series) {
     for (r, is_measured) in with_projections(rows) {
         let mut name = format!("{} {}", r.backend, legend.kind(&r.proof_kind, &r.settings));
         if machines.several() {
-            name.push_str(&format!(", machine {}", machines.index(&r.host).saturating_add(1)));
+            name.push_str(&format!(
+                ", machine {}",
+                machines.index(&r.host).saturating_add(1)
+            ));
         }
         let point = (f64::from(r.n), r.aggregate_prove_seconds);
         if is_measured {
@@ -232,18 +235,27 @@ mod tests {
             [
                 "risc0 succinct, machine 1",
                 "risc0 succinct, machine 2",
-                "sp1 compressed (settings A), machine 2"
+                "sp1 compressed (settings A), machine 1"
             ]
         );
-        // Machine 2's lone risc0 point does not bend machine 1's line.
-        assert_eq!(measured["risc0 succinct, machine 1"], [(4.0, 200.0), (8.0, 400.0)]);
-        assert_eq!(measured["risc0 succinct, machine 2"], [(8.0, 900.0)]);
+        // Machines are numbered by their rows, as in the table: the other
+        // CPU has 3, so it is machine 1. Its lone risc0 point does not bend
+        // machine 2's line.
+        assert_eq!(
+            measured["risc0 succinct, machine 2"],
+            [(4.0, 200.0), (8.0, 400.0)]
+        );
+        assert_eq!(measured["risc0 succinct, machine 1"], [(8.0, 900.0)]);
         // Projections continue their own line from its last measured point:
         // sp1 at 100 s a claim from N = 4, never from another machine's row.
-        let sp1 = &projected["sp1 compressed (settings A), machine 2"];
+        let sp1 = &projected["sp1 compressed (settings A), machine 1"];
         assert_eq!(sp1[0], (4.0, 700.0));
         assert!(sp1.contains(&(8.0, 1100.0)), "{sp1:?}");
-        assert!(!projected.contains_key("risc0 succinct, machine 2"), "one point has no slope");
+        assert!(
+            !projected.contains_key("risc0 succinct, machine 1"),
+            "one point has no slope"
+        );
+        assert_eq!(projected["risc0 succinct, machine 2"][0], (8.0, 400.0));
     }
 
     #[test]
@@ -254,6 +266,9 @@ mod tests {
         ];
         let (measured, _) = aggregate_series(&rows);
         assert_eq!(measured.keys().collect::<Vec<_>>(), ["risc0 succinct"]);
-        assert!(svg(&rows, "alone").contains("2 × CPU, 23 GiB"), "the title names the machine");
+        assert!(
+            svg(&rows, "alone").contains("2 × CPU, 23 GiB"),
+            "the title names the machine"
+        );
     }
 }
