@@ -45,7 +45,7 @@ fn a_node_without_a_network_proves_on_every_built_backend() {
          ip link set lo up\n\
          if ip -o link | grep -v ': lo:' | grep -q .; then echo 'an interface besides lo' >&2; exit 3; fi\n\
          if getent hosts deb.debian.org >/dev/null 2>&1; then echo 'names resolve' >&2; exit 3; fi\n\
-         {exe} doctor run --data-dir {dir}/data --memory-budget-mib 20480 > {dir}/doctor.txt 2>&1 || true
+         {exe} doctor run --data-dir {dir}/data --memory-budget-mib 20480 > {dir}/doctor.txt 2>&1 || true\n\
          {exe} run --data-dir {dir}/data --listen 127.0.0.1:17979 --sqlite-synchronous normal --memory-budget-mib 20480 2> {dir}/node.log &\n\
          node=$!\n\
          trap 'kill $node 2>/dev/null || true' EXIT\n\
