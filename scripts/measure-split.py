@@ -23,6 +23,13 @@ and, from the measured mean segment and join times, a schedule of the real
 tree (the node's online pairing of adjacent parts) for 4, 16 and 64 agents
 of this size: projected wall time and scaling efficiency, labelled as a
 projection. Only the standard library is used.
+
+A program whose split takes longer than one sitting (sha256-chain 1,000
+rounds: 33 parts of 2^18 on 2 cores, about 4 hours) can be sampled:
+--stop-after SECONDS stops the run then and reports the plan and the parts
+finished by then, in a row marked partial; --join-s gives the projection a
+join time measured in a complete run on the same machine (parts are taken
+oldest first, so a stopped run has proved segments, not yet joins).
 """
 import argparse, json, os, shutil, subprocess, sys, tempfile, threading, time, urllib.request
 
@@ -124,6 +131,13 @@ def attempt_secs(task):
     return (a["ended_ms"] - a["started_ms"]) / 1000.0
 
 
+def plan_secs(task):
+    """The plan's seconds (its one execution); exits if it had not finished."""
+    if not any(a["outcome"] in ("succeeded", "split") for a in task["attempt_history"]):
+        sys.exit("stopped before the plan finished: nothing to report (a longer --stop-after?)")
+    return attempt_secs(task)
+
+
 def critical_path(parts_by_id, part):
     """Seconds from the plan's end to this part's end along its longest chain."""
     own = attempt_secs(part)
@@ -171,19 +185,26 @@ def run(args, workers):
         if args.backend == "risc0":
             body["proof_kind"] = "succinct"  # what risc0 splits
         tid = node.call("POST", "/v1/tasks", body)["id"]
+        started = time.monotonic()
+        stopped_after_s = None
         while True:
             task = node.call("GET", f"/v1/tasks/{tid}")
             if task["state"] not in ("queued", "leased"):
                 break
+            if args.stop_after and time.monotonic() - started > args.stop_after:
+                stopped_after_s = time.monotonic() - started
+                break
             node.sample_peak()
             time.sleep(1)
-        if task["state"] != "succeeded":
+        if stopped_after_s is None and task["state"] != "succeeded":
             sys.exit(f"the task ended {task['state']}: {task.get('detail')}")
         # task lists hold submitted tasks only; ?parent= lists one split task's parts
         listed = node.call("GET", f"/v1/tasks?parent={tid}&limit=1000")["tasks"]
         parts = [node.call("GET", f"/v1/tasks/{t['id']}") for t in listed]
     finally:
         peak_kib = node.stop()
+    if stopped_after_s is not None:
+        return partial_row(args, workers, task, parts, stopped_after_s, peak_kib)
     by_id = {p["id"]: p for p in parts}
     segments = [p for p in parts if p["part"]["hi"] - p["part"]["lo"] == 1]
     joins = [p for p in parts if p["part"]["hi"] - p["part"]["lo"] > 1]
@@ -204,6 +225,33 @@ def run(args, workers):
     return row
 
 
+def partial_row(args, workers, task, parts, stopped_after_s, peak_kib):
+    """The figures of a run stopped before its proof (--stop-after): the plan
+    and the parts that had finished. No wall time, total or critical path:
+    those need the whole tree."""
+    done = [p for p in parts if p["state"] == "succeeded"]
+    segments = [p for p in parts if p["part"]["hi"] - p["part"]["lo"] == 1]
+    return {
+        "backend": args.backend, "program": args.program, "input": json.loads(args.input),
+        "segment_po2": args.po2, "workers": workers, "segments": len(segments), "cycles": task["cycles"],
+        "partial": True, "stopped_after_s": round(stopped_after_s, 1),
+        "plan_s": plan_secs(task),
+        "segment_s": [attempt_secs(p) for p in done if p["part"]["hi"] - p["part"]["lo"] == 1],
+        "join_s": [attempt_secs(p) for p in done if p["part"]["hi"] - p["part"]["lo"] > 1],
+        "peak_worker_rss_mib": peak_kib / 1024.0,
+        "retried_parts": sum(1 for p in parts if p["attempts"] > 1),
+    }
+
+
+def print_projection(segments, plan_s, mean_seg, mean_join, source):
+    one = schedule(segments, 1, plan_s, mean_seg, mean_join)
+    print(f"**projection** from {source} (segment {mean_seg:.1f} s, join {mean_join:.1f} s), "
+          f"{segments} segments:")
+    for agents in (1, 2, 4, 16, 64):
+        wall = schedule(segments, agents, plan_s, mean_seg, mean_join)
+        print(f"  {agents:>2} agents: {wall:8.1f} s, speed-up {one / wall:5.2f}, efficiency {one / wall / agents:6.1%}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backend", default="risc0")
@@ -215,6 +263,14 @@ def main():
     p.add_argument("--json", help="append each row to this JSON file as soon as it is measured")
     p.add_argument("--machine", help="a label for this machine, stored in each row (rows from different "
                    "instances are not comparable as a speed-up)")
+    p.add_argument("--stop-after", type=float, metavar="SECONDS",
+                   help="stop each run after this long and report the plan and the parts finished by then "
+                   "(a row marked partial: no wall time, total or critical path), for programs whose "
+                   "split takes longer than one sitting")
+    p.add_argument("--join-s", type=float, metavar="SECONDS",
+                   help="the mean join time for the projection, when the first run finished no join "
+                   "(a join proves the same recursion circuit whatever the program: take it from a "
+                   "complete run on the same machine)")
     args = p.parse_args()
     rows = []
     for w in args.workers or [1, 2]:
@@ -233,23 +289,33 @@ def main():
                 json.dump(existing + [row], f, indent=1)
                 f.write("\n")
     for r in rows:
-        mean_seg = sum(r["segment_s"]) / len(r["segment_s"])
+        mean_seg = sum(r["segment_s"]) / max(1, len(r["segment_s"]))
         mean_join = sum(r["join_s"]) / max(1, len(r["join_s"]))
         print(f"{r['program']} {r['input']} on {r['backend']}, 2^{r['segment_po2']} segments, "
               f"{r['workers']} worker(s): {r['segments']} segments, {r['cycles']} cycles")
+        if r.get("partial"):
+            print(f"  stopped after {r['stopped_after_s']:.0f} s: plan {r['plan_s']:.2f} s; "
+                  f"{len(r['segment_s'])} segment parts finished, mean {mean_seg:.1f} s "
+                  f"(min {min(r['segment_s'], default=0):.1f}, max {max(r['segment_s'], default=0):.1f}); "
+                  f"{len(r['join_s'])} joins finished; peak worker RSS {r['peak_worker_rss_mib']:.0f} MiB; "
+                  f"parts retried {r['retried_parts']}")
+            continue
         print(f"  wall {r['wall_s']:.1f} s; plan {r['plan_s']:.2f} s; segment parts mean {mean_seg:.1f} s "
               f"(min {min(r['segment_s']):.1f}, max {max(r['segment_s']):.1f}); joins mean {mean_join:.1f} s; "
               f"total proving {r['total_proving_s']:.1f} s; critical path {r['critical_path_s']:.1f} s; "
               f"peak worker RSS {r['peak_worker_rss_mib']:.0f} MiB; parts retried {r['retried_parts']}")
     base = rows[0]
+    if not base["segment_s"]:
+        sys.exit("no segment part finished: no projection (a longer --stop-after?)")
     mean_seg = sum(base["segment_s"]) / len(base["segment_s"])
-    mean_join = sum(base["join_s"]) / max(1, len(base["join_s"]))
-    one = schedule(base["segments"], 1, base["plan_s"], mean_seg, mean_join)
-    print(f"**projection** from the {base['workers']}-worker run's mean times "
-          f"(segment {mean_seg:.1f} s, join {mean_join:.1f} s), {base['segments']} segments:")
-    for agents in (1, 2, 4, 16, 64):
-        wall = schedule(base["segments"], agents, base["plan_s"], mean_seg, mean_join)
-        print(f"  {agents:>2} agents: {wall:8.1f} s, speed-up {one / wall:5.2f}, efficiency {one / wall / agents:6.1%}")
+    if args.join_s is not None:
+        mean_join, source = args.join_s, f"the {base['workers']}-worker run's mean segment part and --join-s"
+    elif base["join_s"]:
+        mean_join = sum(base["join_s"]) / len(base["join_s"])
+        source = f"the {base['workers']}-worker run's mean times"
+    else:
+        sys.exit("no join finished: give the projection a join time with --join-s")
+    print_projection(base["segments"], base["plan_s"], mean_seg, mean_join, source)
 
 
 if __name__ == "__main__":
