@@ -25,7 +25,7 @@ of this size: projected wall time and scaling efficiency, labelled as a
 projection. Only the standard library is used.
 
 A program whose split takes longer than one sitting (sha256-chain 1,000
-rounds: 33 parts of 2^18 on 2 cores, about 4 hours) can be sampled:
+rounds: 33 parts of 2^18, about 3 hours on one 2-core instance) can be sampled:
 --stop-after SECONDS stops the run then and reports the plan and the parts
 finished by then, in a row marked partial; --join-s gives the projection a
 join time measured in a complete run on the same machine (parts are taken
@@ -131,6 +131,11 @@ def attempt_secs(task):
     return (a["ended_ms"] - a["started_ms"]) / 1000.0
 
 
+def is_segment(part):
+    """A part covering one segment (prove and lift); the others are joins."""
+    return part["part"]["hi"] - part["part"]["lo"] == 1
+
+
 def plan_secs(task):
     """The plan's seconds (its one execution); exits if it had not finished."""
     if not any(a["outcome"] in ("succeeded", "split") for a in task["attempt_history"]):
@@ -206,8 +211,8 @@ def run(args, workers):
     if stopped_after_s is not None:
         return partial_row(args, workers, task, parts, stopped_after_s, peak_kib)
     by_id = {p["id"]: p for p in parts}
-    segments = [p for p in parts if p["part"]["hi"] - p["part"]["lo"] == 1]
-    joins = [p for p in parts if p["part"]["hi"] - p["part"]["lo"] > 1]
+    segments = [p for p in parts if is_segment(p)]
+    joins = [p for p in parts if not is_segment(p)]
     final = next(p for p in joins if p["part"]["lo"] == 0 and p["part"]["hi"] == len(segments))
     plan_s = attempt_secs(task)
     seg_s = [attempt_secs(p) for p in segments]
@@ -230,14 +235,14 @@ def partial_row(args, workers, task, parts, stopped_after_s, peak_kib):
     and the parts that had finished. No wall time, total or critical path:
     those need the whole tree."""
     done = [p for p in parts if p["state"] == "succeeded"]
-    segments = [p for p in parts if p["part"]["hi"] - p["part"]["lo"] == 1]
+    segments = [p for p in parts if is_segment(p)]
     return {
         "backend": args.backend, "program": args.program, "input": json.loads(args.input),
         "segment_po2": args.po2, "workers": workers, "segments": len(segments), "cycles": task["cycles"],
         "partial": True, "stopped_after_s": round(stopped_after_s, 1),
         "plan_s": plan_secs(task),
-        "segment_s": [attempt_secs(p) for p in done if p["part"]["hi"] - p["part"]["lo"] == 1],
-        "join_s": [attempt_secs(p) for p in done if p["part"]["hi"] - p["part"]["lo"] > 1],
+        "segment_s": [attempt_secs(p) for p in done if is_segment(p)],
+        "join_s": [attempt_secs(p) for p in done if not is_segment(p)],
         "peak_worker_rss_mib": peak_kib / 1024.0,
         "retried_parts": sum(1 for p in parts if p["attempts"] > 1),
     }
