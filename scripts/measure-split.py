@@ -262,8 +262,11 @@ def main():
     p.add_argument("--backend", default="risc0")
     p.add_argument("--program", default="fibonacci")
     p.add_argument("--input", default='{"n": 100000}')
-    p.add_argument("--po2", type=int, default=18)
-    p.add_argument("--memory-mib", type=int, default=4096)
+    p.add_argument("--po2", type=int, default=18,
+                   help="segments of 2^N cycles, as asked of the node (the row records this); the node lowers it "
+                        "to fit --memory-mib, so 2^19 needs 5120 and 2^20 10240 (risc0 backend: 10 KiB a row)")
+    p.add_argument("--memory-mib", type=int, default=4096,
+                   help="each worker's memory limit (default 4096: room for 2^18 segments)")
     p.add_argument("--workers", type=int, action="append")
     p.add_argument("--json", help="append each row to this JSON file as soon as it is measured")
     p.add_argument("--machine", help="a label for this machine, stored in each row (rows from different "
