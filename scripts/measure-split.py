@@ -143,6 +143,19 @@ def plan_secs(task):
     return attempt_secs(task)
 
 
+def plan_po2(args, task):
+    """The segment size the node's plan used (the API's split.segment_po2),
+    which a worker's memory limit may have made smaller than --po2."""
+    used = (task.get("split") or {}).get("segment_po2")
+    if used is None:
+        sys.exit("the task shows no split.segment_po2: a provernode older than this script, or the task was not split")
+    if used != args.po2:
+        print(f"note: asked for 2^{args.po2} segments, the node used 2^{used} "
+              f"(the worker's memory limit, --memory-mib {args.memory_mib}, fits no larger); the row records 2^{used}",
+              file=sys.stderr)
+    return used
+
+
 def critical_path(parts_by_id, part):
     """Seconds from the plan's end to this part's end along its longest chain."""
     own = attempt_secs(part)
@@ -219,7 +232,7 @@ def run(args, workers):
     join_s = [attempt_secs(p) for p in joins]
     row = {
         "backend": args.backend, "program": args.program, "input": json.loads(args.input),
-        "segment_po2": args.po2, "workers": workers, "segments": len(segments), "cycles": task["cycles"],
+        "segment_po2": plan_po2(args, task), "workers": workers, "segments": len(segments), "cycles": task["cycles"],
         "wall_s": (task["finished_ms"] - task["created_ms"]) / 1000.0,
         "plan_s": plan_s, "segment_s": seg_s, "join_s": join_s,
         "total_proving_s": plan_s + sum(seg_s) + sum(join_s),
@@ -234,13 +247,14 @@ def partial_row(args, workers, task, parts, stopped_after_s, peak_kib):
     """The figures of a run stopped before its proof (--stop-after): the plan
     and the parts that had finished. No wall time, total or critical path:
     those need the whole tree."""
+    plan_s = plan_secs(task)  # first: it says so when the plan had not finished
     done = [p for p in parts if p["state"] == "succeeded"]
     segments = [p for p in parts if is_segment(p)]
     return {
         "backend": args.backend, "program": args.program, "input": json.loads(args.input),
-        "segment_po2": args.po2, "workers": workers, "segments": len(segments), "cycles": task["cycles"],
+        "segment_po2": plan_po2(args, task), "workers": workers, "segments": len(segments), "cycles": task["cycles"],
         "partial": True, "stopped_after_s": round(stopped_after_s, 1),
-        "plan_s": plan_secs(task),
+        "plan_s": plan_s,
         "segment_s": [attempt_secs(p) for p in done if is_segment(p)],
         "join_s": [attempt_secs(p) for p in done if not is_segment(p)],
         "peak_worker_rss_mib": peak_kib / 1024.0,
@@ -263,8 +277,9 @@ def main():
     p.add_argument("--program", default="fibonacci")
     p.add_argument("--input", default='{"n": 100000}')
     p.add_argument("--po2", type=int, default=18,
-                   help="segments of 2^N cycles, as asked of the node (the row records this); the node lowers it "
-                        "to fit --memory-mib, so 2^19 needs 5120 and 2^20 10240 (risc0 backend: 10 KiB a row)")
+                   help="segments of 2^N cycles, as asked of the node; the node lowers it to fit --memory-mib "
+                        "(risc0: 10 KiB a row, so 2^19 needs 5120 and 2^20 10240), and the row records the size "
+                        "its plan used (the API's split.segment_po2), with a note when that is smaller")
     p.add_argument("--memory-mib", type=int, default=4096,
                    help="each worker's memory limit (default 4096: room for 2^18 segments)")
     p.add_argument("--workers", type=int, action="append")

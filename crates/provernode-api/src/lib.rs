@@ -308,6 +308,9 @@ pub struct PartView {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SplitView {
     pub segments: u32,
+    /// Segments of 2^segment_po2 cycles: the size the plan used, which a
+    /// worker's memory limit may have made smaller than the node's setting.
+    pub segment_po2: u32,
     pub segments_proved: u32,
     /// A split of n segments takes n - 1 joins.
     pub joins: u32,

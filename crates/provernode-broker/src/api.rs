@@ -754,6 +754,7 @@ pub(crate) async fn task(
         .await?
         .map(|p| provernode_api::SplitView {
             segments: p.segments,
+            segment_po2: p.segment_po2,
             segments_proved: p.segments_proved,
             joins: p.joins,
             joins_done: p.joins_done,

@@ -196,6 +196,10 @@ pub struct ProvingRate {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SplitProgress {
     pub segments: u32,
+    /// The plan's segment size, 2^segment_po2 cycles: what the planning
+    /// worker used, which may be smaller than the node's setting when the
+    /// worker's memory limit asked for it.
+    pub segment_po2: u32,
     pub segments_proved: u32,
     /// A split of n segments takes n - 1 joins.
     pub joins: u32,

@@ -121,7 +121,8 @@ pub(crate) const CLOSE_ORPHAN_ATTEMPTS: &str = "UPDATE attempts SET ended_ms = ?
 pub(crate) const PROGRESS: &str = "SELECT \
         COALESCE(SUM(CASE WHEN part_hi - part_lo = 1 AND state = 'succeeded' THEN 1 ELSE 0 END), 0) AS segments_proved, \
         COALESCE(SUM(CASE WHEN part_hi - part_lo > 1 AND state = 'succeeded' THEN 1 ELSE 0 END), 0) AS joins_done, \
-        COALESCE(SUM(CASE WHEN state = 'leased' THEN 1 ELSE 0 END), 0) AS parts_running \
+        COALESCE(SUM(CASE WHEN state = 'leased' THEN 1 ELSE 0 END), 0) AS parts_running, \
+        (SELECT split_po2 FROM tasks WHERE id = ?1) AS segment_po2 \
      FROM tasks WHERE parent_id = ?1";
 
 /// The glue, for one store type and its database: `$lock` is appended to
@@ -427,8 +428,16 @@ macro_rules! split_glue {
                     .fetch_one(&self.pool)
                     .await?;
                 let n = |c: &str| u32::try_from(row.get::<i64, _>(c)).unwrap_or(0);
+                // Written with split_segments by the same statement.
+                let segment_po2 = row
+                    .get::<Option<i64>, _>("segment_po2")
+                    .and_then(|p| u32::try_from(p).ok())
+                    .ok_or_else(|| {
+                        $crate::StoreError::Corrupt(format!("split task {id} has segments but no segment size"))
+                    })?;
                 Ok(Some($crate::SplitProgress {
                     segments,
+                    segment_po2,
                     segments_proved: n("segments_proved"),
                     joins: segments.saturating_sub(1),
                     // The final join is a part too: it succeeds with the parent.

@@ -1052,6 +1052,7 @@ async fn a_split_task_is_joined_as_its_parts_arrive_and_ends_with_the_final_join
         .await
         .expect("segments 2 and 3 are joined");
     let progress = f.store.split_progress(parent).await.unwrap().unwrap();
+    assert_eq!(progress.segment_po2, 16, "the plan's segment size");
     assert_eq!(
         (
             progress.segments,

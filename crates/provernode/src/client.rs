@@ -377,8 +377,9 @@ pub async fn status(id: &str, node: &NodeFlags, as_json: bool) -> Result<()> {
     }
     if let Some(split) = &t.split {
         println!(
-            "split     {} segments: {}/{} proved, {}/{} joins done, {} parts running",
+            "split     {} segments of 2^{} cycles: {}/{} proved, {}/{} joins done, {} parts running",
             split.segments,
+            split.segment_po2,
             split.segments_proved,
             split.segments,
             split.joins_done,

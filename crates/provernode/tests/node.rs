@@ -718,6 +718,7 @@ fn a_split_task_survives_the_node_killed_mid_tree_and_ends_in_the_unsplit_proof(
     });
     let segments = t["split"]["segments"].as_u64().unwrap();
     assert!(segments >= 30, "{t}");
+    assert_eq!(t["split"]["segment_po2"], 13, "the plan's segment size: {t}");
     assert_eq!(t["state"], "leased", "{t}");
     assert_eq!(t["lease"]["owner"], "split", "{t}");
     node.kill9();

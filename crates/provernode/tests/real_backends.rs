@@ -130,6 +130,7 @@ fn a_risc0_split_proof_survives_the_node_killed_mid_tree() {
         t["split"]["segments_proved"].as_u64().unwrap_or(0) >= 1
     });
     assert_eq!(t["split"]["segments"], 2, "{t}");
+    assert_eq!(t["split"]["segment_po2"], 16, "the plan's segment size: {t}");
     eprintln!(
         "first segment proved after {:.0} s; killing the node",
         started.elapsed().as_secs_f64()
