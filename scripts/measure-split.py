@@ -150,9 +150,9 @@ def plan_po2(args, task):
     if used is None:
         sys.exit("the task shows no split.segment_po2: a provernode older than this script, or the task was not split")
     if used != args.po2:
-        print(f"note: asked for 2^{args.po2} segments, the node used 2^{used} "
-              f"(the worker's memory limit, --memory-mib {args.memory_mib}, fits no larger); the row records 2^{used}",
-              file=sys.stderr)
+        print(f"note: asked for 2^{args.po2} segments, the node used 2^{used} (it fits the size to the "
+              f"worker's memory limit, --memory-mib {args.memory_mib}, and the backend's bounds); "
+              f"the row records 2^{used}", file=sys.stderr)
     return used
 
 
