@@ -46,6 +46,14 @@ def binary():
     return path
 
 
+def total_memory_mib():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    sys.exit("/proc/meminfo has no MemTotal: cannot size the workers")
+
+
 class Node:
     def __init__(self, args, workers):
         self.dir = tempfile.mkdtemp(prefix="provernode-split-")
@@ -295,6 +303,16 @@ def main():
                    "(a join proves the same recursion circuit whatever the program: take it from a "
                    "complete run on the same machine)")
     args = p.parse_args()
+    # The node runs no more attempts at once than fit its memory budget (90% of
+    # this machine's memory): with more workers than that, a row would say
+    # "N workers" of a run that proved fewer parts at a time.
+    budget_mib = total_memory_mib() * 9 // 10
+    for w in args.workers or [1, 2]:
+        if w * args.memory_mib > budget_mib:
+            sys.exit(f"--workers {w} with --memory-mib {args.memory_mib} needs {w * args.memory_mib} MiB, over the "
+                     f"node's memory budget here ({budget_mib} MiB, 90% of this machine's memory): it would prove "
+                     f"at most {budget_mib // args.memory_mib} part(s) at once; lower --memory-mib to "
+                     f"{budget_mib // w} or less (the node then lowers the segment size to fit)")
     rows = []
     for w in args.workers or [1, 2]:
         row = run(args, w)

@@ -189,6 +189,7 @@ pub async fn examine(role: Role<'_>, mode: Mode) -> Report {
             checks.push(shm(Path::new("/dev/shm"), &registry, a.slots.workers));
             checks.push(memory_floors(&registry, total_memory_bytes()));
             checks.push(worker_settings(&registry, &a.slots));
+            checks.push(worker_slots(&a.slots, a.tasks.default_memory_limit_mib));
             checks.extend(directory("data directory", &a.data_dir));
             checks.push(artifacts(&a.artifacts, &a.data_dir));
             checks.push(token_for(a.listen, a.token.is_some(), "--token"));
@@ -392,6 +393,45 @@ fn worker_settings(registry: &Registry, slots: &crate::settings::SlotFlags) -> C
             listed.join("; ")
         ),
     )
+}
+
+/// Whether every slot can prove a task of the default size at once. A slot
+/// whose attempt does not fit the memory budget beside the others' waits
+/// for room, so `--workers 2` with a default limit over half the budget
+/// proves one task at a time, and nothing else says so.
+fn worker_slots(slots: &crate::settings::SlotFlags, default_memory_limit_mib: u64) -> Check {
+    let workers = slots.workers.max(1);
+    let Some(budget) = crate::wiring::memory_budget_bytes(slots) else {
+        return Check::pass(
+            "worker slots",
+            format!("{workers} slots, no memory budget (this machine's memory cannot be read): nothing holds a slot back"),
+        );
+    };
+    let attempt = default_memory_limit_mib.saturating_mul(1 << 20).max(1);
+    let fit = usize::try_from(budget / attempt).unwrap_or(usize::MAX);
+    let found = format!(
+        "--workers {workers}, attempts of the default {} (--default-memory-limit-mib {default_memory_limit_mib}), memory budget {} ({})",
+        gib(attempt),
+        gib(budget),
+        if slots.memory_budget_mib.is_some() { "--memory-budget-mib" } else { "90% of this machine's memory" },
+    );
+    let fix = format!(
+        "lower --default-memory-limit-mib to {} or less (tasks may still ask for more with memory_limit_mib), lower --workers, or raise --memory-budget-mib on a machine with more memory",
+        (budget / workers as u64) >> 20
+    );
+    match fit {
+        0 => Check::warn(
+            "worker slots",
+            format!("{found}: a task that gives no memory limit is refused, its default is over the budget"),
+            fix,
+        ),
+        fit if fit < workers => Check::warn(
+            "worker slots",
+            format!("{found}: only {fit} of the {workers} slots can prove such an attempt at once, the others wait for room"),
+            fix,
+        ),
+        _ => Check::pass("worker slots", format!("{found}: all slots fit at once")),
+    }
 }
 
 fn memory_floors(registry: &Registry, total: Option<u64>) -> Check {
@@ -748,6 +788,31 @@ mod tests {
         let registry = Registry::default();
         assert_eq!(memory_floors(&registry, Some(1 << 40)).level, Level::Pass);
         assert_eq!(memory_floors(&registry, None).level, Level::Warn);
+    }
+
+    #[test]
+    fn slots_that_cannot_all_prove_default_tasks_at_once_warn() {
+        let mut slots = crate::embedded::temporary(Path::new("/nonexistent"), 2).slots;
+        slots.memory_budget_mib = Some(20480);
+        let fits = worker_slots(&slots, 10240);
+        assert_eq!(fits.level, Level::Pass, "{fits:?}");
+        let one_at_a_time = worker_slots(&slots, 11264);
+        assert_eq!(one_at_a_time.level, Level::Warn, "{one_at_a_time:?}");
+        assert!(
+            one_at_a_time.found.contains("only 1 of the 2 slots"),
+            "{one_at_a_time:?}"
+        );
+        assert!(
+            one_at_a_time
+                .fix
+                .as_deref()
+                .unwrap_or("")
+                .contains("--default-memory-limit-mib to 10240"),
+            "{one_at_a_time:?}"
+        );
+        let none = worker_slots(&slots, 30000);
+        assert_eq!(none.level, Level::Warn, "{none:?}");
+        assert!(none.found.contains("is refused"), "{none:?}");
     }
 
     #[test]

@@ -177,6 +177,7 @@ fn doctor_passes_on_this_machine_and_fails_a_public_address_without_a_token() {
         "memory limits",
         "/dev/shm",
         "memory",
+        "worker slots",
         "data directory",
         "free disk",
         "open files",
@@ -187,6 +188,27 @@ fn doctor_passes_on_this_machine_and_fails_a_public_address_without_a_token() {
             "no {check} check in:\n{text}"
         );
     }
+    // Two slots whose default-sized attempts do not both fit the memory
+    // budget: the node would prove one task at a time, and doctor says so.
+    provernode()
+        .args(["doctor", "run", "--listen", "127.0.0.1:0", "--workers", "2"])
+        .args([
+            "--memory-budget-mib",
+            "8192",
+            "--default-memory-limit-mib",
+            "6144",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("WARN  worker slots"))
+        .stdout(predicate::str::contains(
+            "only 1 of the 2 slots can prove such an attempt at once",
+        ))
+        .stdout(predicate::str::contains(
+            "--default-memory-limit-mib to 4096 or less",
+        ));
     let out = provernode()
         .args(["doctor", "run", "--json", "--listen", "0.0.0.0:0", "--data-dir"])
         .arg(&data)
