@@ -1,8 +1,9 @@
 //! The binary as `.ci/run` builds it, with the real backends (`--features
 //! risc0,sp1`): every backend says it is available, and an SP1 process
 //! reclaims the shared memory a dead one left in `/dev/shm` while keeping
-//! what a live process holds; a RISC Zero proof split across a cluster's
-//! agents survives their faults. Proofs themselves are tested in each
+//! what a live process holds; a RISC Zero split's segments shrink to the
+//! attempt's memory limit and cancelling it stops its parts; a RISC Zero
+//! proof split across a cluster's agents survives their faults. Proofs themselves are tested in each
 //! backend's `tests/prove.rs`.
 
 #![cfg(all(feature = "risc0", feature = "sp1"))]
@@ -149,6 +150,99 @@ fn a_risc0_split_proof_survives_the_node_killed_mid_tree() {
         verify(&proof),
         expected,
         "the receipt verifies with the image id and this journal"
+    );
+}
+
+/// The node lowers the segment size a split asks for (`--split-po2 20`)
+/// until one segment's proof fits the attempt's memory limit (risc0: 10 KiB
+/// a row, so succinct's floor of 1.5 GiB holds 2^17 rows), and the task's
+/// status says which size the plan used: at 2^20 this program (about 325 k
+/// cycles) is one segment and would not be split at all. Cancelling the task then stops the real segment proof in
+/// flight and frees its worker. Seconds: one execution, no proof finished.
+#[test]
+fn a_risc0_split_shrinks_its_segments_to_the_attempts_memory_and_cancels_with_its_parts() {
+    use common::Node;
+    use std::time::{Duration, Instant};
+    let long = Duration::from_secs(600);
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--workers",
+        "1",
+        "--split-backends",
+        "risc0",
+        "--split-po2",
+        "20",
+        "--default-memory-limit-mib",
+        "1536",
+    ];
+    let node = Node::start(&dir.path().join("data"), &args, &[]);
+    let id = node.submit(serde_json::json!({
+        "program": "fibonacci", "input": {"n": 20000}, "backend": "risc0", "proof_kind": "succinct"
+    }));
+    let parts = |node: &Node| -> Vec<serde_json::Value> {
+        let list: serde_json::Value = node
+            .http()
+            .get(format!("{}/v1/tasks?limit=1000&parent={id}", node.base))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        list["tasks"].as_array().unwrap().clone()
+    };
+    // A segment part held by the worker: its proof is under way.
+    let t = node.wait_until(&id, long, |t| {
+        let open = matches!(t["state"].as_str(), Some("queued") | Some("leased"));
+        assert!(open, "the task ended unsplit: {t}");
+        t["split"]["segments"].as_u64().is_some() && parts(&node).iter().any(|p| p["state"] == "leased")
+    });
+    assert_eq!(
+        t["split"]["segment_po2"], 17,
+        "2^20 lowered to what 1.5 GiB holds: {t}"
+    );
+    assert!(t["split"]["segments"].as_u64() >= Some(2), "{t}");
+    let proving = node.workers();
+    assert!(!proving.is_empty(), "no worker holds the segment part");
+    let resp = node
+        .http()
+        .post(format!("{}/v1/tasks/{id}/cancel", node.base))
+        .send()
+        .unwrap();
+    assert!(resp.status().is_success(), "{resp:?}");
+    assert_eq!(node.wait_terminal(&id, long)["state"], "cancelled");
+    let start = Instant::now();
+    loop {
+        let parts = parts(&node);
+        let open = parts
+            .iter()
+            .filter(|p| matches!(p["state"].as_str(), Some("queued") | Some("leased")))
+            .count();
+        if open == 0 {
+            assert!(
+                parts.iter().all(|p| p["state"] == "cancelled"),
+                "no part was proved: {parts:?}"
+            );
+            break;
+        }
+        assert!(start.elapsed() < long, "{open} parts still open: {parts:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The worker proving the part is killed (a segment proof here takes
+    // minutes), and the one slot proves again.
+    let start = Instant::now();
+    while proving.iter().any(|p| node.workers().contains(p)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the cancelled part's worker still runs: {proving:?}\n{}",
+            node.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let next = node.submit(common::fib(7));
+    assert_eq!(
+        node.wait_terminal(&next, long)["state"],
+        "succeeded",
+        "{}",
+        node.log_text()
     );
 }
 
