@@ -671,24 +671,6 @@ fn aggregates_survive_the_node_killed_mid_flight_and_a_failed_dependency_fails_t
     node.kill9();
 }
 
-/// Every part of the split task `parent`, from the task list.
-fn parts_of(node: &Node, parent: &str) -> Vec<Value> {
-    let list: Value = node
-        .http()
-        .get(format!("{}/v1/tasks?limit=1000&parent={parent}", node.base))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    list["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["part"]["parent_id"] == parent)
-        .cloned()
-        .collect()
-}
-
 /// The proof `provernode prove` makes of the same program and input, in
 /// one process.
 fn unsplit_proof(dir: &std::path::Path, args: &[&str]) -> Vec<u8> {
@@ -733,7 +715,7 @@ fn a_split_task_survives_the_node_killed_mid_tree_and_ends_in_the_unsplit_proof(
         unsplit_proof(dir.path(), &["fibonacci", "--n", "20000"]),
         "the split proof is the unsplit one, byte for byte"
     );
-    let parts = parts_of(&node, &id);
+    let parts = node.parts(&id);
     assert_eq!(parts.len() as u64, 2 * segments - 1, "segments and joins");
     let mut lost = 0;
     for part in &parts {
@@ -803,20 +785,8 @@ fn a_split_task_survives_the_node_killed_mid_tree_and_ends_in_the_unsplit_proof(
     assert!(resp.status().is_success());
     let t = node.wait_terminal(&id, LONG);
     assert_eq!(t["state"], "cancelled", "{t}");
-    let start = Instant::now();
-    loop {
-        let parts = parts_of(&node, &id);
-        let open = parts
-            .iter()
-            .filter(|p| matches!(p["state"].as_str(), Some("queued") | Some("leased")))
-            .count();
-        if open == 0 {
-            assert!(parts.iter().any(|p| p["state"] == "cancelled"));
-            break;
-        }
-        assert!(start.elapsed() < LONG, "{open} parts still open");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let parts = node.settled_parts(&id, LONG);
+    assert!(parts.iter().any(|p| p["state"] == "cancelled"), "{parts:?}");
 }
 
 #[test]

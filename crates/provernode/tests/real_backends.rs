@@ -3,8 +3,8 @@
 //! reclaims the shared memory a dead one left in `/dev/shm` while keeping
 //! what a live process holds; a RISC Zero split's segments shrink to the
 //! attempt's memory limit and cancelling it stops its parts; a RISC Zero
-//! proof split across a cluster's agents survives their faults. Proofs themselves are tested in each
-//! backend's `tests/prove.rs`.
+//! proof split across a cluster's agents survives their faults. Proofs
+//! themselves are tested in each backend's `tests/prove.rs`.
 
 #![cfg(all(feature = "risc0", feature = "sp1"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic by design
@@ -157,8 +157,9 @@ fn a_risc0_split_proof_survives_the_node_killed_mid_tree() {
 /// until one segment's proof fits the attempt's memory limit (risc0: 10 KiB
 /// a row, so succinct's floor of 1.5 GiB holds 2^17 rows), and the task's
 /// status says which size the plan used: at 2^20 this program (about 325 k
-/// cycles) is one segment and would not be split at all. Cancelling the task then stops the real segment proof in
-/// flight and frees its worker. Seconds: one execution, no proof finished.
+/// cycles) is one segment and would not be split at all. Cancelling the
+/// task then stops the real segment proof in flight and frees its worker.
+/// Seconds: one execution, no proof finished.
 #[test]
 fn a_risc0_split_shrinks_its_segments_to_the_attempts_memory_and_cancels_with_its_parts() {
     use common::Node;
@@ -179,21 +180,11 @@ fn a_risc0_split_shrinks_its_segments_to_the_attempts_memory_and_cancels_with_it
     let id = node.submit(serde_json::json!({
         "program": "fibonacci", "input": {"n": 20000}, "backend": "risc0", "proof_kind": "succinct"
     }));
-    let parts = |node: &Node| -> Vec<serde_json::Value> {
-        let list: serde_json::Value = node
-            .http()
-            .get(format!("{}/v1/tasks?limit=1000&parent={id}", node.base))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        list["tasks"].as_array().unwrap().clone()
-    };
     // A segment part held by the worker: its proof is under way.
     let t = node.wait_until(&id, long, |t| {
         let open = matches!(t["state"].as_str(), Some("queued") | Some("leased"));
         assert!(open, "the task ended unsplit: {t}");
-        t["split"]["segments"].as_u64().is_some() && parts(&node).iter().any(|p| p["state"] == "leased")
+        t["split"]["segments"].as_u64().is_some() && node.parts(&id).iter().any(|p| p["state"] == "leased")
     });
     assert_eq!(
         t["split"]["segment_po2"], 17,
@@ -209,23 +200,11 @@ fn a_risc0_split_shrinks_its_segments_to_the_attempts_memory_and_cancels_with_it
         .unwrap();
     assert!(resp.status().is_success(), "{resp:?}");
     assert_eq!(node.wait_terminal(&id, long)["state"], "cancelled");
-    let start = Instant::now();
-    loop {
-        let parts = parts(&node);
-        let open = parts
-            .iter()
-            .filter(|p| matches!(p["state"].as_str(), Some("queued") | Some("leased")))
-            .count();
-        if open == 0 {
-            assert!(
-                parts.iter().all(|p| p["state"] == "cancelled"),
-                "no part was proved: {parts:?}"
-            );
-            break;
-        }
-        assert!(start.elapsed() < long, "{open} parts still open: {parts:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let parts = node.settled_parts(&id, long);
+    assert!(
+        parts.iter().all(|p| p["state"] == "cancelled"),
+        "no part was proved: {parts:?}"
+    );
     // The worker proving the part is killed (a segment proof here takes
     // minutes), and the one slot proves again.
     let start = Instant::now();

@@ -228,6 +228,41 @@ impl Node {
         })
     }
 
+    /// The parts (segments and joins) of split task `parent`.
+    pub fn parts(&self, parent: &str) -> Vec<Value> {
+        let list: Value = self
+            .http()
+            .get(format!("{}/v1/tasks?limit=1000&parent={parent}", self.base))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        list["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["part"]["parent_id"] == parent)
+            .cloned()
+            .collect()
+    }
+
+    /// The parts of `parent` once none is queued or leased any more.
+    pub fn settled_parts(&self, parent: &str, timeout: Duration) -> Vec<Value> {
+        let start = Instant::now();
+        loop {
+            let parts = self.parts(parent);
+            let open = parts
+                .iter()
+                .filter(|p| matches!(p["state"].as_str(), Some("queued") | Some("leased")))
+                .count();
+            if open == 0 {
+                return parts;
+            }
+            assert!(start.elapsed() < timeout, "{open} parts still open: {parts:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
